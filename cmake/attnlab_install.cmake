@@ -1,0 +1,22 @@
+# `cmake --install build` installs the libraries, headers and the CLI, plus a package config so
+# that out-of-tree experiments can `find_package(attnlab)` and link `attnlab::layers`.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(_attnlab_libs core autograd layers)
+install(TARGETS ${_attnlab_libs} EXPORT attnlabTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+foreach(_dir core autograd layers)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${_dir}/ DESTINATION include/attnlab/${_dir}
+          FILES_MATCHING PATTERN "*.hpp")
+endforeach()
+install(EXPORT attnlabTargets NAMESPACE attnlab:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/attnlab)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/attnlabConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/attnlabConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/attnlab)
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/attnlabConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_BINARY_DIR}/attnlabConfig.cmake ${CMAKE_BINARY_DIR}/attnlabConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/attnlab_helpers.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/attnlab)

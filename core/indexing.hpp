@@ -1,0 +1,27 @@
+// Index-based kernels: lookups (embeddings, codeword tables) and their scatter-add gradients.
+// Index tensors are int64; an out-of-range index throws ValueError naming the op, the index
+// value and the valid range. These ops move elements, so they accept every dtype.
+#pragma once
+
+#include "core/tensor.hpp"
+
+namespace attnlab {
+
+// numpy.take: out = x indexed by `index` along `axis`, where index may have any shape:
+// out.shape = x.shape[:axis] + index.shape + x.shape[axis+1:]. Embedding lookup is
+// index_select(table, 0, ids).
+Tensor index_select(const Tensor& x, int axis, const Tensor& index);
+// The adjoint of index_select: a zero tensor of `shape` with src's slices added at the indexed
+// positions (repeated indices accumulate, in a fixed order).
+Tensor index_add(const Shape& shape, int axis, const Tensor& index, const Tensor& src);
+
+// torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for axis 1; index has x's rank and
+// out has index's shape (dimensions other than `axis` must not exceed x's).
+Tensor gather(const Tensor& x, int axis, const Tensor& index);
+// The adjoint of gather: zeros of `shape`, then out[.., index[..], ..] += src[..].
+Tensor scatter_add(const Shape& shape, int axis, const Tensor& index, const Tensor& src);
+
+// One-hot rows: out.shape = index.shape + [num_classes], 1 at each index, 0 elsewhere.
+Tensor one_hot(const Tensor& index, int64_t num_classes, DType dtype = kFloat32);
+
+}  // namespace attnlab

@@ -1,0 +1,174 @@
+#include "core/parallel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace attnlab {
+namespace {
+
+thread_local bool t_in_parallel = false;
+
+int default_threads() {
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+std::atomic<int> g_num_threads{default_threads()};
+
+#ifdef ATTNLAB_THREADS
+class ThreadPool {
+ public:
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  // Runs task(i) for i in [0, n): the caller runs i = 0, worker j runs i = j + 1.
+  // Returns false (and runs nothing) if another thread is using the pool.
+  bool run(int n, const std::function<void(int)>& task) {
+    std::unique_lock<std::mutex> run_lock(run_mutex_, std::try_to_lock);
+    if (!run_lock.owns_lock())
+      return false;
+    ensure_workers(n - 1);
+    task_ = &task;
+    tasks_ = n;
+    error_ = nullptr;
+    // Every worker acknowledges every generation (idle ones without work), so no worker can lag
+    // a generation behind and read the next job's fields as if they were this one's.
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    run_one(0);
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins > 2000)
+        std::this_thread::yield();
+    }
+    task_ = nullptr;
+    if (error_)
+      std::rethrow_exception(error_);
+    return true;
+  }
+
+ private:
+  void ensure_workers(int n) {
+    while (static_cast<int>(workers_.size()) < n) {
+      const int index = static_cast<int>(workers_.size()) + 1;
+      workers_.emplace_back([this, index] { worker_loop(index); });
+    }
+  }
+
+  void run_one(int i) {
+    t_in_parallel = true;
+    try {
+      (*task_)(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_)
+        error_ = std::current_exception();
+    }
+    t_in_parallel = false;
+  }
+
+  void worker_loop(int index) {
+    uint64_t seen = 0;
+    for (;;) {
+      // Spin for a while (cheap hand-offs between consecutive kernels), then sleep.
+      uint64_t gen = generation_.load(std::memory_order_acquire);
+      for (int spins = 0; gen == seen && spins < 20000; ++spins) {
+        gen = generation_.load(std::memory_order_acquire);
+      }
+      if (gen == seen) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        gen = generation_.load(std::memory_order_acquire);
+      }
+      seen = gen;
+      if (stop_flag())
+        return;
+      if (index < tasks_)
+        run_one(index);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  bool stop_flag() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stop_;
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex run_mutex_;  // one parallel_for at a time; others run serially
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  const std::function<void(int)>* task_ = nullptr;
+  int tasks_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+ThreadPool& pool() {
+  static ThreadPool p;
+  return p;
+}
+#endif
+
+}  // namespace
+
+void set_num_threads(int n) {
+  ATTNLAB_CHECK(n >= 1, ValueError, "set_num_threads: need at least 1 thread, got ", n);
+  g_num_threads.store(n);
+}
+
+int num_threads() {
+  return g_num_threads.load(std::memory_order_relaxed);
+}
+
+bool in_parallel_region() {
+  return t_in_parallel;
+}
+
+namespace detail {
+
+void parallel_for_impl(int64_t begin,
+                       int64_t end,
+                       int64_t grain,
+                       const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t n = end - begin;
+  const int64_t max_chunks = (n + grain - 1) / grain;
+  const int chunks = static_cast<int>(std::min<int64_t>(num_threads(), max_chunks));
+  // Chunk c covers [begin + c*n/chunks, begin + (c+1)*n/chunks): contiguous and balanced.
+  auto chunk = [&](int c) {
+    const int64_t lo = begin + n * c / chunks, hi = begin + n * (c + 1) / chunks;
+    if (hi > lo)
+      fn(lo, hi);
+  };
+#ifdef ATTNLAB_THREADS
+  if (chunks > 1) {
+    const std::function<void(int)> task = chunk;
+    if (pool().run(chunks, task))
+      return;
+  }
+#endif
+  for (int c = 0; c < chunks; ++c) chunk(c);
+}
+
+}  // namespace detail
+}  // namespace attnlab

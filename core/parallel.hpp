@@ -1,0 +1,46 @@
+// A small thread pool for the kernels' coarse-grained parallel loops.
+//
+// Determinism: parallel_for splits [begin, end) into contiguous chunks, and every kernel computes
+// each output element entirely inside one chunk with a fixed summation order, so results are
+// bit-identical for any thread count. Kernels never split a reduction across threads unless they
+// combine fixed-size blocks in a fixed order.
+//
+// Why a pool and not OpenMP: it keeps ThreadSanitizer usable (libgomp is not instrumented) and
+// costs ~120 lines. Workers spin briefly before sleeping, so back-to-back kernels do not pay a
+// futex wake-up each.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace attnlab {
+
+// Threads used by kernels (default: std::thread::hardware_concurrency()). n >= 1.
+void set_num_threads(int n);
+int num_threads();
+// True inside a parallel_for body: nested parallel_for calls then run serially.
+bool in_parallel_region();
+
+namespace detail {
+void parallel_for_impl(int64_t begin,
+                       int64_t end,
+                       int64_t grain,
+                       const std::function<void(int64_t, int64_t)>& fn);
+}
+
+// Runs fn(chunk_begin, chunk_end) over [begin, end) split into at most num_threads() contiguous
+// chunks of at least `grain` iterations each. Exceptions thrown by fn are rethrown here.
+template <class F>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, F&& fn) {
+  if (end <= begin)
+    return;
+  if (grain < 1)
+    grain = 1;
+  if (end - begin <= grain || num_threads() == 1 || in_parallel_region()) {
+    fn(begin, end);
+    return;
+  }
+  detail::parallel_for_impl(begin, end, grain, std::function<void(int64_t, int64_t)>(fn));
+}
+
+}  // namespace attnlab

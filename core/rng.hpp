@@ -1,0 +1,80 @@
+// Counter-based random numbers (Philox4x32-10, Salmon et al., SC'11).
+//
+// Every random value is a pure function of (seed, stream, element index): a tensor's values do
+// not depend on the thread count, on how a kernel splits its work, or on what was drawn before.
+// A Generator only hands out fresh stream numbers, so its whole state is (seed, next stream) and
+// can be saved in a checkpoint and restored exactly.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "core/tensor.hpp"
+
+namespace attnlab {
+
+// Identifies one independent random sequence.
+struct RngKey {
+  uint64_t seed = 0;
+  uint64_t stream = 0;
+};
+
+// The raw generator: 128 random bits for counter `index` of the sequence `key`.
+std::array<uint32_t, 4> philox4x32(RngKey key, uint64_t index);
+// Uniform in the open interval (0, 1) with 53 random bits, for element `index`.
+double uniform01(RngKey key, uint64_t index);
+// Uniform integer in [low, high) for element `index` (unbiased: rejection-free 128-bit method).
+int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high);
+
+class Generator {
+ public:
+  explicit Generator(uint64_t seed = 0) : seed_(seed) {}
+  // A key for a new, independent stream (the state advances by one).
+  RngKey next() { return {seed_, stream_++}; }
+  uint64_t seed() const { return seed_; }
+  uint64_t stream() const { return stream_; }
+  void set_state(uint64_t seed, uint64_t stream) {
+    seed_ = seed;
+    stream_ = stream;
+  }
+  bool operator==(const Generator& o) const { return seed_ == o.seed_ && stream_ == o.stream_; }
+
+ private:
+  uint64_t seed_;
+  uint64_t stream_ = 0;
+};
+
+// Random tensors; element i uses counter i of the key's stream.
+Tensor rand(const Shape& shape,
+            RngKey key,
+            DType dtype = kFloat32,
+            double low = 0.0,
+            double high = 1.0);  // uniform [low, high)
+Tensor randn(const Shape& shape,
+             RngKey key,
+             DType dtype = kFloat32,
+             double mean = 0.0,
+             double stddev = 1.0);  // normal (Box-Muller)
+Tensor bernoulli(const Shape& shape, double p, RngKey key, DType dtype = kFloat32);  // 1 w.p. p
+Tensor gumbel(const Shape& shape, RngKey key, DType dtype = kFloat32);               // -log(-log U)
+Tensor randint(const Shape& shape, int64_t low, int64_t high, RngKey key);  // int64 in [low, high)
+
+// The same, drawing the next stream of a Generator.
+inline Tensor rand(const Shape& s, Generator& g, DType d = kFloat32, double lo = 0, double hi = 1) {
+  return rand(s, g.next(), d, lo, hi);
+}
+inline Tensor randn(
+    const Shape& s, Generator& g, DType d = kFloat32, double mean = 0, double stddev = 1) {
+  return randn(s, g.next(), d, mean, stddev);
+}
+inline Tensor bernoulli(const Shape& s, double p, Generator& g, DType d = kFloat32) {
+  return bernoulli(s, p, g.next(), d);
+}
+inline Tensor gumbel(const Shape& s, Generator& g, DType d = kFloat32) {
+  return gumbel(s, g.next(), d);
+}
+inline Tensor randint(const Shape& s, int64_t low, int64_t high, Generator& g) {
+  return randint(s, low, high, g.next());
+}
+
+}  // namespace attnlab

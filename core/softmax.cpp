@@ -1,0 +1,158 @@
+#include "core/softmax.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.hpp"
+#include "core/shape_ops.hpp"
+#include "core/simd.hpp"
+
+namespace attnlab {
+namespace softmax_detail {
+
+using simd::Batch;
+
+// One row of softmax (kLog = false) or log_softmax (kLog = true). See softmax.hpp for the rule on
+// all -inf rows and NaN.
+template <class T, bool kLog>
+void softmax_row(const T* x, T* y, int64_t n) {
+  const T m = simd::max_contiguous(x, n);
+  if (m != m) {
+    for (int64_t i = 0; i < n; ++i) y[i] = m;
+    return;
+  }
+  if (m == -std::numeric_limits<T>::infinity()) {
+    const T fill = kLog ? -std::numeric_limits<T>::infinity() : T(0);
+    for (int64_t i = 0; i < n; ++i) y[i] = fill;
+    return;
+  }
+  const Batch<T> vm(m);
+  if constexpr (kLog) {
+    // y = (x - m) - log(sum(exp(x - m))); exp goes through y as scratch. x - m is formed first:
+    // folding m + log(sum) into one shift would round it at m's magnitude (1e4 in float32).
+    simd::map_unary<T>(x, y, n, [&](Batch<T> v) { return xsimd::exp(v - vm); });
+    const Batch<T> vlog(std::log(simd::sum_contiguous(y, n)));
+    simd::map_unary<T>(x, y, n, [&](Batch<T> v) { return (v - vm) - vlog; });
+  } else {
+    simd::map_unary<T>(x, y, n, [&](Batch<T> v) { return xsimd::exp(v - vm); });
+    const Batch<T> inv(T(1) / simd::sum_contiguous(y, n));
+    simd::map_unary<T>(y, y, n, [&](Batch<T> v) { return v * inv; });
+  }
+}
+
+template <bool kLog>
+Tensor softmax_last(const Tensor& x, const char* op) {
+  return dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    Tensor y = Tensor::empty(x.shape(), x.dtype());
+    const int64_t n = x.dim() ? x.shape().back() : 1;
+    const int64_t rows = n ? x.numel() / n : 0;
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    parallel_for(0,
+                 rows,
+                 std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n)),
+                 [&](int64_t lo, int64_t hi) {
+                   for (int64_t r = lo; r < hi; ++r)
+                     softmax_row<T, kLog>(xp + r * n, yp + r * n, n);
+                 });
+    return y;
+  });
+}
+
+// Runs a last-axis kernel on another axis by moving that axis last and back.
+template <class F>
+Tensor along_axis(const Tensor& x, int axis, const char* op, F&& last_axis_kernel) {
+  ATTNLAB_CHECK(x.defined(), ValueError, op, ": undefined tensor");
+  if (x.dim() == 0)
+    return last_axis_kernel(x);
+  const int ax = normalize_axis(axis, x.dim(), op);
+  if (ax == x.dim() - 1)
+    return last_axis_kernel(x);
+  return transpose(last_axis_kernel(transpose(x, ax, -1)), ax, -1);
+}
+
+template <bool kLog>
+Tensor backward_last(const Tensor& y, const Tensor& g, const char* op) {
+  ATTNLAB_CHECK(y.shape() == g.shape() && y.dtype() == g.dtype(),
+                ShapeError,
+                op,
+                ": output ",
+                y.shape(),
+                " ",
+                y.dtype(),
+                " and gradient ",
+                g.shape(),
+                " ",
+                g.dtype(),
+                " differ");
+  return dispatch_float(y.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    Tensor dx = Tensor::empty(y.shape(), y.dtype());
+    const int64_t n = y.dim() ? y.shape().back() : 1;
+    const int64_t rows = n ? y.numel() / n : 0;
+    const T *yp = y.data<T>(), *gp = g.data<T>();
+    T* dp = dx.data<T>();
+    parallel_for(0,
+                 rows,
+                 std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n)),
+                 [&](int64_t lo, int64_t hi) {
+                   for (int64_t r = lo; r < hi; ++r) {
+                     const T *yr = yp + r * n, *gr = gp + r * n;
+                     T* dr = dp + r * n;
+                     if constexpr (kLog) {  // dx = g - exp(y) * sum(g)
+                       const Batch<T> s(simd::sum_contiguous(gr, n));
+                       simd::map_binary<T>(gr, 1, yr, 1, dr, n, [&](Batch<T> gv, Batch<T> yv) {
+                         return gv - xsimd::exp(yv) * s;
+                       });
+                     } else {  // dx = y * (g - sum(g * y))
+                       const Batch<T> d(simd::dot_contiguous(gr, yr, n));
+                       simd::map_binary<T>(gr, 1, yr, 1, dr, n, [&](Batch<T> gv, Batch<T> yv) {
+                         return yv * (gv - d);
+                       });
+                     }
+                   }
+                 });
+    return dx;
+  });
+}
+
+}  // namespace softmax_detail
+
+Tensor softmax(const Tensor& x, int axis) {
+  return softmax_detail::along_axis(x, axis, "softmax", [](const Tensor& t) {
+    return softmax_detail::softmax_last<false>(t, "softmax");
+  });
+}
+
+Tensor log_softmax(const Tensor& x, int axis) {
+  return softmax_detail::along_axis(x, axis, "log_softmax", [](const Tensor& t) {
+    return softmax_detail::softmax_last<true>(t, "log_softmax");
+  });
+}
+
+Tensor softmax_backward(const Tensor& y, const Tensor& g, int axis) {
+  ATTNLAB_CHECK(y.defined() && g.defined(), ValueError, "softmax_backward: undefined tensor");
+  if (y.dim() == 0 || normalize_axis(axis, y.dim(), "softmax_backward") == y.dim() - 1) {
+    return softmax_detail::backward_last<false>(y, g, "softmax_backward");
+  }
+  const int ax = normalize_axis(axis, y.dim(), "softmax_backward");
+  return transpose(softmax_detail::backward_last<false>(
+                       transpose(y, ax, -1), transpose(g, ax, -1), "softmax_backward"),
+                   ax,
+                   -1);
+}
+
+Tensor log_softmax_backward(const Tensor& y, const Tensor& g, int axis) {
+  ATTNLAB_CHECK(y.defined() && g.defined(), ValueError, "log_softmax_backward: undefined tensor");
+  if (y.dim() == 0 || normalize_axis(axis, y.dim(), "log_softmax_backward") == y.dim() - 1) {
+    return softmax_detail::backward_last<true>(y, g, "log_softmax_backward");
+  }
+  const int ax = normalize_axis(axis, y.dim(), "log_softmax_backward");
+  return transpose(softmax_detail::backward_last<true>(
+                       transpose(y, ax, -1), transpose(g, ax, -1), "log_softmax_backward"),
+                   ax,
+                   -1);
+}
+
+}  // namespace attnlab

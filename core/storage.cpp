@@ -1,0 +1,158 @@
+#include "core/storage.hpp"
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+#include <string>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ATTNLAB_LARGE_BYPASS 1  // plain malloc: sanitizers see every buffer
+#endif
+
+namespace attnlab {
+namespace {
+std::atomic<int64_t> g_live{0};
+std::atomic<int64_t> g_peak{0};
+
+void track(int64_t delta) {
+  const int64_t now = g_live.fetch_add(delta, std::memory_order_relaxed) + delta;
+  int64_t peak = g_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
+
+// Freed large mappings, by size, waiting for reuse.
+struct BufferCache {
+  std::mutex mutex;
+  std::multimap<std::size_t, void*> blocks;
+  std::size_t bytes = 0;
+  std::size_t limit = default_limit();
+  static std::size_t default_limit() {
+    if (const char* env = std::getenv("ATTNLAB_BUFFER_CACHE_MB")) {
+      try {
+        return static_cast<std::size_t>(std::stoull(env)) << 20;
+      } catch (...) {  // a malformed value: keep the default
+      }
+    }
+    return std::size_t(1) << 30;
+  }
+};
+BufferCache& cache() {
+  static BufferCache* c = new BufferCache;  // never destroyed: tensors may outlive statics
+  return *c;
+}
+
+void* map_large(std::size_t bytes) {
+  {
+    BufferCache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.blocks.find(bytes);
+    if (it != c.blocks.end()) {
+      void* p = it->second;
+      c.blocks.erase(it);
+      c.bytes -= bytes;
+      return p;
+    }
+  }
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    throw std::bad_alloc();
+  ::madvise(p, bytes, MADV_HUGEPAGE);  // advisory: ignored where THP is off
+  return p;
+}
+
+void unmap_large(void* p, std::size_t bytes) {
+  BufferCache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (c.bytes + bytes <= c.limit) {
+      c.blocks.emplace(bytes, p);
+      c.bytes += bytes;
+      return;
+    }
+  }
+  ::munmap(p, bytes);
+}
+
+void* align_up(void* p) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  return reinterpret_cast<void*>((a + kTensorAlignment - 1) & ~(kTensorAlignment - 1));
+}
+}  // namespace
+
+Storage::Storage(std::size_t nbytes) : nbytes_(nbytes) {
+  if (nbytes == 0)
+    return;
+  if (nbytes <= kInlineBytes) {
+    data_ = align_up(inline_);
+#ifndef ATTNLAB_LARGE_BYPASS
+  } else if (nbytes >= kLargeBytes) {
+    mapped_ = (nbytes + kHugePage - 1) / kHugePage * kHugePage;
+    heap_ = map_large(mapped_);
+    data_ = heap_;
+#endif
+  } else {
+    // Rounded up to whole 64-byte lines: SIMD kernels may read a full vector past the last
+    // element without leaving the allocation.
+    const std::size_t padded =
+        (nbytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+    heap_ = std::malloc(padded + kTensorAlignment);
+    if (!heap_)
+      throw std::bad_alloc();
+    data_ = align_up(heap_);
+  }
+  track(static_cast<int64_t>(nbytes));
+}
+
+Storage::~Storage() {
+  if (!data_)
+    return;
+  if (mapped_) {
+    unmap_large(heap_, mapped_);
+  } else {
+    std::free(heap_);
+  }
+  track(-static_cast<int64_t>(nbytes_));
+}
+
+MemoryStats memory_stats() {
+  return {g_live.load(), g_peak.load()};
+}
+
+void reset_peak_memory() {
+  g_peak.store(g_live.load());
+}
+
+void set_buffer_cache_limit(std::size_t bytes) {
+  BufferCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.limit = bytes;
+  while (c.bytes > c.limit && !c.blocks.empty()) {
+    auto it = std::prev(c.blocks.end());  // drop the largest first
+    ::munmap(it->second, it->first);
+    c.bytes -= it->first;
+    c.blocks.erase(it);
+  }
+}
+
+std::size_t buffer_cache_bytes() {
+  BufferCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.bytes;
+}
+
+void release_buffer_cache() {
+  BufferCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (auto& [size, p] : c.blocks) ::munmap(p, size);
+  c.blocks.clear();
+  c.bytes = 0;
+}
+
+}  // namespace attnlab

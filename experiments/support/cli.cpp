@@ -1,0 +1,127 @@
+#include "experiments/support/cli.hpp"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "core/parallel.hpp"
+
+namespace attnlab::cli {
+
+Parser::Parser(std::string command, std::string usage)
+    : command_(std::move(command)), usage_(std::move(usage)) {}
+
+void Parser::positional(const std::string& name, int max_count) {
+  positional_.add(name.c_str(), max_count);
+}
+
+bool Parser::parse(int argc, char** argv) {
+  po::options_description common("Common options");
+  std::string dtype_text;
+  int64_t seed = 0;
+  common.add_options()("help,h", "print this help and exit")(
+      "config",
+      po::value<std::string>(&common_.config),
+      "read options from FILE (program_options syntax: `name = value` lines; the command line "
+      "wins)")("seed", po::value<int64_t>(&seed)->default_value(0), "random seed")(
+      "threads",
+      po::value<int>(&common_.threads)->default_value(0),
+      "kernel threads (0: all cores)")(
+      "dtype", po::value<std::string>(&dtype_text)->default_value("float32"), "float32 or float64")(
+      "out",
+      po::value<std::string>(&common_.out),
+      "directory for CSV / JSON-lines results and plots");
+  po::options_description all;
+  all.add(own_).add(common);
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional_).run(), vm_);
+    if (vm_.count("help")) {
+      std::cout << "usage: attnlab " << command_ << " " << usage_ << "\n\n" << all << "\n";
+      return false;
+    }
+    if (vm_.count("config")) {
+      const std::string path = vm_["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in)
+        throw UsageError("--config: cannot open '" + path + "'");
+      po::store(po::parse_config_file(in, all), vm_);
+    }
+    po::notify(vm_);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  if (seed < 0)
+    throw UsageError("--seed: must be >= 0, got " + std::to_string(seed));
+  common_.seed = static_cast<uint64_t>(seed);
+  if (dtype_text == "float32" || dtype_text == "f32") {
+    common_.dtype = kFloat32;
+  } else if (dtype_text == "float64" || dtype_text == "f64") {
+    common_.dtype = kFloat64;
+  } else {
+    throw UsageError("--dtype: expected float32 or float64, got '" + dtype_text + "'");
+  }
+  if (common_.threads < 0) {
+    throw UsageError("--threads: must be >= 0, got " + std::to_string(common_.threads));
+  }
+  if (common_.threads > 0)
+    set_num_threads(common_.threads);
+  return true;
+}
+
+std::vector<std::string> split_list(const std::string& text, const std::string& flag) {
+  std::vector<std::string> items;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty())
+      throw UsageError(flag + ": empty item in list '" + text + "'");
+    items.push_back(item);
+  }
+  if (items.empty())
+    throw UsageError(flag + ": empty list");
+  return items;
+}
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> values;
+  for (const std::string& item : split_list(text, flag)) {
+    std::size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size())
+      throw UsageError(flag + ": '" + item + "' is not an integer");
+    values.push_back(v);
+  }
+  return values;
+}
+
+std::vector<Subcommand>& registry() {
+  static std::vector<Subcommand> commands;
+  return commands;
+}
+
+Register::Register(std::string name, std::string summary, Handler run) {
+  registry().push_back({std::move(name), std::move(summary), std::move(run)});
+}
+
+int run_guarded(const std::string& command, const std::function<int()>& handler) {
+  try {
+    return handler();
+  } catch (const UsageError& e) {
+    std::cerr << "attnlab " << command << ": error: " << e.what() << "\n";
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "attnlab " << command << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "attnlab " << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace attnlab::cli

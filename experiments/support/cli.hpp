@@ -1,0 +1,81 @@
+// The conventions every `attnlab` subcommand shares: registration, the common flags
+// (--help, --config FILE, --seed, --threads, --dtype, --out DIR) on Boost.Program_options, and
+// one-line errors with a non-zero exit for bad flags or values.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/dtype.hpp"
+
+namespace attnlab::cli {
+
+namespace po = boost::program_options;
+
+// A bad flag or value: main() prints "attnlab <command>: error: <what>" and exits with 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The common options, filled by Parser::parse.
+struct Common {
+  uint64_t seed = 0;
+  int threads = 0;  // 0: all cores
+  DType dtype = kFloat32;
+  std::string out;  // output directory; empty: no files
+  std::string config;
+};
+
+// Parses a subcommand's arguments: its own options plus the common ones.
+class Parser {
+ public:
+  Parser(std::string command, std::string usage);
+  // The subcommand's own options: parser.options().add_options()("steps", po::value<int>(), "...")
+  po::options_description& options() { return own_; }
+  // Positional arguments (name, max count; -1 for unlimited).
+  void positional(const std::string& name, int max_count);
+  // Returns false when --help was given (help already printed). Throws UsageError on bad input.
+  // Precedence: command line, then the --config file, then defaults.
+  bool parse(int argc, char** argv);
+  const po::variables_map& vm() const { return vm_; }
+  const Common& common() const { return common_; }
+  template <class T>
+  T get(const std::string& name) const {
+    return vm_[name].as<T>();
+  }
+  bool has(const std::string& name) const { return vm_.count(name) > 0; }
+
+ private:
+  std::string command_, usage_;
+  po::options_description own_{"Options"};
+  po::positional_options_description positional_;
+  po::variables_map vm_;
+  Common common_;
+};
+
+// Splits "a,b,c" into {"a", "b", "c"} (for list-valued flags); empty items are a UsageError.
+std::vector<std::string> split_list(const std::string& text, const std::string& flag);
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag);
+
+// Registration: each subcommand file defines a handler and registers it at static-init time.
+using Handler = std::function<int(int argc, char** argv)>;
+struct Subcommand {
+  std::string name;
+  std::string summary;
+  Handler run;
+};
+std::vector<Subcommand>& registry();
+struct Register {
+  Register(std::string name, std::string summary, Handler run);
+};
+
+// Runs `handler`, turning UsageError / attnlab::Error into a one-line message and an exit code
+// (2 for usage, 1 for other failures). Used by main() and by standalone experiment executables.
+int run_guarded(const std::string& command, const std::function<int()>& handler);
+
+}  // namespace attnlab::cli
