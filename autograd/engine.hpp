@@ -1,0 +1,105 @@
+// The engine: recording ops (OpRecorder), the backward sweep, grad mode scopes, anomaly mode.
+//
+// Every differentiable op is a free function that validates its inputs, runs a core kernel, and
+// hands the result to an OpRecorder together with the tensors its backward needs and the
+// backward itself, written next to the forward:
+//
+//   // y = exp(x);  dx = dy * y
+//   Var exp(const Var& x) {
+//     OpRecorder op("exp", {x});
+//     Tensor y = attnlab::exp(x.value());
+//     return op.output(y, {y}, [](const BackwardContext& c) {
+//       return InputGrads{mul(c.grad(), c.saved[0])};
+//     });
+//
+// Backward functions read input shapes from c.input_shape(i) rather than capturing them, so that
+// the lambda fits std::function's inline storage (recording an op costs no extra allocation).
+//   }
+//
+// When grad mode is off or no input requires grad, output() builds no node and drops `saved`.
+#pragma once
+
+#include <chrono>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "autograd/node.hpp"
+#include "autograd/var.hpp"
+
+namespace attnlab::ag {
+
+class OpRecorder {
+ public:
+  OpRecorder(const char* op, std::initializer_list<Var> inputs);
+  OpRecorder(const char* op, const std::vector<Var>& inputs);
+  OpRecorder(const OpRecorder&) = delete;
+  OpRecorder& operator=(const OpRecorder&) = delete;
+
+  // True when the result will be differentiable (an input requires grad and grad mode is on).
+  // Ops use it to skip work that only the backward needs.
+  bool needs_grad() const { return node_ != nullptr; }
+  bool needs_input_grad(std::size_t i) const;
+
+  Var output(const Tensor& value, SavedTensors saved, BackwardFn backward);
+  // Several outputs. differentiable[i] == false marks output i as non-differentiable (it gets no
+  // gradient and is returned as a constant); empty means all differentiable.
+  std::vector<Var> outputs(const std::vector<Tensor>& values,
+                           SavedTensors saved,
+                           BackwardFn backward,
+                           std::vector<bool> differentiable = {});
+
+ private:
+  void init(const char* op, const Var* const* inputs, std::size_t n);
+  void check_output_finite(const Tensor& value, std::size_t i) const;
+  Var make_output(const Tensor& value, std::size_t i, bool differentiable);
+  void finish(SavedTensors saved, BackwardFn backward);
+  const char* op_;
+  std::shared_ptr<Node> node_;
+  std::chrono::steady_clock::time_point start_;
+  bool timed_ = false;
+  bool check_inputs_finite_ = true;  // anomaly mode: were all inputs finite?
+};
+
+// A Var for the output of a non-differentiable op (argmax, one_hot, ...): a constant that
+// remembers the op, so requires_grad_() on it fails with a clear message.
+Var non_differentiable(const char* op, const Tensor& value);
+
+// Backward from several outputs at once (each with its gradient; an undefined gradient means 1
+// for one-element outputs).
+void backward(const std::vector<Var>& outputs,
+              const std::vector<Tensor>& grad_outputs,
+              bool retain_graph = false);
+
+// ---- anomaly mode -----------------------------------------------------------------------------
+// When enabled (thread-local), every forward and backward output is checked for NaN/Inf and an
+// AnomalyError names the op, its label, its scope and its node number.
+bool anomaly_enabled();
+void set_anomaly_enabled(bool on);
+class AnomalyGuard {
+ public:
+  explicit AnomalyGuard(bool on = true) : saved_(anomaly_enabled()) { set_anomaly_enabled(on); }
+  ~AnomalyGuard() { set_anomaly_enabled(saved_); }
+  AnomalyGuard(const AnomalyGuard&) = delete;
+  AnomalyGuard& operator=(const AnomalyGuard&) = delete;
+
+ private:
+  bool saved_;
+};
+
+// ---- scopes -----------------------------------------------------------------------------------
+// Names the code region that creates nodes ("blocks.0.attn"); nested scopes join with '.'.
+// Modules open a scope with their name, so reports and anomaly errors say where a node came from.
+class Scope {
+ public:
+  explicit Scope(const std::string& name);
+  ~Scope();
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+
+ private:
+  std::size_t saved_size_;
+};
+const std::string& current_scope();
+
+}  // namespace attnlab::ag

@@ -1,0 +1,103 @@
+#include "layers/multihead_attention.hpp"
+
+#include <sstream>
+
+#include "autograd/ops.hpp"
+#include "core/core.hpp"
+
+namespace attnlab::nn {
+
+Var split_heads(const Var& x, int64_t heads) {
+  ATTNLAB_CHECK(x.dim() == 3 && x.shape()[2] % heads == 0,
+                ShapeError,
+                "split_heads: input must be [batch, length, heads * head_dim] with ",
+                heads,
+                " heads, got ",
+                x.shape());
+  const int64_t b = x.shape()[0], l = x.shape()[1], dh = x.shape()[2] / heads;
+  return ag::permute(ag::reshape(x, Shape{b, l, heads, dh}), {0, 2, 1, 3});
+}
+
+Var merge_heads(const Var& x) {
+  ATTNLAB_CHECK(x.dim() == 4,
+                ShapeError,
+                "merge_heads: input must be [batch, heads, length, "
+                "head_dim], got ",
+                x.shape());
+  const int64_t b = x.shape()[0], h = x.shape()[1], l = x.shape()[2], dh = x.shape()[3];
+  return ag::reshape(ag::permute(x, {0, 2, 1, 3}), Shape{b, l, h * dh});
+}
+
+SoftmaxKernel::SoftmaxKernel(SoftmaxImpl i, double p, std::shared_ptr<Generator> rng)
+    : AttentionKernel("SoftmaxKernel"), impl(i), dropout(p), rng_(std::move(rng)) {
+  ATTNLAB_CHECK(p >= 0 && p < 1, ValueError, "SoftmaxKernel: dropout must be in [0, 1), got ", p);
+  if (!rng_)
+    rng_ = std::make_shared<Generator>(0);
+  register_generator("rng", rng_);
+}
+
+Var SoftmaxKernel::attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) {
+  auto s = scope();
+  AttentionDropout drop;
+  if (is_training() && dropout > 0)
+    drop = {dropout, rng_->next()};
+  if (impl == SoftmaxImpl::Reference) {
+    return softmax_attention_reference(q, k, v, mask, 0.0, drop, &trace_);
+  }
+  return softmax_attention_fused(q, k, v, mask, 0.0, drop);
+}
+
+std::string SoftmaxKernel::describe() const {
+  std::ostringstream os;
+  os << "SoftmaxKernel(" << (impl == SoftmaxImpl::Fused ? "fused" : "reference")
+     << ", dropout=" << dropout << ")";
+  return os.str();
+}
+
+MultiHeadAttention::MultiHeadAttention(int64_t d,
+                                       std::shared_ptr<AttentionKernel> k,
+                                       Generator& init_rng,
+                                       const MultiHeadAttentionOptions& opt)
+    : AttentionModule("MultiHeadAttention"), dim(d), heads(opt.heads) {
+  ATTNLAB_CHECK(d > 0 && opt.heads > 0 && d % opt.heads == 0,
+                ValueError,
+                "MultiHeadAttention: dim ",
+                d,
+                " must be a positive multiple of heads ",
+                opt.heads);
+  ATTNLAB_CHECK(k, ValueError, "MultiHeadAttention: null kernel");
+  LinearOptions lin{opt.bias, opt.init, InitSpec{Init::Zeros}};
+  w_q = register_module("w_q", std::make_shared<Linear>(d, d, init_rng, lin));
+  w_k = register_module("w_k", std::make_shared<Linear>(d, d, init_rng, lin));
+  w_v = register_module("w_v", std::make_shared<Linear>(d, d, init_rng, lin));
+  if (opt.out_proj)
+    w_o = register_module("w_o", std::make_shared<Linear>(d, d, init_rng, lin));
+  kernel = register_module("kernel", std::move(k));
+}
+
+Var MultiHeadAttention::forward(const Var& q_in, const Var& kv_in, const AttentionMask& mask) {
+  ATTNLAB_CHECK(q_in.dim() == 3 && kv_in.dim() == 3 && q_in.shape()[2] == dim &&
+                    kv_in.shape()[2] == dim && q_in.shape()[0] == kv_in.shape()[0],
+                ShapeError,
+                "MultiHeadAttention: inputs must be [batch, length, ",
+                dim,
+                "] with equal batch, got ",
+                q_in.shape(),
+                " and ",
+                kv_in.shape());
+  auto s = scope();
+  Var q = split_heads(w_q->forward(q_in), heads);
+  Var k = split_heads(w_k->forward(kv_in), heads);
+  Var v = split_heads(w_v->forward(kv_in), heads);
+  Var o = merge_heads(kernel->attend(q, k, v, mask));
+  return w_o ? w_o->forward(o) : o;
+}
+
+std::string MultiHeadAttention::describe() const {
+  std::ostringstream os;
+  os << "MultiHeadAttention(dim=" << dim << ", heads=" << heads
+     << ", out_proj=" << (w_o ? "true" : "false") << ")";
+  return os.str();
+}
+
+}  // namespace attnlab::nn

@@ -1,0 +1,82 @@
+#include "layers/transformer_block.hpp"
+
+#include <sstream>
+
+#include "autograd/ops.hpp"
+#include "core/core.hpp"
+
+namespace attnlab::nn {
+
+NormPlacement parse_norm_placement(const std::string& name) {
+  if (name == "pre")
+    return NormPlacement::Pre;
+  if (name == "post")
+    return NormPlacement::Post;
+  if (name == "sasrec")
+    return NormPlacement::SASRec;
+  throw ValueError("norm placement: unknown '" + name + "' (pre, post, sasrec)");
+}
+
+TransformerBlock::TransformerBlock(std::shared_ptr<AttentionModule> attn,
+                                   const TransformerBlockOptions& opt,
+                                   Generator& init_rng,
+                                   std::shared_ptr<Generator> dropout_rng)
+    : Module("TransformerBlock"), options(opt) {
+  ATTNLAB_CHECK(attn, ValueError, "TransformerBlock: null attention module");
+  attention = register_module("attn", std::move(attn));
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(opt.dim, opt.norm_eps));
+  drop1 = register_module("dropout1", std::make_shared<Dropout>(opt.dropout, dropout_rng));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(opt.dim, opt.norm_eps));
+  ffn = register_module(
+      "ffn",
+      std::make_shared<FeedForward>(
+          opt.dim, opt.ffn_hidden, init_rng, opt.dropout, dropout_rng, opt.activation));
+  drop2 = register_module("dropout2", std::make_shared<Dropout>(opt.dropout, dropout_rng));
+}
+
+Var TransformerBlock::forward(const Var& x, const AttentionMask& mask) {
+  ATTNLAB_CHECK(x.dim() == 3 && x.shape()[2] == options.dim,
+                ShapeError,
+                "TransformerBlock: input must be [batch, length, ",
+                options.dim,
+                "], got ",
+                x.shape());
+  auto s = scope();
+  Var h;
+  switch (options.norm) {
+    case NormPlacement::Pre: {
+      h = x + drop1->forward(attention->forward(norm1->forward(x), mask));
+      h = h + drop2->forward(ffn->forward(norm2->forward(h)));
+      break;
+    }
+    case NormPlacement::Post: {
+      h = norm1->forward(x + drop1->forward(attention->forward(x, mask)));
+      h = norm2->forward(h + drop2->forward(ffn->forward(h)));
+      break;
+    }
+    case NormPlacement::SASRec: {
+      Var q = norm1->forward(x);
+      h = q + drop1->forward(attention->forward(q, x, mask));
+      Var y = norm2->forward(h);
+      h = y + drop2->forward(ffn->forward(y));
+      break;
+    }
+  }
+  if (mask.key_padding.defined()) {
+    // [B, L] -> [B, L, 1] in the activations' dtype: padded positions leave the block as zeros.
+    Tensor keep = mask.key_padding.to(h.dtype()).reshape({x.shape()[0], x.shape()[1], 1});
+    h = h * ag::constant(keep);
+  }
+  return h;
+}
+
+std::string TransformerBlock::describe() const {
+  const char* names[] = {"pre", "post", "sasrec"};
+  std::ostringstream os;
+  os << "TransformerBlock(dim=" << options.dim << ", ffn=" << options.ffn_hidden
+     << ", dropout=" << options.dropout << ", norm=" << names[static_cast<int>(options.norm)]
+     << ")";
+  return os.str();
+}
+
+}  // namespace attnlab::nn

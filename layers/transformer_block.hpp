@@ -1,0 +1,46 @@
+// A transformer block around any AttentionModule:
+//   pre-LN  : x = x + drop(attn(LN1(x)));        x = x + drop(ffn(LN2(x)))
+//   post-LN : x = LN1(x + drop(attn(x)));        x = LN2(x + drop(ffn(x)))
+//   sasrec  : q = LN1(x); x = q + drop(attn(q, x)); y = LN2(x); x = y + drop(ffn(y))
+//             (the original SASRec code: queries from the normalised input, keys and values from
+//             the raw input, residuals onto the normalised tensors)
+// Padded positions (mask.key_padding, self-attention) are zeroed at the end of the block, as
+// SASRec does, so padding never leaks into the next block.
+#pragma once
+
+#include <memory>
+
+#include "layers/attention.hpp"
+#include "layers/basic.hpp"
+
+namespace attnlab::nn {
+
+enum class NormPlacement { Pre, Post, SASRec };
+NormPlacement parse_norm_placement(const std::string& name);  // "pre", "post", "sasrec"
+
+struct TransformerBlockOptions {
+  int64_t dim = 64;
+  int64_t ffn_hidden = 256;
+  double dropout = 0.1;
+  NormPlacement norm = NormPlacement::Pre;
+  double norm_eps = 1e-5;
+  Activation activation = Activation::ReLU;
+};
+
+class TransformerBlock : public Module {
+ public:
+  TransformerBlock(std::shared_ptr<AttentionModule> attention,
+                   const TransformerBlockOptions& opt,
+                   Generator& init_rng,
+                   std::shared_ptr<Generator> dropout_rng);
+  Var forward(const Var& x, const AttentionMask& mask);  // [B, L, D] -> [B, L, D]
+  std::string describe() const override;
+
+  std::shared_ptr<AttentionModule> attention;
+  std::shared_ptr<LayerNorm> norm1, norm2;
+  std::shared_ptr<FeedForward> ffn;
+  std::shared_ptr<Dropout> drop1, drop2;
+  TransformerBlockOptions options;
+};
+
+}  // namespace attnlab::nn
