@@ -447,7 +447,15 @@ void backward(const std::vector<Var>& roots,
 
     const BackwardContext ctx{
         grads.span(), n.saved.span(), n.needs_input_grad.span(), n.inputs.span()};
+    const bool timed = n.info && n.info->on_tape;
+    const auto started =
+        timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     InputGrads input_grads = n.backward(ctx);
+    if (timed) {
+      n.info->backward_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+              .count();
+    }
     ATTNLAB_CHECK(input_grads.size() == n.inputs.size(),
                   GraphError,
                   "backward of ",

@@ -43,7 +43,8 @@ struct NodeInfo {
   std::vector<Shape> input_shapes;
   std::vector<uint64_t> input_producers;  // seq of the node producing each input (0: leaf/const)
   std::vector<std::string> input_labels;
-  double forward_ms = -1;  // measured while a Tape records
+  double forward_ms = -1;   // measured while a Tape records
+  double backward_ms = -1;  // measured by backward for recorded nodes
   double grad_norm = -1;   // norm of output 0's gradient after backward (recorded nodes only)
   bool on_tape = false;
 };

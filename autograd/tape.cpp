@@ -92,7 +92,7 @@ std::string Tape::report() const {
   std::vector<std::vector<std::string>> rows = {
       {"#", "op", "label", "scope", "inputs", "output", "dtype", "fwd ms", "saved", "grad norm"}};
   std::size_t total_saved = 0;
-  double total_ms = 0;
+  double total_ms = 0, total_bwd_ms = 0;
   static const NodeInfo kNoInfo;
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     const Node& n = *nodes_[i];
@@ -118,6 +118,7 @@ std::string Tape::report() const {
     }
     total_saved += n.saved_bytes;
     total_ms += info.forward_ms > 0 ? info.forward_ms : 0;
+    total_bwd_ms += info.backward_ms > 0 ? info.backward_ms : 0;
     rows.push_back({std::to_string(i + 1),
                     n.op,
                     n.output_label(0),
@@ -131,8 +132,9 @@ std::string Tape::report() const {
   }
   std::ostringstream os;
   os << render_table(rows);
-  os << nodes_.size() << " nodes, forward " << fmt("%.3f", total_ms) << " ms, "
-     << human_bytes(total_saved) << " saved for backward\n";
+  os << nodes_.size() << " nodes, forward " << fmt("%.3f", total_ms) << " ms, backward "
+     << fmt("%.3f", total_bwd_ms) << " ms, " << human_bytes(total_saved)
+     << " saved for backward\n";
   return os.str();
 }
 

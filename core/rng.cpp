@@ -3,9 +3,10 @@
 #include <cmath>
 
 #include "core/parallel.hpp"
+#include "core/simd.hpp"  // brings <immintrin.h> with GCC 12's AVX-512 warning workaround
 
 namespace attnlab {
-namespace {
+namespace rng_detail {
 
 constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
 constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
@@ -22,28 +23,35 @@ inline double to_open01(uint32_t a, uint32_t b) {
   return (static_cast<double>(k) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-// Fills a tensor with value_at(i). When `upper` is finite, values that rounding to the dtype pushed
-// onto it are moved just below it, so that uniform samples stay in [low, high) in float32 too.
+// Fills a tensor with value(w0, w1, w2, w3) of the Philox words of counter i (computed 16 at a
+// time). When `upper` is finite, values that rounding to the dtype pushed onto it are moved just
+// below it, so that uniform samples stay in [low, high) in float32 too.
 template <class F>
-Tensor generate(
-    const Shape& shape, DType dtype, const char* op, F&& value_at, double upper = INFINITY) {
+Tensor generate(const Shape& shape, DType dtype, const char* op, RngKey key, bool need_w23,
+                F&& value, double upper = INFINITY) {
   Tensor t = Tensor::empty(shape, dtype);
   dispatch_float(dtype, op, [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();
     parallel_for(0, t.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        T v = static_cast<T>(value_at(static_cast<uint64_t>(i)));
-        if (v >= static_cast<T>(upper))
-          v = std::nextafter(static_cast<T>(upper), T(-INFINITY));
-        p[i] = v;
+      constexpr int64_t kChunk = 1024;
+      uint32_t w[4][kChunk];
+      for (int64_t c = lo; c < hi; c += kChunk) {
+        const int64_t m = std::min(kChunk, hi - c);
+        philox4x32_block(key, static_cast<uint64_t>(c), m, w[0], w[1], need_w23 ? w[2] : nullptr,
+                         need_w23 ? w[3] : nullptr);
+        for (int64_t i = 0; i < m; ++i) {
+          T v = static_cast<T>(value(w[0][i], w[1][i], w[2][i], w[3][i]));
+          if (v >= static_cast<T>(upper)) v = std::nextafter(static_cast<T>(upper), T(-INFINITY));
+          p[c + i] = v;
+        }
       }
     });
   });
   return t;
 }
 
-}  // namespace
+}  // namespace rng_detail
 
 std::array<uint32_t, 4> philox4x32(RngKey key, uint64_t index) {
   uint32_t c0 = static_cast<uint32_t>(index), c1 = static_cast<uint32_t>(index >> 32);
@@ -51,22 +59,101 @@ std::array<uint32_t, 4> philox4x32(RngKey key, uint64_t index) {
   uint32_t k0 = static_cast<uint32_t>(key.seed), k1 = static_cast<uint32_t>(key.seed >> 32);
   for (int round = 0; round < 10; ++round) {
     uint32_t hi0, lo0, hi1, lo1;
-    mulhilo(kMul0, c0, hi0, lo0);
-    mulhilo(kMul1, c2, hi1, lo1);
+    rng_detail::mulhilo(rng_detail::kMul0, c0, hi0, lo0);
+    rng_detail::mulhilo(rng_detail::kMul1, c2, hi1, lo1);
     const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
     c0 = n0;
     c1 = lo1;
     c2 = n2;
     c3 = lo0;
-    k0 += kWeyl0;
-    k1 += kWeyl1;
+    k0 += rng_detail::kWeyl0;
+    k1 += rng_detail::kWeyl1;
   }
   return {c0, c1, c2, c3};
 }
 
 double uniform01(RngKey key, uint64_t index) {
   const auto r = philox4x32(key, index);
-  return to_open01(r[0], r[1]);
+  return rng_detail::to_open01(r[0], r[1]);
+}
+
+namespace rng_detail {
+
+#if defined(__AVX512F__)
+// High 32 bits of the 16 lane-wise 32x32-bit products: the even lanes' 64-bit products come from
+// _mm512_mul_epu32 directly, the odd lanes' from the operands shifted down by 32.
+inline __m512i mulhi_epu32(__m512i a, __m512i b) {
+  const __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(a, b), 32);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(b, 32));
+  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+}
+
+// 16 counters (index i, i+1, ...) through the 10 rounds.
+inline void philox16(RngKey key, uint64_t first, uint32_t out[4][16]) {
+  alignas(64) uint32_t lo[16], hi[16];
+  for (int l = 0; l < 16; ++l) {
+    lo[l] = static_cast<uint32_t>(first + l);
+    hi[l] = static_cast<uint32_t>((first + l) >> 32);
+  }
+  __m512i c0 = _mm512_load_si512(lo), c1 = _mm512_load_si512(hi);
+  __m512i c2 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(key.stream)));
+  __m512i c3 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(key.stream >> 32)));
+  uint32_t k0 = static_cast<uint32_t>(key.seed), k1 = static_cast<uint32_t>(key.seed >> 32);
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(rng_detail::kMul0));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(rng_detail::kMul1));
+  for (int round = 0; round < 10; ++round) {
+    const __m512i hi0 = mulhi_epu32(m0, c0), lo0 = _mm512_mullo_epi32(m0, c0);
+    const __m512i hi1 = mulhi_epu32(m1, c2), lo1 = _mm512_mullo_epi32(m1, c2);
+    const __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1),
+                                        _mm512_set1_epi32(static_cast<int>(k0)));
+    const __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3),
+                                        _mm512_set1_epi32(static_cast<int>(k1)));
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+    k0 += rng_detail::kWeyl0;
+    k1 += rng_detail::kWeyl1;
+  }
+  _mm512_store_si512(out[0], c0);
+  _mm512_store_si512(out[1], c1);
+  _mm512_store_si512(out[2], c2);
+  _mm512_store_si512(out[3], c3);
+}
+constexpr int64_t kLanes = 16;
+#else
+inline void philox16(RngKey key, uint64_t first, uint32_t out[4][16]) {
+  for (int l = 0; l < 16; ++l) {
+    const auto r = philox4x32(key, first + l);
+    for (int w = 0; w < 4; ++w) out[w][l] = r[w];
+  }
+}
+constexpr int64_t kLanes = 16;
+#endif
+
+}  // namespace rng_detail
+
+void philox4x32_block(RngKey key, uint64_t first, int64_t n, uint32_t* w0, uint32_t* w1,
+                      uint32_t* w2, uint32_t* w3) {
+  uint32_t* words[4] = {w0, w1, w2, w3};
+  alignas(64) uint32_t buf[4][16];
+  for (int64_t i = 0; i < n; i += rng_detail::kLanes) {
+    rng_detail::philox16(key, first + static_cast<uint64_t>(i), buf);
+    const int64_t m = std::min<int64_t>(rng_detail::kLanes, n - i);
+    for (int w = 0; w < 4; ++w) {
+      if (!words[w]) continue;
+      for (int64_t l = 0; l < m; ++l) words[w][i + l] = buf[w][l];
+    }
+  }
+}
+
+void uniform01_block(RngKey key, uint64_t first, int64_t n, double* out) {
+  alignas(64) uint32_t buf[4][16];
+  for (int64_t i = 0; i < n; i += rng_detail::kLanes) {
+    rng_detail::philox16(key, first + static_cast<uint64_t>(i), buf);
+    const int64_t m = std::min<int64_t>(rng_detail::kLanes, n - i);
+    for (int64_t l = 0; l < m; ++l) out[i + l] = rng_detail::to_open01(buf[0][l], buf[1][l]);
+  }
 }
 
 int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high) {
@@ -79,20 +166,12 @@ int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high) {
 }
 
 Tensor rand(const Shape& shape, RngKey key, DType dtype, double low, double high) {
-  ATTNLAB_CHECK(std::isfinite(low) && std::isfinite(high) && low < high,
-                ValueError,
-                "rand: need finite low < high, got [",
-                low,
-                ", ",
-                high,
-                ")");
-  return generate(
-      shape,
-      dtype,
-      "rand",
-      [&](uint64_t i) {
-        const auto r = philox4x32(key, i);
-        const double u = static_cast<double>((((static_cast<uint64_t>(r[0]) << 32) | r[1]) >> 11)) *
+  ATTNLAB_CHECK(std::isfinite(low) && std::isfinite(high) && low < high, ValueError,
+                "rand: need finite low < high, got [", low, ", ", high, ")");
+  return rng_detail::generate(
+      shape, dtype, "rand", key, false,
+      [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
+        const double u = static_cast<double>(((static_cast<uint64_t>(w0) << 32) | w1) >> 11) *
                          (1.0 / 9007199254740992.0);  // [0, 1)
         return low + (high - low) * u;
       },
@@ -100,29 +179,30 @@ Tensor rand(const Shape& shape, RngKey key, DType dtype, double low, double high
 }
 
 Tensor randn(const Shape& shape, RngKey key, DType dtype, double mean, double stddev) {
-  ATTNLAB_CHECK(std::isfinite(mean) && std::isfinite(stddev) && stddev >= 0,
-                ValueError,
-                "randn: need finite mean and stddev >= 0, got mean ",
-                mean,
-                ", stddev ",
-                stddev);
-  return generate(shape, dtype, "randn", [&](uint64_t i) {
-    const auto r = philox4x32(key, i);
-    const double u1 = to_open01(r[0], r[1]), u2 = to_open01(r[2], r[3]);
-    return mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  });
+  ATTNLAB_CHECK(std::isfinite(mean) && std::isfinite(stddev) && stddev >= 0, ValueError,
+                "randn: need finite mean and stddev >= 0, got mean ", mean, ", stddev ", stddev);
+  return rng_detail::generate(shape, dtype, "randn", key, true,
+                  [&](uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
+                    const double u1 = rng_detail::to_open01(w0, w1), u2 = rng_detail::to_open01(w2, w3);
+                    return mean +
+                           stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+                  });
 }
 
 Tensor bernoulli(const Shape& shape, double p, RngKey key, DType dtype) {
-  ATTNLAB_CHECK(
-      p >= 0.0 && p <= 1.0, ValueError, "bernoulli: probability must be in [0, 1], got ", p);
-  return generate(
-      shape, dtype, "bernoulli", [&](uint64_t i) { return uniform01(key, i) < p ? 1.0 : 0.0; });
+  ATTNLAB_CHECK(p >= 0.0 && p <= 1.0, ValueError, "bernoulli: probability must be in [0, 1], got ",
+                p);
+  return rng_detail::generate(shape, dtype, "bernoulli", key, false,
+                  [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
+                    return rng_detail::to_open01(w0, w1) < p ? 1.0 : 0.0;
+                  });
 }
 
 Tensor gumbel(const Shape& shape, RngKey key, DType dtype) {
-  return generate(
-      shape, dtype, "gumbel", [&](uint64_t i) { return -std::log(-std::log(uniform01(key, i))); });
+  return rng_detail::generate(shape, dtype, "gumbel", key, false,
+                  [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
+                    return -std::log(-std::log(rng_detail::to_open01(w0, w1)));
+                  });
 }
 
 Tensor randint(const Shape& shape, int64_t low, int64_t high, RngKey key) {

@@ -125,12 +125,11 @@ Tensor attention_dropout_mask(const AttentionDropout& dropout, const Shape& s, D
     using T = decltype(tag);
     T* out = m.data<T>();
     parallel_for(0, bh * lq, 16, [&](int64_t lo, int64_t hi) {
+      std::vector<double> u(lk);
       for (int64_t row = lo; row < hi; ++row) {
         const int64_t x = row / lq, i = row % lq;
-        for (int64_t j = 0; j < lk; ++j) {
-          const bool kept = uniform01(dropout.key, dropout_index(x, i, j, lq, lk)) < keep;
-          out[row * lk + j] = kept ? static_cast<T>(scale) : T(0);
-        }
+        uniform01_block(dropout.key, dropout_index(x, i, 0, lq, lk), lk, u.data());
+        for (int64_t j = 0; j < lk; ++j) out[row * lk + j] = u[j] < keep ? static_cast<T>(scale) : T(0);
       }
     });
   });

@@ -9,10 +9,9 @@
 // Backward, with Pn = exp(S - LSE) the normalised weights, W = Pn . M and D_i = dO_i . O_i:
 //   dV_j = sum_i W^T dO_i;  dS = Pn . (M . (dO_i V_j^T) - D_i);  dK_j = scale sum_i dS^T Q_i;
 //   dQ_i = scale sum_j dS K_j
-// computed in two passes that recompute S: one parallel over key tiles (dK, dV), one over query
-// tiles (dQ). Each gradient row is owned by one task and summed in a fixed order, so results are
-// bit-identical for any thread count (no atomics). That costs ~40% more backward FLOPs than a
-// single pass with atomic dQ updates.
+// in one pass over key tiles that recomputes S once. dK and dV rows are owned by one task; dQ is
+// accumulated per group of key tiles and the groups are summed in a fixed order (see dq_groups),
+// so results are bit-identical for any thread count without atomics.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -114,17 +113,17 @@ bool scores(const Geometry& g,
   return any;
 }
 
-// Multiplies P (rows x cols, stride kBlockK) by the dropout multipliers of (x, i0.., j0..).
+// Multiplies P (rows x cols, stride kBlockK) by the dropout multipliers of (x, i0.., j0..). The
+// uniforms of one row are consecutive counters: generated 16 at a time (core/rng.hpp).
 template <class T>
-void apply_dropout(
-    const Geometry& g, int64_t x, int64_t i0, int64_t rows, int64_t j0, int64_t cols, T* p) {
+void apply_dropout(const Geometry& g, int64_t x, int64_t i0, int64_t rows, int64_t j0,
+                   int64_t cols, T* p) {
   const double keep = 1.0 - g.drop_p;
   const T inv = static_cast<T>(1.0 / keep);
+  double u[kBlockK];
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      const uint64_t idx = detail::dropout_index(x, i0 + r, j0 + c, g.lq, g.lk);
-      p[r * kBlockK + c] *= uniform01(g.drop_key, idx) < keep ? inv : T(0);
-    }
+    uniform01_block(g.drop_key, detail::dropout_index(x, i0 + r, j0, g.lq, g.lk), cols, u);
+    for (int64_t c = 0; c < cols; ++c) p[r * kBlockK + c] *= u[c] < keep ? inv : T(0);
   }
 }
 
@@ -210,44 +209,36 @@ void normalized_weights(const T* lse, int64_t rows, int64_t cols, T* s) {
 
 // dS = Pn . (M . dP - D) in place in dp, with W = Pn . M written to w (if not null).
 template <class T>
-void score_grads(const Geometry& g,
-                 int64_t x,
-                 int64_t i0,
-                 int64_t rows,
-                 int64_t j0,
-                 int64_t cols,
-                 const T* pn,
-                 const T* dvec,
-                 T* dp,
-                 T* w) {
+void score_grads(const Geometry& g, int64_t x, int64_t i0, int64_t rows, int64_t j0, int64_t cols,
+                 const T* pn, const T* dvec, T* dp, T* w) {
   const double keep = 1.0 - g.drop_p;
   const T inv = g.drop_p > 0 ? static_cast<T>(1.0 / keep) : T(1);
+  double u[kBlockK];
   for (int64_t r = 0; r < rows; ++r) {
+    if (g.drop_p > 0) {
+      uniform01_block(g.drop_key, detail::dropout_index(x, i0 + r, j0, g.lq, g.lk), cols, u);
+    }
     for (int64_t c = 0; c < cols; ++c) {
-      T mult = T(1);
-      if (g.drop_p > 0) {
-        const uint64_t idx = detail::dropout_index(x, i0 + r, j0 + c, g.lq, g.lk);
-        mult = uniform01(g.drop_key, idx) < keep ? inv : T(0);
-      }
+      const T mult = g.drop_p > 0 ? (u[c] < keep ? inv : T(0)) : T(1);
       const int64_t at = r * kBlockK + c;
-      if (w)
-        w[at] = pn[at] * mult;
+      if (w) w[at] = pn[at] * mult;
       dp[at] = pn[at] * (mult * dp[at] - dvec[r]);
     }
   }
 }
 
+// Key tiles are dealt to G groups (tile t to group t mod G, which balances causal work); each
+// (batch*head, group) task owns its key tiles' dK and dV and accumulates dQ into the group's own
+// buffer; the G buffers are summed in group order at the end. G depends only on the shapes (enough
+// groups for parallelism when batch*heads is small), so results never depend on the thread count,
+// and the extra memory is G * Lq * d per batch*head: O(L * d).
+inline int64_t dq_groups(const Geometry& g) {
+  return std::min<int64_t>(g.k_tiles(), std::max<int64_t>(1, (8 + g.bh() - 1) / g.bh()));
+}
+
 template <class T>
-void backward(const Geometry& g,
-              const T* q,
-              const T* k,
-              const T* v,
-              const T* out,
-              const T* lse,
-              const T* dout,
-              T* dq,
-              T* dk,
-              T* dv) {
+void backward(const Geometry& g, const T* q, const T* k, const T* v, const T* out, const T* lse,
+              const T* dout, T* dq, T* dk, T* dv) {
   // D_i = dO_i . O_i
   std::vector<T> dvec(g.bh() * g.lq);
   parallel_for(0, g.bh() * g.lq, 1024, [&](int64_t lo, int64_t hi) {
@@ -255,114 +246,50 @@ void backward(const Geometry& g,
       dvec[r] = simd::dot_contiguous(dout + r * g.dv, out + r * g.dv, g.dv);
     }
   });
-  // Pass 1: dK and dV, one task per (batch*head, key tile).
-  parallel_for(0, g.bh() * g.k_tiles(), 1, [&](int64_t t0, int64_t t1) {
+  const int64_t groups = dq_groups(g);
+  std::vector<T> partial(groups > 1 ? groups * g.bh() * g.lq * g.d : 0);
+  parallel_for(0, g.bh() * groups, 1, [&](int64_t t0, int64_t t1) {
     std::vector<T> s(kBlockQ * kBlockK), dp(kBlockQ * kBlockK), w(kBlockQ * kBlockK);
     for (int64_t task = t0; task < t1; ++task) {
-      const int64_t x = task / g.k_tiles(), kt = zigzag(task % g.k_tiles(), g.k_tiles());
-      const int64_t j0 = kt * kBlockK, j1 = std::min(g.lk, j0 + kBlockK), cols = j1 - j0;
+      const int64_t x = task / groups, group = task % groups;
       const T *qx = q + x * g.lq * g.d, *kx = k + x * g.lk * g.d, *vx = v + x * g.lk * g.dv;
       const T* dox = dout + x * g.lq * g.dv;
-      T* dkx = dk + (x * g.lk + j0) * g.d;
-      T* dvx = dv + (x * g.lk + j0) * g.dv;
-      std::fill(dkx, dkx + cols * g.d, T(0));
-      std::fill(dvx, dvx + cols * g.dv, T(0));
-      for (int64_t qt = g.first_q_tile_for(kt); qt < g.q_tiles(); ++qt) {
-        const int64_t i0 = qt * kBlockQ, i1 = std::min(g.lq, i0 + kBlockQ), rows = i1 - i0;
-        if (!scores<T>(g, x, qx, kx, i0, i1, j0, j1, s.data()))
-          continue;
-        normalized_weights<T>(lse + x * g.lq + i0, rows, cols, s.data());
-        gemm<T>(false,
-                true,
-                rows,
-                cols,
-                g.dv,
-                T(1),
-                dox + i0 * g.dv,
-                g.dv,
-                vx + j0 * g.dv,
-                g.dv,
-                T(0),
-                dp.data(),
-                kBlockK);  // dP = dO V^T
-        score_grads<T>(
-            g, x, i0, rows, j0, cols, s.data(), dvec.data() + x * g.lq + i0, dp.data(), w.data());
-        gemm<T>(true,
-                false,
-                cols,
-                g.dv,
-                rows,
-                T(1),
-                w.data(),
-                kBlockK,
-                dox + i0 * g.dv,
-                g.dv,
-                T(1),
-                dvx,
-                g.dv);  // dV += W^T dO
-        gemm<T>(true,
-                false,
-                cols,
-                g.d,
-                rows,
-                static_cast<T>(g.scale),
-                dp.data(),
-                kBlockK,
-                qx + i0 * g.d,
-                g.d,
-                T(1),
-                dkx,
-                g.d);  // dK += scale dS^T Q
-      }
-    }
-  });
-  // Pass 2: dQ, one task per (batch*head, query tile).
-  parallel_for(0, g.bh() * g.q_tiles(), 1, [&](int64_t t0, int64_t t1) {
-    std::vector<T> s(kBlockQ * kBlockK), dp(kBlockQ * kBlockK);
-    for (int64_t task = t0; task < t1; ++task) {
-      const int64_t x = task / g.q_tiles(), qt = zigzag(task % g.q_tiles(), g.q_tiles());
-      const int64_t i0 = qt * kBlockQ, i1 = std::min(g.lq, i0 + kBlockQ), rows = i1 - i0;
-      const T *qx = q + x * g.lq * g.d, *kx = k + x * g.lk * g.d, *vx = v + x * g.lk * g.dv;
-      const T* dox = dout + x * g.lq * g.dv;
-      T* dqx = dq + (x * g.lq + i0) * g.d;
-      std::fill(dqx, dqx + rows * g.d, T(0));
-      const int64_t kts = g.k_tiles_for(qt);
-      for (int64_t kt = 0; kt < kts; ++kt) {
+      T* dqx = groups > 1 ? partial.data() + (group * g.bh() + x) * g.lq * g.d : dq + x * g.lq * g.d;
+      std::fill(dqx, dqx + g.lq * g.d, T(0));
+      for (int64_t kt = group; kt < g.k_tiles(); kt += groups) {
         const int64_t j0 = kt * kBlockK, j1 = std::min(g.lk, j0 + kBlockK), cols = j1 - j0;
-        if (!scores<T>(g, x, qx, kx, i0, i1, j0, j1, s.data()))
-          continue;
-        normalized_weights<T>(lse + x * g.lq + i0, rows, cols, s.data());
-        gemm<T>(false,
-                true,
-                rows,
-                cols,
-                g.dv,
-                T(1),
-                dox + i0 * g.dv,
-                g.dv,
-                vx + j0 * g.dv,
-                g.dv,
-                T(0),
-                dp.data(),
-                kBlockK);
-        score_grads<T>(
-            g, x, i0, rows, j0, cols, s.data(), dvec.data() + x * g.lq + i0, dp.data(), nullptr);
-        gemm<T>(false,
-                false,
-                rows,
-                g.d,
-                cols,
-                static_cast<T>(g.scale),
-                dp.data(),
-                kBlockK,
-                kx + j0 * g.d,
-                g.d,
-                T(1),
-                dqx,
-                g.d);  // dQ += scale dS K
+        T* dkx = dk + (x * g.lk + j0) * g.d;
+        T* dvx = dv + (x * g.lk + j0) * g.dv;
+        std::fill(dkx, dkx + cols * g.d, T(0));
+        std::fill(dvx, dvx + cols * g.dv, T(0));
+        for (int64_t qt = g.first_q_tile_for(kt); qt < g.q_tiles(); ++qt) {
+          const int64_t i0 = qt * kBlockQ, i1 = std::min(g.lq, i0 + kBlockQ), rows = i1 - i0;
+          if (!scores<T>(g, x, qx, kx, i0, i1, j0, j1, s.data())) continue;
+          normalized_weights<T>(lse + x * g.lq + i0, rows, cols, s.data());
+          gemm<T>(false, true, rows, cols, g.dv, T(1), dox + i0 * g.dv, g.dv, vx + j0 * g.dv, g.dv,
+                  T(0), dp.data(), kBlockK);  // dP = dO V^T
+          score_grads<T>(g, x, i0, rows, j0, cols, s.data(), dvec.data() + x * g.lq + i0,
+                         dp.data(), w.data());
+          gemm<T>(true, false, cols, g.dv, rows, T(1), w.data(), kBlockK, dox + i0 * g.dv, g.dv,
+                  T(1), dvx, g.dv);  // dV += W^T dO
+          gemm<T>(true, false, cols, g.d, rows, static_cast<T>(g.scale), dp.data(), kBlockK,
+                  qx + i0 * g.d, g.d, T(1), dkx, g.d);  // dK += scale dS^T Q
+          gemm<T>(false, false, rows, g.d, cols, static_cast<T>(g.scale), dp.data(), kBlockK,
+                  kx + j0 * g.d, g.d, T(1), dqx + i0 * g.d, g.d);  // dQ += scale dS K
+        }
       }
     }
   });
+  if (groups > 1) {  // dQ = sum of the groups' buffers, in group order
+    const int64_t n = g.bh() * g.lq * g.d;
+    parallel_for(0, n, 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t e = lo; e < hi; ++e) {
+        T acc = partial[e];
+        for (int64_t gi = 1; gi < groups; ++gi) acc += partial[gi * n + e];
+        dq[e] = acc;
+      }
+    });
+  }
 }
 
 class FlashAttention : public ag::Function {

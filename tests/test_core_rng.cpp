@@ -22,6 +22,22 @@ TEST_SUITE("core.rng") {
     CHECK(s[3] == 0x6d5451fdu);
   }
 
+  TEST_CASE("the vectorised block generator is bit-identical to the scalar one") {
+    for (uint64_t first : {0ull, 5ull, (1ull << 32) - 7, ~0ull - 40}) {
+      const int64_t n = 37;  // not a multiple of the 16 lanes
+      std::vector<uint32_t> w[4];
+      for (auto& v : w) v.resize(n);
+      philox4x32_block({3, 9}, first, n, w[0].data(), w[1].data(), w[2].data(), w[3].data());
+      std::vector<double> u(n);
+      uniform01_block({3, 9}, first, n, u.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const auto r = philox4x32({3, 9}, first + i);
+        for (int k = 0; k < 4; ++k) CHECK(w[k][i] == r[k]);
+        CHECK(u[i] == uniform01({3, 9}, first + i));
+      }
+    }
+  }
+
   TEST_CASE("same key / same numbers / whatever the thread count") {
     for (DType dt : {kFloat32, kFloat64}) {
       Tensor one, two;

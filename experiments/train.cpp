@@ -1,0 +1,150 @@
+// `attnlab train`: a sequential recommender (SASRec with any attention kind) on MovieLens-1M
+// (SASRec format or raw ratings.dat) or on the built-in synthetic data, with the SASRec protocol.
+#include <iostream>
+
+#include "core/core.hpp"
+#include "experiments/support/bench.hpp"
+#include "experiments/support/cli.hpp"
+#include "experiments/support/table.hpp"
+#include "layers/sasrec.hpp"
+#include "layers/seqrec_trainer.hpp"
+
+namespace attnlab {
+namespace {
+
+nn::SequenceDataset load_data(const cli::Parser& p) {
+  const std::string source = p.get<std::string>("data");
+  if (source == "synthetic") {
+    nn::SyntheticConfig sc;
+    sc.users = p.get<int64_t>("synthetic-users");
+    sc.items = p.get<int64_t>("synthetic-items");
+    sc.max_length = p.get<int64_t>("synthetic-max-length");
+    sc.min_length = std::min<int64_t>(20, sc.max_length);
+    sc.seed = p.common().seed + 1;
+    return nn::synthetic_sequences(sc);
+  }
+  if (source.size() > 12 && source.substr(source.size() - 12) == "ratings.dat") {
+    return nn::load_movielens_ratings(source);
+  }
+  return nn::load_sasrec_file(source);
+}
+
+int run_train(int argc, char** argv) {
+  cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
+  p.options().add_options()(
+      "data", cli::po::value<std::string>()->default_value("synthetic"),
+      "'synthetic', a SASRec-format file (user item per line) or a MovieLens ratings.dat")(
+      "synthetic-users", cli::po::value<int64_t>()->default_value(2000), "synthetic: users")(
+      "synthetic-items", cli::po::value<int64_t>()->default_value(1000), "synthetic: items")(
+      "synthetic-max-length", cli::po::value<int64_t>()->default_value(120),
+      "synthetic: longest history")(
+      "attention", cli::po::value<std::string>()->default_value("softmax-fused"),
+      "attention kind (attnlab bench attention --list)")(
+      "dim", cli::po::value<int64_t>()->default_value(50), "hidden size")(
+      "blocks", cli::po::value<int64_t>()->default_value(2), "transformer blocks")(
+      "heads", cli::po::value<int64_t>()->default_value(1), "attention heads")(
+      "maxlen", cli::po::value<int64_t>()->default_value(200), "input length (last items)")(
+      "dropout", cli::po::value<double>()->default_value(0.2), "dropout rate")(
+      "norm", cli::po::value<std::string>()->default_value("sasrec"), "sasrec, pre or post")(
+      "epochs", cli::po::value<int64_t>()->default_value(200), "epochs")(
+      "batch", cli::po::value<int64_t>()->default_value(128), "users per batch")(
+      "lr", cli::po::value<double>()->default_value(1e-3), "Adam learning rate")(
+      "loss", cli::po::value<std::string>()->default_value("bce"),
+      "bce (one negative per position) or ce (full softmax)")(
+      "eval-every", cli::po::value<int64_t>()->default_value(20), "epochs between validations")(
+      "patience", cli::po::value<int64_t>()->default_value(0),
+      "stop after this many validations without improvement (0: never)")(
+      "eval-users", cli::po::value<int64_t>()->default_value(-1),
+      "evaluate only the first N users (-1: all)")(
+      "full-ranking", "also report full-ranking HR@10 / NDCG@10 at the end")(
+      "checkpoint", cli::po::value<std::string>()->default_value(""),
+      "checkpoint file written at every validation (atomically)")(
+      "resume", "continue from --checkpoint")(
+      "log", cli::po::value<std::string>()->default_value(""), "JSON-lines log, one line per epoch");
+  if (!p.parse(argc, argv)) return 0;
+  auto positive = [&](const char* name) {
+    if (p.get<int64_t>(name) <= 0) {
+      throw cli::UsageError(std::string("--") + name + ": must be positive, got " +
+                            std::to_string(p.get<int64_t>(name)));
+    }
+  };
+  for (const char* n : {"synthetic-users", "synthetic-items", "synthetic-max-length", "dim", "heads",
+                        "maxlen", "batch", "eval-every"}) {
+    positive(n);
+  }
+  if (p.get<int64_t>("blocks") < 0 || p.get<int64_t>("epochs") < 0) {
+    throw cli::UsageError("--blocks and --epochs must be >= 0");
+  }
+  const double dropout = p.get<double>("dropout");
+  if (!(dropout >= 0 && dropout < 1)) throw cli::UsageError("--dropout: must be in [0, 1)");
+  if (!(p.get<double>("lr") > 0)) throw cli::UsageError("--lr: must be positive");
+  if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
+    throw cli::UsageError("--resume needs --checkpoint FILE");
+  }
+  const nn::SequenceDataset data = load_data(p);
+  const nn::SplitDataset split = nn::leave_one_out(data);
+  std::cout << "data: " << data.summary() << "\n";
+
+  nn::SASRecConfig mc;
+  mc.num_items = data.num_items;
+  mc.max_length = p.get<int64_t>("maxlen");
+  mc.dim = p.get<int64_t>("dim");
+  mc.blocks = p.get<int64_t>("blocks");
+  mc.heads = p.get<int64_t>("heads");
+  mc.dropout = dropout;
+  mc.attention = p.get<std::string>("attention");
+  mc.norm = nn::parse_norm_placement(p.get<std::string>("norm"));
+  mc.seed = p.common().seed;
+  nn::SASRec model(mc);
+  model.to(p.common().dtype);
+  std::cout << "model: " << model.describe() << ", " << model.parameter_count()
+            << " parameters\n";
+
+  nn::TrainConfig tc;
+  tc.epochs = p.get<int64_t>("epochs");
+  tc.batch_size = p.get<int64_t>("batch");
+  tc.lr = p.get<double>("lr");
+  tc.loss = p.get<std::string>("loss");
+  tc.eval_every = p.get<int64_t>("eval-every");
+  tc.patience = p.get<int64_t>("patience");
+  tc.eval_max_users = p.get<int64_t>("eval-users");
+  tc.full_ranking = p.has("full-ranking");
+  tc.seed = p.common().seed;
+  tc.checkpoint = p.get<std::string>("checkpoint");
+  tc.resume = p.has("resume");
+  tc.log = p.get<std::string>("log");
+  tc.progress = true;
+  cli::Table epochs({"epoch", "loss", "seconds", "seq/s", "valid HR@10", "valid NDCG@10"});
+  const nn::TrainResult r = nn::train_recommender(model, split, tc, [&](const nn::EpochLog& e) {
+    if (!e.evaluated) return;
+    std::cout << "epoch " << e.epoch << ": loss " << e.loss << ", " << e.seconds << " s, valid HR@10 "
+              << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << std::endl;
+  });
+  for (const auto& e : r.epochs) {
+    epochs.add_row({e.epoch, cli::Cell(e.loss, 4), cli::Cell(e.seconds, 2),
+                    cli::Cell(e.sequences_per_second, 0),
+                    e.evaluated ? cli::Cell(e.valid.hr10, 4) : cli::Cell("-"),
+                    e.evaluated ? cli::Cell(e.valid.ndcg10, 4) : cli::Cell("-")});
+  }
+  cli::Table final_table({"attention", "best epoch", "valid HR@10", "valid NDCG@10", "test HR@10",
+                          "test NDCG@10", "full HR@10", "full NDCG@10", "s/epoch"});
+  final_table.add_row({mc.attention, r.best_epoch, cli::Cell(r.best_valid.hr10, 4),
+                       cli::Cell(r.best_valid.ndcg10, 4), cli::Cell(r.test.hr10, 4),
+                       cli::Cell(r.test.ndcg10, 4),
+                       r.test.full_hr10 >= 0 ? cli::Cell(r.test.full_hr10, 4) : cli::Cell("-"),
+                       r.test.full_ndcg10 >= 0 ? cli::Cell(r.test.full_ndcg10, 4) : cli::Cell("-"),
+                       cli::Cell(r.mean_epoch_seconds, 2)});
+  std::cout << "\n";
+  final_table.print(std::cout);
+  if (!p.common().out.empty()) {
+    epochs.write(p.common().out, "epochs");
+    final_table.write(p.common().out, "result");
+  }
+  return 0;
+}
+
+const cli::Register train_command("train", "train a sequential recommender (SASRec protocol)",
+                                  run_train);
+
+}  // namespace
+}  // namespace attnlab

@@ -1,0 +1,54 @@
+// SASRec (Kang & McAuley, ICDM 2018) with any attention kind:
+//   x = E[ids] * sqrt(D) + P[slot]  (E shared with the output scoring, row 0 = padding),
+//   dropout, zero at padding, then N transformer blocks (causal + key-padding mask), then a final
+//   LayerNorm. The default block layout is the original code's ("sasrec": queries from the
+//   normalised input, keys and values from the raw input, no output projection, LayerNorm
+//   epsilon 1e-8); pre-LN and post-LN are options. See research/sasrec.md section 3.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "layers/attention_factory.hpp"
+#include "layers/recommender.hpp"
+#include "layers/transformer_block.hpp"
+
+namespace attnlab::nn {
+
+struct SASRecConfig {
+  int64_t num_items = 0;
+  int64_t max_length = 200;
+  int64_t dim = 50;
+  int64_t blocks = 2;
+  int64_t heads = 1;
+  int64_t ffn_hidden = 0;  // 0: dim (SASRec's position-wise FFN keeps the width)
+  double dropout = 0.2;
+  std::string attention = "softmax-fused";  // any kind of attention_kinds()
+  KernelConfig kernel;                      // its options (dropout on weights = dropout)
+  NormPlacement norm = NormPlacement::SASRec;
+  bool out_proj = false;
+  double norm_eps = 1e-8;
+  uint64_t seed = 0;
+};
+
+class SASRec : public SequenceRecommender {
+ public:
+  explicit SASRec(const SASRecConfig& config);
+  Var hidden(const Tensor& input_ids) override;
+  Var item_vectors(const Tensor& item_ids) override;
+  int64_t num_items() const override { return config_.num_items; }
+  int64_t max_length() const override { return config_.max_length; }
+  std::string describe() const override;
+  const SASRecConfig& config() const { return config_; }
+
+  std::shared_ptr<Embedding> item_embedding, position_embedding;
+  std::shared_ptr<Dropout> input_dropout;
+  std::shared_ptr<ModuleList> blocks;
+  std::shared_ptr<LayerNorm> final_norm;
+
+ private:
+  SASRecConfig config_;
+  std::shared_ptr<Generator> dropout_rng_;
+};
+
+}  // namespace attnlab::nn

@@ -1,0 +1,331 @@
+#include "layers/seqrec_trainer.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <unordered_set>
+
+#include "autograd/engine.hpp"
+#include "autograd/ops.hpp"
+#include "core/core.hpp"
+#include "layers/checkpoint.hpp"
+#include "layers/losses.hpp"
+#include "layers/optim.hpp"
+
+namespace attnlab::nn {
+namespace trainer_detail {
+
+// Counter-based keys: everything an epoch draws depends only on (seed, epoch), so a resumed run
+// repeats it exactly without saving any generator state.
+RngKey permutation_key(uint64_t seed, int64_t epoch) {
+  return {seed * 0x9E3779B97F4A7C15ull + 11, static_cast<uint64_t>(epoch)};
+}
+RngKey negatives_key(uint64_t seed, int64_t epoch, int64_t batch) {
+  return {seed * 0x9E3779B97F4A7C15ull + 12, (static_cast<uint64_t>(epoch) << 32) + batch};
+}
+RngKey eval_key(uint64_t seed, int64_t epoch) {
+  return {seed * 0x9E3779B97F4A7C15ull + 13, static_cast<uint64_t>(epoch)};
+}
+
+std::vector<int64_t> shuffled(std::vector<int64_t> users, RngKey key) {
+  for (int64_t i = static_cast<int64_t>(users.size()) - 1; i > 0; --i) {
+    std::swap(users[i], users[uniform_int(key, static_cast<uint64_t>(i), 0, i + 1)]);
+  }
+  return users;
+}
+
+NamedTensors clone_state(const NamedTensors& s) {
+  NamedTensors out;
+  for (const auto& [n, t] : s) out.emplace_back(n, t.clone());
+  return out;
+}
+
+std::string json_metrics(const char* prefix, const RankingMetrics& m) {
+  char buf[256];
+  std::snprintf(buf,
+                sizeof buf,
+                ", \"%s_hr10\": %.6f, \"%s_ndcg10\": %.6f",
+                prefix,
+                m.hr10,
+                prefix,
+                m.ndcg10);
+  std::string s = buf;
+  if (m.full_hr10 >= 0) {
+    std::snprintf(buf,
+                  sizeof buf,
+                  ", \"%s_full_hr10\": %.6f, \"%s_full_ndcg10\": %.6f",
+                  prefix,
+                  m.full_hr10,
+                  prefix,
+                  m.full_ndcg10);
+    s += buf;
+  }
+  return s;
+}
+
+void progress_bar(
+    int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double per_second) {
+  const int width = 30;
+  const int fill = static_cast<int>(width * done / std::max<int64_t>(1, total));
+  std::fprintf(stderr,
+               "\repoch %lld/%lld [%s%s] %lld/%lld  loss %.4f  %.0f seq/s   ",
+               static_cast<long long>(epoch),
+               static_cast<long long>(epochs),
+               std::string(fill, '#').c_str(),
+               std::string(width - fill, ' ').c_str(),
+               static_cast<long long>(done),
+               static_cast<long long>(total),
+               loss,
+               per_second);
+  std::fflush(stderr);
+}
+
+}  // namespace trainer_detail
+
+TrainBatch make_batch(const SplitDataset& data,
+                      const std::vector<int64_t>& users,
+                      int64_t maxlen,
+                      RngKey key) {
+  const int64_t b = static_cast<int64_t>(users.size()), v = data.num_items;
+  TrainBatch batch{Tensor::empty({b, maxlen}, kInt64),
+                   Tensor::empty({b, maxlen}, kInt64),
+                   zeros({b, maxlen}, kInt64)};
+  int64_t* in = batch.input.data<int64_t>();
+  int64_t* pos = batch.positive.data<int64_t>();
+  int64_t* neg = batch.negative.data<int64_t>();
+  for (int64_t r = 0; r < b; ++r) {
+    const auto& seq = data.train[users[r]];
+    ATTNLAB_CHECK(seq.size() >= 2,
+                  ValueError,
+                  "make_batch: user ",
+                  users[r],
+                  " has fewer than two training items");
+    const std::vector<int64_t> inputs(seq.begin(), seq.end() - 1),
+        targets(seq.begin() + 1, seq.end());
+    right_align(inputs, maxlen, in + r * maxlen);
+    right_align(targets, maxlen, pos + r * maxlen);
+    const std::unordered_set<int64_t> seen(seq.begin(), seq.end());
+    ATTNLAB_CHECK(static_cast<int64_t>(seen.size()) < v,
+                  ValueError,
+                  "make_batch: user ",
+                  users[r],
+                  " has interacted with every item: no negative exists");
+    uint64_t draw = static_cast<uint64_t>(users[r]) << 24;
+    for (int64_t j = 0; j < maxlen; ++j) {
+      if (pos[r * maxlen + j] == 0)
+        continue;
+      int64_t t;
+      do {
+        t = uniform_int(key, draw++, 1, v + 1);
+      } while (seen.count(t));
+      neg[r * maxlen + j] = t;
+    }
+  }
+  return batch;
+}
+
+Var recommendation_loss(SequenceRecommender& model,
+                        const TrainBatch& batch,
+                        const std::string& loss) {
+  const int64_t b = batch.input.size(0), l = batch.input.size(1);
+  Var h = model.hidden(batch.input);  // [B, L, D]
+  if (loss == "bce") {
+    Tensor weight = gt(batch.positive.to(h.dtype()), 0.0).reshape({b, l, 1});
+    Var pos = model.scores(h, batch.positive.reshape({b, l, 1}));
+    Var neg = model.scores(h, batch.negative.reshape({b, l, 1}));
+    return bce_with_logits(pos, ones({b, l, 1}, h.dtype()), weight) +
+           bce_with_logits(neg, zeros({b, l, 1}, h.dtype()), weight);
+  }
+  if (loss == "ce") {
+    const int64_t v = model.num_items(), d = h.shape()[2];
+    Var all = model.item_vectors(arange(1.0, static_cast<double>(v + 1), 1.0, kInt64));  // [V, D]
+    Var logits = ag::matmul(ag::reshape(h, Shape{b * l, d}), all, false, true);          // [B L, V]
+    Tensor t = Tensor::empty({b * l}, kInt64);
+    const int64_t* p = batch.positive.data<int64_t>();
+    for (int64_t i = 0; i < b * l; ++i) t.data<int64_t>()[i] = p[i] > 0 ? p[i] - 1 : -100;
+    return softmax_cross_entropy(logits, t, -100);
+  }
+  throw ValueError("recommendation_loss: unknown loss '" + loss + "' (bce, ce)");
+}
+
+TrainResult train_recommender(SequenceRecommender& model,
+                              const SplitDataset& data,
+                              const TrainConfig& c,
+                              const std::function<void(const EpochLog&)>& on_epoch) {
+  using namespace trainer_detail;  // NOLINT: function scope (the libraries are unity-built)
+  using clock = std::chrono::steady_clock;
+  ATTNLAB_CHECK(c.epochs >= 0 && c.batch_size > 0 && c.eval_every > 0 && c.patience >= 0,
+                ValueError,
+                "train_recommender: epochs >= 0, batch_size > 0, eval_every > 0 and "
+                "patience >= 0 are required");
+  ATTNLAB_CHECK(c.loss == "bce" || c.loss == "ce",
+                ValueError,
+                "train_recommender: loss must be bce or ce, got '",
+                c.loss,
+                "'");
+  ATTNLAB_CHECK(!c.resume || !c.checkpoint.empty(),
+                ValueError,
+                "train_recommender: resume needs a checkpoint path");
+  std::vector<int64_t> users;
+  for (int64_t u = 0; u < static_cast<int64_t>(data.train.size()); ++u) {
+    if (data.train[u].size() >= 2)
+      users.push_back(u);
+  }
+  ATTNLAB_CHECK(!users.empty(), ValueError, "train_recommender: no user has two training items");
+  optim::Adam opt(model.named_parameters(), c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay);
+
+  TrainResult result;
+  int64_t start_epoch = 0, bad_evals = 0;
+  double best_ndcg = -1;
+  NamedTensors best_state;
+  if (c.resume) {
+    optim::NamedScalars scalars;
+    start_epoch = optim::load_checkpoint(c.checkpoint, model, opt, {}, &scalars);
+    for (const auto& [name, value] : scalars) {
+      if (name == "best_epoch")
+        result.best_epoch = static_cast<int64_t>(value);
+      if (name == "best_ndcg10")
+        best_ndcg = value;
+      if (name == "best_hr10")
+        result.best_valid.hr10 = value;
+      if (name == "bad_evals")
+        bad_evals = static_cast<int64_t>(value);
+    }
+    result.best_valid.ndcg10 = std::max(0.0, best_ndcg);
+    if (result.best_epoch > 0)
+      best_state = load_npz(c.checkpoint + ".best.npz");
+  }
+  std::ofstream log;
+  if (!c.log.empty()) {
+    log.open(c.log, c.resume ? std::ios::app : std::ios::trunc);
+    ATTNLAB_CHECK(log.good(), IOError, "train_recommender: cannot open the log '", c.log, "'");
+  }
+  const bool show = c.progress && ::isatty(2);
+  const int64_t maxlen = model.max_length();
+  const int64_t batches = (static_cast<int64_t>(users.size()) + c.batch_size - 1) / c.batch_size;
+  double total_seconds = 0;
+  for (int64_t epoch = start_epoch + 1; epoch <= c.epochs; ++epoch) {
+    model.train();
+    const auto t0 = clock::now();
+    const std::vector<int64_t> order = shuffled(users, permutation_key(c.seed, epoch));
+    double loss_sum = 0;
+    for (int64_t bi = 0; bi < batches; ++bi) {
+      const auto first = order.begin() + bi * c.batch_size;
+      const std::vector<int64_t> chunk(
+          first, first + std::min<int64_t>(c.batch_size, order.end() - first));
+      const TrainBatch batch = make_batch(data, chunk, maxlen, negatives_key(c.seed, epoch, bi));
+      opt.zero_grad();
+      Var loss = recommendation_loss(model, batch, c.loss);
+      loss.backward();
+      if (c.clip_norm > 0)
+        optim::clip_grad_norm(opt.params(), c.clip_norm);
+      opt.step();
+      loss_sum += loss.item();
+      if (show) {
+        const double sec = std::chrono::duration<double>(clock::now() - t0).count();
+        progress_bar(
+            epoch,
+            c.epochs,
+            bi + 1,
+            batches,
+            loss_sum / (bi + 1),
+            static_cast<double>(std::min<int64_t>((bi + 1) * c.batch_size, users.size())) / sec);
+      }
+    }
+    EpochLog e;
+    e.epoch = epoch;
+    e.loss = loss_sum / static_cast<double>(batches);
+    e.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    e.sequences_per_second = static_cast<double>(users.size()) / e.seconds;
+    total_seconds += e.seconds;
+    if (epoch % c.eval_every == 0 || epoch == c.epochs) {
+      EvalOptions eo;
+      eo.negatives = c.eval_negatives;
+      eo.max_users = c.eval_max_users;
+      eo.key = eval_key(c.seed, epoch);
+      e.valid = evaluate(model, data, eo);
+      e.evaluated = true;
+      if (e.valid.ndcg10 > best_ndcg) {
+        best_ndcg = e.valid.ndcg10;
+        result.best_epoch = epoch;
+        result.best_valid = e.valid;
+        best_state = clone_state(model.state_dict());
+        bad_evals = 0;
+        if (!c.checkpoint.empty())
+          save_npz(c.checkpoint + ".best.npz", best_state);
+      } else {
+        ++bad_evals;
+      }
+      if (!c.checkpoint.empty()) {
+        optim::save_checkpoint(c.checkpoint,
+                               model,
+                               opt,
+                               epoch,
+                               {},
+                               {{"best_epoch", static_cast<double>(result.best_epoch)},
+                                {"best_ndcg10", best_ndcg},
+                                {"best_hr10", result.best_valid.hr10},
+                                {"bad_evals", static_cast<double>(bad_evals)}});
+      }
+    }
+    if (show)
+      std::fprintf(stderr, "\r%s\r", std::string(100, ' ').c_str());
+    if (log.is_open()) {
+      char buf[256];
+      std::snprintf(buf,
+                    sizeof buf,
+                    "{\"epoch\": %lld, \"loss\": %.6f, \"seconds\": %.3f, "
+                    "\"sequences_per_second\": %.1f",
+                    static_cast<long long>(epoch),
+                    e.loss,
+                    e.seconds,
+                    e.sequences_per_second);
+      log << buf << (e.evaluated ? json_metrics("valid", e.valid) : std::string()) << "}\n";
+      log.flush();
+    }
+    result.epochs.push_back(e);
+    if (on_epoch)
+      on_epoch(e);
+    if (c.patience > 0 && bad_evals >= c.patience) {
+      result.stopped_early = true;
+      break;
+    }
+  }
+  if (!best_state.empty())
+    model.load_state_dict(best_state);
+  EvalOptions to;
+  to.test = true;
+  to.negatives = c.eval_negatives;
+  to.max_users = c.eval_max_users;
+  to.full_ranking = c.full_ranking;
+  to.key = eval_key(c.seed, -1);
+  result.test = evaluate(model, data, to);
+  result.mean_epoch_seconds =
+      result.epochs.empty() ? 0 : total_seconds / static_cast<double>(result.epochs.size());
+  return result;
+}
+
+PopularityRecommender::PopularityRecommender(const SplitDataset& data, int64_t max_length)
+    : SequenceRecommender("PopularityRecommender"),
+      num_items_(data.num_items),
+      max_length_(max_length) {
+  log_counts_ = zeros({data.num_items + 1, 1}, kFloat32);
+  std::vector<double> count(data.num_items + 1, 0);
+  for (const auto& seq : data.train) {
+    for (int64_t item : seq) count[item] += 1;
+  }
+  for (int64_t i = 0; i <= data.num_items; ++i) log_counts_.set({i, 0}, std::log1p(count[i]));
+}
+
+Var PopularityRecommender::hidden(const Tensor& input_ids) {
+  return ag::constant(ones({input_ids.size(0), input_ids.size(1), 1}));
+}
+
+Var PopularityRecommender::item_vectors(const Tensor& item_ids) {
+  return ag::constant(index_select(log_counts_, 0, item_ids));
+}
+
+}  // namespace attnlab::nn

@@ -1,0 +1,92 @@
+// Training sequential recommenders the SASRec way:
+//   - an epoch walks a random permutation of the users with at least two training items, in
+//     batches; a user's input is its training items but the last (right-aligned, last max_length),
+//     the targets are the same shifted by one, and each target position gets one negative drawn
+//     uniformly from the items the user never trained on (SASRec's sampler);
+//   - loss "bce": binary cross-entropy of the positive and the negative logits, averaged over the
+//     real positions (SASRec's loss); "ce": full softmax cross-entropy over all items;
+//   - Adam (beta2 = 0.98 as in SASRec), evaluation on the validation split every eval_every epochs,
+//     early stopping after `patience` evaluations without a better validation NDCG@10, and the
+//     test metrics of the best validation model at the end;
+//   - every random draw (permutations, negatives, dropout) is counter-based and keyed by epoch, so
+//     a checkpoint (model, optimizer, generators, best model, bookkeeping) resumes bit-identically.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "layers/recommender.hpp"
+#include "layers/seqrec_data.hpp"
+#include "layers/seqrec_eval.hpp"
+
+namespace attnlab::nn {
+
+struct TrainConfig {
+  int64_t epochs = 200;
+  int64_t batch_size = 128;
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.98;
+  double weight_decay = 0.0;
+  double clip_norm = 0.0;   // 0: no gradient clipping
+  std::string loss = "bce"; // "bce" (one negative per position) or "ce" (full softmax)
+  int64_t eval_every = 20;  // epochs between validations (the last epoch is always evaluated)
+  int64_t patience = 0;     // evaluations without improvement before stopping (0: never stop)
+  int64_t eval_negatives = 100;
+  int64_t eval_max_users = -1;
+  bool full_ranking = false;   // also compute full-ranking metrics
+  uint64_t seed = 0;           // data order, negatives, evaluation negatives
+  std::string checkpoint;      // path of the checkpoint written at each evaluation ("" = none)
+  bool resume = false;         // continue from `checkpoint`
+  std::string log;             // JSON-lines log, one object per epoch ("" = none)
+  bool progress = false;       // a progress bar on stderr
+};
+
+struct EpochLog {
+  int64_t epoch = 0;
+  double loss = 0, seconds = 0, sequences_per_second = 0;
+  bool evaluated = false;
+  RankingMetrics valid;
+};
+
+struct TrainResult {
+  std::vector<EpochLog> epochs;  // this run's epochs (after a resume: only the new ones)
+  int64_t best_epoch = 0;
+  RankingMetrics best_valid, test;  // test: of the best validation model
+  double mean_epoch_seconds = 0;
+  bool stopped_early = false;
+};
+
+// Trains `model` on data.train and returns the log and the final test metrics. `on_epoch` (if
+// set) is called after every epoch (live tables, tests).
+TrainResult train_recommender(SequenceRecommender& model, const SplitDataset& data,
+                              const TrainConfig& config,
+                              const std::function<void(const EpochLog&)>& on_epoch = {});
+
+// One training batch, exposed for tests and custom loops: inputs/positives/negatives [B, L].
+struct TrainBatch {
+  Tensor input, positive, negative;
+};
+TrainBatch make_batch(const SplitDataset& data, const std::vector<int64_t>& users, int64_t maxlen,
+                      RngKey negatives_key);
+
+// The loss of one batch (see TrainConfig::loss).
+Var recommendation_loss(SequenceRecommender& model, const TrainBatch& batch, const std::string& loss);
+
+// Items ranked by training frequency, as a SequenceRecommender (the sanity baseline every model
+// must beat): its "hidden" state is 1 and an item's vector is its log count.
+class PopularityRecommender : public SequenceRecommender {
+ public:
+  PopularityRecommender(const SplitDataset& data, int64_t max_length);
+  Var hidden(const Tensor& input_ids) override;
+  Var item_vectors(const Tensor& item_ids) override;
+  int64_t num_items() const override { return num_items_; }
+  int64_t max_length() const override { return max_length_; }
+
+ private:
+  Tensor log_counts_;  // [num_items + 1, 1]
+  int64_t num_items_, max_length_;
+};
+
+}  // namespace attnlab::nn
