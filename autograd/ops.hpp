@@ -3,6 +3,7 @@
 // Shapes, broadcasting and dtype rules are those of the core kernels of the same name.
 #pragma once
 
+#include <initializer_list>
 #include <utility>
 #include <vector>
 
@@ -127,7 +128,8 @@ Var softmax(const Var& x, int axis = -1);
 Var log_softmax(const Var& x, int axis = -1);
 
 // ---- layout (ops_shape.cpp) ---------------------------------------------------------------------
-Var reshape(const Var& x, const std::vector<int64_t>& dims);  // one dim may be -1
+Var reshape(const Var& x, std::initializer_list<int64_t> dims);  // one dim may be -1
+Var reshape(const Var& x, const std::vector<int64_t>& dims);
 Var reshape(const Var& x, const Shape& shape);
 Var flatten(const Var& x);
 Var permute(const Var& x, const std::vector<int>& dims);

@@ -8,6 +8,10 @@ namespace attnlab::ag {
 
 using detail::Grads;
 
+Var reshape(const Var& x, std::initializer_list<int64_t> dims) {
+  return reshape(x, std::vector<int64_t>(dims));
+}
+
 Var reshape(const Var& x, const std::vector<int64_t>& dims) {
   return reshape(x, x.value().reshape(dims).shape());
 }

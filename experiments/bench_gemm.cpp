@@ -5,6 +5,7 @@
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
 
 namespace attnlab {
@@ -80,6 +81,13 @@ int run_gemm_bench(int argc, char** argv) {
   if (!parser.common().out.empty()) {
     table.write(parser.common().out, "gemm");
     bw.write(parser.common().out, "bandwidth");
+    cli::PlotSpec spec;
+    spec.title = "GEMM throughput (" + std::string(dtype_name(dt)) + ")";
+    spec.x = "n";
+    spec.y = "GFLOP/s";
+    spec.group = {"threads"};
+    spec.log_x = true;
+    cli::plot(table, parser.common().out, "gemm", spec);
   }
   return 0;
 }

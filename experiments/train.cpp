@@ -32,14 +32,16 @@ nn::SequenceDataset load_data(const cli::Parser& p) {
 int run_train(int argc, char** argv) {
   cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
   p.options().add_options()(
-      "data", cli::po::value<std::string>()->default_value("synthetic"),
+      "data",
+      cli::po::value<std::string>()->default_value("synthetic"),
       "'synthetic', a SASRec-format file (user item per line) or a MovieLens ratings.dat")(
       "synthetic-users", cli::po::value<int64_t>()->default_value(2000), "synthetic: users")(
       "synthetic-items", cli::po::value<int64_t>()->default_value(1000), "synthetic: items")(
-      "synthetic-max-length", cli::po::value<int64_t>()->default_value(120),
-      "synthetic: longest history")(
-      "attention", cli::po::value<std::string>()->default_value("softmax-fused"),
-      "attention kind (attnlab bench attention --list)")(
+      "synthetic-max-length",
+      cli::po::value<int64_t>()->default_value(120),
+      "synthetic: longest history")("attention",
+                                    cli::po::value<std::string>()->default_value("softmax-fused"),
+                                    "attention kind (attnlab bench attention --list)")(
       "dim", cli::po::value<int64_t>()->default_value(50), "hidden size")(
       "blocks", cli::po::value<int64_t>()->default_value(2), "transformer blocks")(
       "heads", cli::po::value<int64_t>()->default_value(1), "attention heads")(
@@ -49,38 +51,68 @@ int run_train(int argc, char** argv) {
       "epochs", cli::po::value<int64_t>()->default_value(200), "epochs")(
       "batch", cli::po::value<int64_t>()->default_value(128), "users per batch")(
       "lr", cli::po::value<double>()->default_value(1e-3), "Adam learning rate")(
-      "loss", cli::po::value<std::string>()->default_value("bce"),
+      "loss",
+      cli::po::value<std::string>()->default_value("bce"),
       "bce (one negative per position) or ce (full softmax)")(
       "eval-every", cli::po::value<int64_t>()->default_value(20), "epochs between validations")(
-      "patience", cli::po::value<int64_t>()->default_value(0),
+      "patience",
+      cli::po::value<int64_t>()->default_value(0),
       "stop after this many validations without improvement (0: never)")(
-      "eval-users", cli::po::value<int64_t>()->default_value(-1),
+      "eval-users",
+      cli::po::value<int64_t>()->default_value(-1),
       "evaluate only the first N users (-1: all)")(
       "full-ranking", "also report full-ranking HR@10 / NDCG@10 at the end")(
-      "checkpoint", cli::po::value<std::string>()->default_value(""),
+      "checkpoint",
+      cli::po::value<std::string>()->default_value(""),
       "checkpoint file written at every validation (atomically)")(
-      "resume", "continue from --checkpoint")(
-      "log", cli::po::value<std::string>()->default_value(""), "JSON-lines log, one line per epoch");
-  if (!p.parse(argc, argv)) return 0;
+      "resume", "continue from --checkpoint")("log",
+                                              cli::po::value<std::string>()->default_value(""),
+                                              "JSON-lines log, one line per epoch");
+  if (!p.parse(argc, argv))
+    return 0;
   auto positive = [&](const char* name) {
     if (p.get<int64_t>(name) <= 0) {
       throw cli::UsageError(std::string("--") + name + ": must be positive, got " +
                             std::to_string(p.get<int64_t>(name)));
     }
   };
-  for (const char* n : {"synthetic-users", "synthetic-items", "synthetic-max-length", "dim", "heads",
-                        "maxlen", "batch", "eval-every"}) {
+  for (const char* n : {"synthetic-users",
+                        "synthetic-items",
+                        "synthetic-max-length",
+                        "dim",
+                        "heads",
+                        "maxlen",
+                        "batch",
+                        "eval-every"}) {
     positive(n);
   }
   if (p.get<int64_t>("blocks") < 0 || p.get<int64_t>("epochs") < 0) {
     throw cli::UsageError("--blocks and --epochs must be >= 0");
   }
   const double dropout = p.get<double>("dropout");
-  if (!(dropout >= 0 && dropout < 1)) throw cli::UsageError("--dropout: must be in [0, 1)");
-  if (!(p.get<double>("lr") > 0)) throw cli::UsageError("--lr: must be positive");
+  if (!(dropout >= 0 && dropout < 1))
+    throw cli::UsageError("--dropout: must be in [0, 1)");
+  if (!(p.get<double>("lr") > 0))
+    throw cli::UsageError("--lr: must be positive");
   if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
     throw cli::UsageError("--resume needs --checkpoint FILE");
   }
+  {
+    bool known = false;
+    std::string names;
+    for (const auto& k : nn::attention_kinds()) {
+      known = known || k.name == p.get<std::string>("attention");
+      names += (names.empty() ? "" : ", ") + k.name;
+    }
+    if (!known) {
+      throw cli::UsageError("--attention: attention kind '" + p.get<std::string>("attention") +
+                            "' is unknown (known: " + names + ")");
+    }
+  }
+  if (p.get<std::string>("loss") != "bce" && p.get<std::string>("loss") != "ce") {
+    throw cli::UsageError("--loss: expected bce or ce, got '" + p.get<std::string>("loss") + "'");
+  }
+  nn::parse_norm_placement(p.get<std::string>("norm"));  // throws on a bad name
   const nn::SequenceDataset data = load_data(p);
   const nn::SplitDataset split = nn::leave_one_out(data);
   std::cout << "data: " << data.summary() << "\n";
@@ -97,8 +129,7 @@ int run_train(int argc, char** argv) {
   mc.seed = p.common().seed;
   nn::SASRec model(mc);
   model.to(p.common().dtype);
-  std::cout << "model: " << model.describe() << ", " << model.parameter_count()
-            << " parameters\n";
+  std::cout << "model: " << model.describe() << ", " << model.parameter_count() << " parameters\n";
 
   nn::TrainConfig tc;
   tc.epochs = p.get<int64_t>("epochs");
@@ -116,20 +147,33 @@ int run_train(int argc, char** argv) {
   tc.progress = true;
   cli::Table epochs({"epoch", "loss", "seconds", "seq/s", "valid HR@10", "valid NDCG@10"});
   const nn::TrainResult r = nn::train_recommender(model, split, tc, [&](const nn::EpochLog& e) {
-    if (!e.evaluated) return;
-    std::cout << "epoch " << e.epoch << ": loss " << e.loss << ", " << e.seconds << " s, valid HR@10 "
-              << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << std::endl;
+    if (!e.evaluated)
+      return;
+    std::cout << "epoch " << e.epoch << ": loss " << e.loss << ", " << e.seconds
+              << " s, valid HR@10 " << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << std::endl;
   });
   for (const auto& e : r.epochs) {
-    epochs.add_row({e.epoch, cli::Cell(e.loss, 4), cli::Cell(e.seconds, 2),
+    epochs.add_row({e.epoch,
+                    cli::Cell(e.loss, 4),
+                    cli::Cell(e.seconds, 2),
                     cli::Cell(e.sequences_per_second, 0),
                     e.evaluated ? cli::Cell(e.valid.hr10, 4) : cli::Cell("-"),
                     e.evaluated ? cli::Cell(e.valid.ndcg10, 4) : cli::Cell("-")});
   }
-  cli::Table final_table({"attention", "best epoch", "valid HR@10", "valid NDCG@10", "test HR@10",
-                          "test NDCG@10", "full HR@10", "full NDCG@10", "s/epoch"});
-  final_table.add_row({mc.attention, r.best_epoch, cli::Cell(r.best_valid.hr10, 4),
-                       cli::Cell(r.best_valid.ndcg10, 4), cli::Cell(r.test.hr10, 4),
+  cli::Table final_table({"attention",
+                          "best epoch",
+                          "valid HR@10",
+                          "valid NDCG@10",
+                          "test HR@10",
+                          "test NDCG@10",
+                          "full HR@10",
+                          "full NDCG@10",
+                          "s/epoch"});
+  final_table.add_row({mc.attention,
+                       r.best_epoch,
+                       cli::Cell(r.best_valid.hr10, 4),
+                       cli::Cell(r.best_valid.ndcg10, 4),
+                       cli::Cell(r.test.hr10, 4),
                        cli::Cell(r.test.ndcg10, 4),
                        r.test.full_hr10 >= 0 ? cli::Cell(r.test.full_hr10, 4) : cli::Cell("-"),
                        r.test.full_ndcg10 >= 0 ? cli::Cell(r.test.full_ndcg10, 4) : cli::Cell("-"),
@@ -143,7 +187,8 @@ int run_train(int argc, char** argv) {
   return 0;
 }
 
-const cli::Register train_command("train", "train a sequential recommender (SASRec protocol)",
+const cli::Register train_command("train",
+                                  "train a sequential recommender (SASRec protocol)",
                                   run_train);
 
 }  // namespace

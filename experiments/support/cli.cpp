@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "experiments/support/table.hpp"
 
 namespace attnlab::cli {
 
@@ -66,6 +67,13 @@ bool Parser::parse(int argc, char** argv) {
   }
   if (common_.threads > 0)
     set_num_threads(common_.threads);
+  if (!common_.out.empty()) {
+    try {
+      make_directories(common_.out);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--out: ") + e.what());
+    }
+  }
   return true;
 }
 

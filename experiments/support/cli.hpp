@@ -40,7 +40,7 @@ class Parser {
   // Positional arguments (name, max count; -1 for unlimited).
   void positional(const std::string& name, int max_count);
   // Returns false when --help was given (help already printed). Throws UsageError on bad input.
-  // Precedence: command line, then the --config file, then defaults.
+  // Precedence: command line, then the --config file, then defaults. Creates the --out directory.
   bool parse(int argc, char** argv);
   const po::variables_map& vm() const { return vm_; }
   const Common& common() const { return common_; }

@@ -22,7 +22,7 @@ std::string Cell::str() const {
   if (std::isinf(number))
     return number > 0 ? "inf" : "-inf";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, number);
+  std::snprintf(buf, sizeof buf, scientific ? "%.*e" : "%.*f", decimals, number);
   return buf;
 }
 

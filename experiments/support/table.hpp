@@ -15,10 +15,17 @@ struct Cell {
   Cell(double v, int decimals = 3) : number(v), is_number(true), decimals(decimals) {}  // NOLINT
   Cell(int v) : Cell(static_cast<int64_t>(v)) {}                                        // NOLINT
   Cell(int64_t v) : number(static_cast<double>(v)), is_number(true), decimals(0) {}     // NOLINT
+  // A number printed in scientific notation with `digits` after the point (errors, tolerances).
+  static Cell sci(double v, int digits = 2) {
+    Cell c(v, digits);
+    c.scientific = true;
+    return c;
+  }
   std::string text;
   double number = 0;
   bool is_number = false;
   int decimals = 0;
+  bool scientific = false;
   std::string str() const;  // as printed
 };
 

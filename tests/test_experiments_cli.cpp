@@ -1,0 +1,187 @@
+// The attnlab CLI as a user runs it: every subcommand in a tiny configuration, its output files,
+// and bad flags (a one-line message and a non-zero exit).
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+struct Run {
+  int status;
+  std::string out;  // stdout and stderr together
+};
+
+Run run(const std::string& args) {
+  const std::string cmd = std::string(ATTNLAB_CLI_PATH) + " " + args + " 2>&1";
+  Run r{-1, ""};
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf;
+  while (std::fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string scratch_dir(const std::string& name) {
+  return "/tmp/attnlab_cli_" + std::to_string(::getpid()) + "_" + name;
+}
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// CSV: a header with the expected first column, and at least one data row with as many fields.
+void check_csv(const std::string& path, const std::string& first_column) {
+  const std::string text = read(path);
+  REQUIRE_MESSAGE(!text.empty(), path << " is missing or empty");
+  std::istringstream lines(text);
+  std::string header, row;
+  std::getline(lines, header);
+  CHECK(header.rfind(first_column + ",", 0) == 0);
+  REQUIRE(std::getline(lines, row));
+  auto fields = [](const std::string& s) {
+    int n = 1;
+    bool quoted = false;
+    for (char c : s) {
+      if (c == '"')
+        quoted = !quoted;
+      if (c == ',' && !quoted)
+        ++n;
+    }
+    return n;
+  };
+  CHECK(fields(row) == fields(header));
+}
+
+// JSON lines: every line one object.
+void check_jsonl(const std::string& path) {
+  const std::string text = read(path);
+  REQUIRE_MESSAGE(!text.empty(), path << " is missing or empty");
+  std::istringstream lines(text);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    CHECK(line.front() == '{');
+    CHECK(line.back() == '}');
+    ++n;
+  }
+  CHECK(n > 0);
+}
+
+}  // namespace
+
+TEST_SUITE("experiments.cli") {
+  TEST_CASE("help and unknown commands") {
+    const Run help = run("--help");
+    CHECK(help.status == 0);
+    for (const char* cmd : {"bench", "gradcheck", "train"})
+      CHECK(help.out.find(cmd) != std::string::npos);
+    const Run unknown = run("frobnicate");
+    CHECK(unknown.status == 2);
+    CHECK(unknown.out.find("unknown command 'frobnicate'") != std::string::npos);
+    CHECK(run("").status == 2);
+    CHECK(run("train --help").status == 0);
+  }
+
+  TEST_CASE("bench gemm - tape - attention write tables") {
+    const std::string dir = scratch_dir("bench");
+    CHECK(run("bench gemm --quick --out " + dir).status == 0);
+    check_csv(dir + "/gemm.csv", "n");
+    check_jsonl(dir + "/gemm.jsonl");
+    check_csv(dir + "/bandwidth.csv", "kernel");
+    CHECK(read(dir + "/gemm.gp").find("gemm.csv") != std::string::npos);
+    CHECK(run("bench tape --quick --out " + dir).status == 0);
+    check_csv(dir + "/tape.csv", "graph");
+    const Run attn = run("bench attention --quick --out " + dir);
+    CHECK(attn.status == 0);
+    check_csv(dir + "/attention.csv", "kind");
+    check_jsonl(dir + "/attention.jsonl");
+    CHECK(run("bench").status == 2);
+    const Run bad = run("bench warp-drive");
+    CHECK(bad.status == 2);
+    CHECK(bad.out.find("unknown mode 'warp-drive'") != std::string::npos);
+  }
+
+  TEST_CASE("gradcheck passes and filters") {
+    const std::string dir = scratch_dir("gradcheck");
+    const Run r = run("gradcheck --filter op/exp,attention/softmax_fused_causal --out " + dir);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("op/exp") != std::string::npos);
+    CHECK(r.out.find("4 of 4 checks passed") != std::string::npos);  // op/exp matches op/expm1 too
+    check_csv(dir + "/gradcheck.csv", "case");
+    const Run bad = run("gradcheck --mode medium");
+    CHECK(bad.status == 2);
+    CHECK(bad.out.find("--mode: expected slow or fast") != std::string::npos);
+    CHECK(run("gradcheck --filter no-such-case").status == 2);
+  }
+
+  TEST_CASE("train on tiny synthetic data") {
+    const std::string dir = scratch_dir("train");
+    const std::string args =
+        "train --synthetic-users 60 --synthetic-items 40 --synthetic-max-length 25 --maxlen 20 "
+        "--dim 8 --blocks 1 --epochs 2 --eval-every 1 --batch 32 --out " +
+        dir;
+    const Run r = run(args + " --log " + dir + "/log.jsonl");
+    CHECK(r.status == 0);
+    check_csv(dir + "/result.csv", "attention");
+    check_csv(dir + "/epochs.csv", "epoch");
+    check_jsonl(dir + "/log.jsonl");
+  }
+
+  TEST_CASE("bad flags and values: one line and a non-zero exit") {
+    struct Case {
+      std::string args, message;
+    };
+    for (const Case& c :
+         {Case{"train --epochs -1", "--blocks and --epochs"},
+          Case{"train --dropout 1.5", "--dropout"},
+          Case{"train --bogus", "unrecognised option '--bogus'"},
+          Case{"train --threads -2", "--threads"},
+          Case{"train --dtype float16", "--dtype"},
+          Case{"train --resume", "--resume needs --checkpoint"},
+          Case{"train --attention quantum --epochs 0", "attention kind 'quantum' is unknown"},
+          Case{"train --data /nonexistent/ml.txt", "/nonexistent/ml.txt"},
+          Case{"bench gemm --sizes 64,x", "--sizes"},
+          Case{"bench attention --kind nope", "--kind"},
+          Case{"train --config /nonexistent.cfg", "--config"}}) {
+      CAPTURE(c.args);
+      const Run r = run(c.args);
+      CHECK(r.status != 0);
+      CHECK(r.out.find(c.message) != std::string::npos);
+      CHECK(std::count(r.out.begin(), r.out.end(), '\n') <= 1);  // one line
+    }
+  }
+
+  TEST_CASE("options from a config file and the command line's precedence") {
+    const std::string dir = scratch_dir("config");
+    ::mkdir(dir.c_str(), 0755);
+    {
+      std::ofstream cfg(dir + "/run.cfg");
+      cfg << "# a comment\nsynthetic-users = 40\nsynthetic-items = 30\nsynthetic-max-length = 20\n"
+             "maxlen = 16\ndim = 8\nblocks = 1\nepochs = 5\neval-every = 1\n";
+    }
+    const Run r = run("train --config " + dir + "/run.cfg --epochs 1");  // the command line wins
+    CHECK(r.status == 0);
+    CHECK(r.out.find("epoch 1:") != std::string::npos);
+    CHECK(r.out.find("epoch 2:") == std::string::npos);
+    {
+      std::ofstream cfg(dir + "/bad.cfg");
+      cfg << "epochs = many\n";
+    }
+    const Run bad = run("train --config " + dir + "/bad.cfg");
+    CHECK(bad.status == 2);
+    CHECK(bad.out.find("epochs") != std::string::npos);
+  }
+}
