@@ -83,6 +83,34 @@ void check_jsonl(const std::string& path) {
 }  // namespace
 
 TEST_SUITE("experiments.cli") {
+  TEST_CASE("sweep: runs a grid - resumes - emits jobs - collects") {
+    const std::string dir = scratch_dir("sweep");
+    const std::string base =
+        "sweep --grid \"dim=8,16;seed=1,2\" --dir " + dir +
+        " --args \"--synthetic-users 50 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 "
+        "--blocks 1 --epochs 1 --eval-every 1\"";
+    const Run first = run(base + " --jobs 2");
+    CHECK(first.status == 0);
+    CHECK(first.out.find("4 run, 0 already finished, 0 failed") != std::string::npos);
+    check_csv(dir + "/sweep.csv", "dim");
+    CHECK(read(dir + "/sweep.csv").find("test NDCG@10 mean") != std::string::npos);
+    // An interrupted sweep: configuration 2 never wrote its result; only it runs again.
+    std::remove((dir + "/runs/2/result.csv").c_str());
+    const Run again = run(base);
+    CHECK(again.status == 0);
+    CHECK(again.out.find("1 run, 3 already finished, 0 failed") != std::string::npos);
+    const Run jobs = run(base + " --emit-jobs");
+    CHECK(jobs.status == 0);
+    const std::string list = read(dir + "/jobs.txt");
+    CHECK(std::count(list.begin(), list.end(), '\n') == 4);
+    CHECK(read(dir + "/slurm.sh").find("SLURM_ARRAY_TASK_ID") != std::string::npos);
+    const Run merged = run(base + " --collect");
+    CHECK(merged.status == 0);
+    CHECK(merged.out.find("4 of 4 configurations finished") != std::string::npos);
+    CHECK(run("sweep --grid \"dim\" --dir " + dir).status == 2);
+    CHECK(run("sweep --dir " + dir).status == 2);
+  }
+
   TEST_CASE("help and unknown commands") {
     const Run help = run("--help");
     CHECK(help.status == 0);

@@ -1,0 +1,44 @@
+// `attnlab lesson N`: runs one lesson of the teaching tour (README, "Tour").
+#include "experiments/lessons/lesson.hpp"
+
+#include <algorithm>
+#include <iostream>
+
+#include "experiments/support/cli.hpp"
+
+namespace attnlab {
+namespace {
+
+int run_lesson(int argc, char** argv) {
+  cli::Parser p("lesson", "N [--quick]   (--list for the tour)");
+  p.options().add_options()("number", cli::po::value<int>(), "the lesson to run")(
+      "quick", "small sizes (the test suite)")("list", "list the lessons");
+  p.positional("number", 1);
+  if (!p.parse(argc, argv))
+    return 0;
+  auto& lessons = lessons::registry();
+  if (p.has("list") || !p.has("number")) {
+    std::sort(lessons.begin(), lessons.end(), [](const auto& a, const auto& b) {
+      return a.number < b.number;
+    });
+    for (const auto& l : lessons) std::cout << "  " << l.number << "  " << l.title << "\n";
+    return p.has("list") ? 0 : 2;
+  }
+  const int n = p.get<int>("number");
+  for (const auto& l : lessons) {
+    if (l.number != n)
+      continue;
+    std::cout << "Lesson " << l.number << ": " << l.title << "\n";
+    const bool ok = l.run(std::cout, p.has("quick"));
+    std::cout << "\nlesson " << n << (ok ? ": every check holds\n" : ": a check FAILED\n");
+    return ok ? 0 : 1;
+  }
+  throw cli::UsageError("no lesson " + std::to_string(n) + " (attnlab lesson --list)");
+}
+
+const cli::Register lesson_command("lesson",
+                                   "the teaching tour: attnlab lesson 1 .. 6",
+                                   run_lesson);
+
+}  // namespace
+}  // namespace attnlab

@@ -1,0 +1,312 @@
+// `attnlab sweep`: a grid of `attnlab train` (or any other subcommand's) configurations, each run
+// as an independent process writing its own result file, then one table of results with the mean
+// and spread over seeds.
+//
+//   attnlab sweep --command train --grid "attention=softmax-fused,favor;seed=1,2,3"
+//                 --args "--epochs 20 --data synthetic" --dir sweeps/attn
+//
+// Resumable: configuration k writes <dir>/runs/<k>/result.csv (atomically, at its end); a
+// configuration whose result exists is skipped, so an interrupted sweep is simply started again.
+// --emit-jobs writes <dir>/jobs.txt (one command per line, for GNU parallel) and <dir>/slurm.sh
+// (a job array); --collect merges whatever results exist.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "core/file_io.hpp"
+#include "experiments/support/cli.hpp"
+#include "experiments/support/table.hpp"
+
+namespace attnlab {
+namespace {
+
+struct Axis {
+  std::string key;
+  std::vector<std::string> values;
+};
+
+// "a=1,2;b=x,y" -> axes in order. Keys are subcommand flags without the leading "--".
+std::vector<Axis> parse_grid(const std::string& grid) {
+  std::vector<Axis> axes;
+  std::stringstream ss(grid);
+  std::string part;
+  while (std::getline(ss, part, ';')) {
+    if (part.find_first_not_of(' ') == std::string::npos)
+      continue;
+    const auto eq = part.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw cli::UsageError("--grid: expected key=v1,v2;key2=..., got '" + part + "'");
+    }
+    Axis a{part.substr(0, eq),
+           cli::split_list(part.substr(eq + 1), "--grid " + part.substr(0, eq))};
+    for (char c : a.key) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
+        throw cli::UsageError("--grid: bad key '" + a.key + "'");
+      }
+    }
+    axes.push_back(a);
+  }
+  if (axes.empty())
+    throw cli::UsageError("--grid: empty grid");
+  return axes;
+}
+
+// All combinations, the last axis varying fastest.
+std::vector<std::vector<std::string>> combinations(const std::vector<Axis>& axes) {
+  std::vector<std::vector<std::string>> out{{}};
+  for (const Axis& a : axes) {
+    std::vector<std::vector<std::string>> next;
+    for (const auto& prefix : out) {
+      for (const auto& v : a.values) {
+        auto c = prefix;
+        c.push_back(v);
+        next.push_back(c);
+      }
+    }
+    out = next;
+  }
+  return out;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string o = "'";
+  for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return o + "'";
+}
+
+std::string self_path() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, n) : std::string("attnlab");
+}
+
+std::string command_for(const std::string& exe,
+                        const std::string& sub,
+                        const std::string& args,
+                        const std::vector<Axis>& axes,
+                        const std::vector<std::string>& combo,
+                        const std::string& out_dir) {
+  std::string cmd = shell_quote(exe) + " " + sub + " " + args;
+  for (std::size_t i = 0; i < axes.size(); ++i)
+    cmd += " --" + axes[i].key + " " + shell_quote(combo[i]);
+  return cmd + " --out " + shell_quote(out_dir);
+}
+
+bool exists(const std::string& path) {
+  return std::ifstream(path).good();
+}
+
+// Parses a one-row-or-more CSV written by cli::Table (no quoted commas in our numeric results).
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(read_file(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+bool is_number(const std::string& s, double& v) {
+  char* end = nullptr;
+  v = std::strtod(s.c_str(), &end);
+  return !s.empty() && end == s.c_str() + s.size();
+}
+
+int collect(const std::string& dir,
+            const std::vector<Axis>& axes,
+            const std::vector<std::vector<std::string>>& combos,
+            const std::string& out) {
+  // Group key: every axis but "seed"; numeric result columns are averaged within a group.
+  std::vector<std::size_t> keep;
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    if (axes[i].key != "seed")
+      keep.push_back(i);
+  }
+  std::vector<std::string> header;
+  std::map<std::vector<std::string>, std::map<std::string, std::vector<double>>> stats;
+  std::vector<std::vector<std::string>> order;
+  int found = 0;
+  for (std::size_t k = 0; k < combos.size(); ++k) {
+    const std::string path = dir + "/runs/" + std::to_string(k) + "/result.csv";
+    if (!exists(path))
+      continue;
+    const auto rows = read_csv(path);
+    if (rows.size() < 2)
+      continue;
+    ++found;
+    if (header.empty())
+      header = rows[0];
+    std::vector<std::string> key;
+    for (std::size_t i : keep) key.push_back(combos[k][i]);
+    if (!stats.count(key))
+      order.push_back(key);
+    auto& s = stats[key];
+    for (std::size_t c = 0; c < rows[0].size() && c < rows[1].size(); ++c) {
+      double v;
+      if (is_number(rows[1][c], v))
+        s[rows[0][c]].push_back(v);
+    }
+  }
+  if (found == 0)
+    throw Error("sweep: no finished configuration in " + dir + "/runs");
+  std::vector<std::string> columns;
+  for (std::size_t i : keep) columns.push_back(axes[i].key);
+  columns.push_back("runs");
+  std::vector<std::string> metrics;
+  for (const auto& h : header) {
+    if (stats.begin()->second.count(h))
+      metrics.push_back(h);
+  }
+  for (const auto& m : metrics) {
+    columns.push_back(m + " mean");
+    columns.push_back(m + " std");
+  }
+  cli::Table table(columns);
+  for (const auto& key : order) {
+    std::vector<cli::Cell> row(key.begin(), key.end());
+    const auto& s = stats[key];
+    row.push_back(static_cast<int64_t>(s.begin()->second.size()));
+    for (const auto& m : metrics) {
+      const auto it = s.find(m);
+      if (it == s.end()) {
+        row.push_back("-");
+        row.push_back("-");
+        continue;
+      }
+      double mean = 0, var = 0;
+      for (double v : it->second) mean += v;
+      mean /= static_cast<double>(it->second.size());
+      for (double v : it->second) var += (v - mean) * (v - mean);
+      const double sd =
+          it->second.size() > 1 ? std::sqrt(var / static_cast<double>(it->second.size() - 1)) : 0.0;
+      row.push_back(cli::Cell(mean, 4));
+      row.push_back(cli::Cell(sd, 4));
+    }
+    table.add_row(row);
+  }
+  std::cout << found << " of " << combos.size() << " configurations finished\n\n";
+  table.print(std::cout);
+  table.write(out.empty() ? dir : out, "sweep");
+  return 0;
+}
+
+int run_sweep(int argc, char** argv) {
+  cli::Parser p("sweep", "--grid \"key=v1,v2;key2=...\" --dir DIR [options]");
+  p.options().add_options()("command",
+                            cli::po::value<std::string>()->default_value("train"),
+                            "the attnlab subcommand to run for each configuration")(
+      "grid",
+      cli::po::value<std::string>(),
+      "axes: \"key=v1,v2;key2=...\" (keys are the command's flags)")(
+      "args", cli::po::value<std::string>()->default_value(""), "arguments common to every run")(
+      "dir", cli::po::value<std::string>(), "sweep directory (runs/<k>/ per configuration)")(
+      "jobs", cli::po::value<int>()->default_value(1), "configurations run at the same time")(
+      "emit-jobs", "write jobs.txt and slurm.sh instead of running")(
+      "collect", "only merge the finished results");
+  if (!p.parse(argc, argv))
+    return 0;
+  if (!p.has("grid"))
+    throw cli::UsageError("--grid is required");
+  if (!p.has("dir"))
+    throw cli::UsageError("--dir is required");
+  const int jobs = p.get<int>("jobs");
+  if (jobs < 1)
+    throw cli::UsageError("--jobs: must be >= 1");
+  const std::string dir = p.get<std::string>("dir"), sub = p.get<std::string>("command");
+  const std::vector<Axis> axes = parse_grid(p.get<std::string>("grid"));
+  const auto combos = combinations(axes);
+  cli::make_directories(dir + "/runs");
+  // The configuration list, so that --collect later needs only --dir and --grid.
+  std::ostringstream manifest;
+  for (std::size_t k = 0; k < combos.size(); ++k) {
+    manifest << k;
+    for (std::size_t i = 0; i < axes.size(); ++i)
+      manifest << "\t" << axes[i].key << "=" << combos[k][i];
+    manifest << "\n";
+  }
+  write_file_atomic(dir + "/configurations.tsv", manifest.str());
+  const std::string exe = self_path(), args = p.get<std::string>("args");
+  if (p.has("collect"))
+    return collect(dir, axes, combos, p.common().out);
+  if (p.has("emit-jobs")) {
+    std::ostringstream list, slurm;
+    slurm << "#!/bin/bash\n#SBATCH --array=0-" << combos.size() - 1
+          << "\n# One configuration per array task; rerunning skips finished ones.\n"
+          << "case \"$SLURM_ARRAY_TASK_ID\" in\n";
+    for (std::size_t k = 0; k < combos.size(); ++k) {
+      const std::string run_dir = dir + "/runs/" + std::to_string(k);
+      const std::string cmd = "test -f " + shell_quote(run_dir + "/result.csv") + " || " +
+                              command_for(exe, sub, args, axes, combos[k], run_dir);
+      list << cmd << "\n";
+      slurm << "  " << k << ") " << cmd << " ;;\n";
+    }
+    slurm << "esac\n";
+    write_file_atomic(dir + "/jobs.txt", list.str());
+    write_file_atomic(dir + "/slurm.sh", slurm.str());
+    std::cout
+        << "wrote " << dir << "/jobs.txt (parallel -j N < jobs.txt) and " << dir
+        << "/slurm.sh (sbatch); then: attnlab sweep --collect with the same --grid and --dir\n";
+    return 0;
+  }
+  int failed = 0, skipped = 0, ran = 0;
+  std::vector<std::pair<pid_t, std::size_t>> running;
+  auto reap = [&](bool block) {
+    for (auto it = running.begin(); it != running.end();) {
+      int status = 0;
+      const pid_t r = ::waitpid(it->first, &status, block ? 0 : WNOHANG);
+      if (r == it->first) {
+        const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        std::cerr << "configuration " << it->second << (ok ? " finished" : " FAILED") << "\n";
+        failed += ok ? 0 : 1;
+        it = running.erase(it);
+        block = false;
+      } else {
+        ++it;
+      }
+    }
+  };
+  for (std::size_t k = 0; k < combos.size(); ++k) {
+    const std::string run_dir = dir + "/runs/" + std::to_string(k);
+    if (exists(run_dir + "/result.csv")) {
+      ++skipped;
+      continue;
+    }
+    while (static_cast<int>(running.size()) >= jobs) reap(true);
+    cli::make_directories(run_dir);
+    const std::string cmd = command_for(exe, sub, args, axes, combos[k], run_dir) + " > " +
+                            shell_quote(run_dir + "/output.txt") + " 2>&1";
+    const pid_t pid = ::fork();
+    if (pid < 0)
+      throw Error("sweep: fork failed");
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    std::cerr << "configuration " << k << " started: " << cmd << "\n";
+    running.emplace_back(pid, k);
+    ++ran;
+  }
+  while (!running.empty()) reap(true);
+  std::cerr << ran << " run, " << skipped << " already finished, " << failed << " failed\n";
+  collect(dir, axes, combos, p.common().out);
+  return failed == 0 ? 0 : 1;
+}
+
+const cli::Register sweep_command("sweep",
+                                  "run a grid of configurations (resumable) and collect",
+                                  run_sweep);
+
+}  // namespace
+}  // namespace attnlab
