@@ -1,10 +1,17 @@
-# `cmake --install build` installs the libraries, headers and the CLI, plus a package config so
-# that out-of-tree experiments can `find_package(attnlab)` and link `attnlab::layers`.
+# `cmake --install build` installs the libraries, their headers, the experiment-support library
+# and the CLI, plus a package config, so that out-of-tree experiments can `find_package(attnlab)`
+# and add an executable with `attnlab_add_experiment(name source.cpp)` (see
+# experiments/example_external).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(_attnlab_libs core autograd layers)
-install(TARGETS ${_attnlab_libs} EXPORT attnlabTargets
+set(_attnlab_targets core autograd layers)
+if(TARGET experiment_support)
+  list(APPEND _attnlab_targets experiment_support)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/experiments/support/ DESTINATION
+          include/attnlab/experiments/support FILES_MATCHING PATTERN "*.hpp")
+endif()
+install(TARGETS ${_attnlab_targets} EXPORT attnlabTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 foreach(_dir core autograd layers)

@@ -1,0 +1,21 @@
+# Run by CTest: installs the build into a scratch prefix, configures and builds
+# experiments/example_external against it with find_package(attnlab), and runs the result.
+set(_prefix ${BUILD_DIR}/install_test/prefix)
+set(_ext ${BUILD_DIR}/install_test/external)
+file(REMOVE_RECURSE ${BUILD_DIR}/install_test)
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${_prefix})
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/experiments/example_external -B ${_ext}
+    -DCMAKE_PREFIX_PATH=${_prefix} -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build ${_ext} -j2)
+run(${_ext}/my_study --length 40)
+if(NOT last_output MATCHES "max \\|fused - reference\\|")
+  message(FATAL_ERROR "unexpected output of my_study:\n${last_output}")
+endif()
+message(STATUS "external experiment built and ran:\n${last_output}")
