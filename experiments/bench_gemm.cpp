@@ -35,10 +35,12 @@ int run_gemm_bench(int argc, char** argv) {
   std::cout << "measured FMA peak (" << dtype_name(dt) << "): " << peak1 * scale
             << " GFLOP/s on 1 core, " << peak_all * scale << " GFLOP/s on " << all << "\n\n";
 
-  cli::Table table({"n", "threads", "dtype", "ms", "GFLOP/s", "% of peak"});
-  for (int threads : std::vector<int>{1, all}) {
-    if (threads == all && all == 1)
-      continue;
+  // Times in microseconds: best (what the GFLOP/s use: noise only makes runs slower) and median.
+  // 1 thread and all threads (just 1 when --threads 1).
+  const std::vector<int> thread_counts = all == 1 ? std::vector<int>{1} : std::vector<int>{1, all};
+  cli::Table table(
+      {"n", "threads", "dtype", "best us", "median us", "reps", "GFLOP/s", "% of peak"});
+  for (int threads : thread_counts) {
     set_num_threads(threads);
     for (int64_t n : sizes) {
       Tensor a = rand({n, n}, RngKey{1, 1}, dt), b = rand({n, n}, RngKey{1, 2}, dt);
@@ -48,7 +50,9 @@ int run_gemm_bench(int argc, char** argv) {
       table.add_row({n,
                      threads,
                      dtype_name(dt),
-                     cli::Cell(t.best * 1e3, 3),
+                     cli::Cell(t.best * 1e6, 1),
+                     cli::Cell(t.median * 1e6, 1),
+                     t.reps,
                      cli::Cell(gflops, 1),
                      cli::Cell(100.0 * gflops / peak, 1)});
     }
@@ -57,22 +61,20 @@ int run_gemm_bench(int argc, char** argv) {
   table.print(std::cout);
 
   // Memory-bound kernels: bytes read + written per second.
-  cli::Table bw({"kernel", "elements", "threads", "ms", "GB/s"});
+  cli::Table bw({"kernel", "elements", "threads", "best us", "GB/s"});
   const int64_t n = quick ? (1 << 16) : (1 << 24), row = 1024;
-  for (int threads : std::vector<int>{1, all}) {
-    if (threads == all && all == 1)
-      continue;
+  for (int threads : thread_counts) {
     set_num_threads(threads);
     Tensor x = rand({n / row, row}, RngKey{2, 1}, dt, -5, 5);
     const double bytes = 2.0 * static_cast<double>(x.nbytes());
     const bench::Timing te = bench::measure([&] { Tensor y = exp(x); }, budget);
     const bench::Timing ts = bench::measure([&] { Tensor y = softmax(x); }, budget);
     bw.add_row(
-        {"exp", n, threads, cli::Cell(te.best * 1e3, 3), cli::Cell(bytes / te.best / 1e9, 1)});
+        {"exp", n, threads, cli::Cell(te.best * 1e6, 1), cli::Cell(bytes / te.best / 1e9, 1)});
     bw.add_row({"softmax (rows of 1024)",
                 n,
                 threads,
-                cli::Cell(ts.best * 1e3, 3),
+                cli::Cell(ts.best * 1e6, 1),
                 cli::Cell(bytes / ts.best / 1e9, 1)});
   }
   set_num_threads(all);

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ostream>
 #include <sstream>
@@ -110,6 +111,21 @@ std::string json_string(const std::string& s) {
   }
   return o + "\"";
 }
+// The shortest text that reads back as the same double (0.1, not 0.10000000000000001): JSON
+// keeps full precision without the noise digits.
+std::string json_number(double v) {
+  char buf[64];
+  if (v == std::trunc(v) && std::fabs(v) < 1e15) {  // integers as integers, not 1e+03
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v)
+      break;
+  }
+  return buf;
+}
 }  // namespace
 
 std::string Table::csv() const {
@@ -130,9 +146,7 @@ std::string Table::jsonl() const {
     for (std::size_t c = 0; c < r.size(); ++c) {
       os << (c ? ", " : "") << json_string(columns_[c]) << ": ";
       if (r[c].is_number && std::isfinite(r[c].number)) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.17g", r[c].number);
-        os << buf;
+        os << json_number(r[c].number);
       } else if (r[c].is_number) {
         os << "null";  // JSON has no NaN or Inf
       } else {
