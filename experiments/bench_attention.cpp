@@ -4,8 +4,15 @@
 // Memory is the peak of live tensor bytes above the level before the call (attnlab's allocator
 // counts every tensor): it includes the output, the gradients of q, k and v, everything saved for
 // backward and all scratch tensors, but not q, k, v themselves.
+//
+// FAVOR+ kinds (favor, favor-iid, favor-hyp, favor-trig, favor-relu, linear-elu) are swept over
+// --features (m, the random projections), and a crossover table reports, for every FAVOR+
+// configuration, the smallest L of the sweep at which its forward + backward beats softmax-fused
+// (measured alongside, up to --max-exact-length) with the same head_dim, mask and threads.
 #include <cmath>
 #include <iostream>
+#include <map>
+#include <tuple>
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
@@ -24,11 +31,26 @@ double attention_flops(int64_t bh, int64_t l, int64_t d, bool causal, bool backw
   return causal ? per / 2 : per;
 }
 
+bool is_exact(const std::string& kind) {
+  return kind.rfind("softmax", 0) == 0;
+}
+bool has_features(const std::string& kind) {  // kinds with random projections (m matters)
+  return !is_exact(kind) && kind != "linear-elu";
+}
+
+struct Measured {
+  double fwd = 0, both = 0;
+  int64_t bytes = 0;
+};
+
+// (kind, m, head_dim, mask, threads) -> L -> measurement
+using Config = std::tuple<std::string, int64_t, int64_t, std::string, int64_t>;
+
 int run_attention_bench(int argc, char** argv) {
   cli::Parser parser("bench attention", "[--kind a,b] [--lengths 256,...] [options]");
   std::string kinds_default;
   for (const auto& k : nn::attention_kinds()) {
-    if (k.name.rfind("softmax", 0) == 0)
+    if (is_exact(k.name))
       kinds_default += (kinds_default.empty() ? "" : ",") + k.name;
   }
   parser.options().add_options()("kind",
@@ -38,16 +60,25 @@ int run_attention_bench(int argc, char** argv) {
       "lengths",
       cli::po::value<std::string>()->default_value("256,512,1024,2048,4096,8192,16384"),
       "sequence lengths")(
-      "head-dim", cli::po::value<int64_t>()->default_value(64), "head dimension")(
+      "head-dim", cli::po::value<std::string>()->default_value("64"), "head dimensions (list)")(
+      "features",
+      cli::po::value<std::string>()->default_value("256"),
+      "FAVOR+ random projections m (list, e.g. 64,128,256)")(
       "heads", cli::po::value<int64_t>()->default_value(1), "heads")(
       "batch", cli::po::value<int64_t>()->default_value(1), "batch size")(
       "thread-counts",
       cli::po::value<std::string>()->default_value(""),
       "thread counts to run (default: 1 and all)")(
-      "mask", cli::po::value<std::string>()->default_value("causal"), "causal or none")(
+      "mask",
+      cli::po::value<std::string>()->default_value("causal"),
+      "causal, none, or both as a list (causal,none)")(
       "max-reference-length",
       cli::po::value<int64_t>()->default_value(16384),
       "skip O(L^2) reference kinds above this length")(
+      "max-exact-length",
+      cli::po::value<int64_t>()->default_value(65536),
+      "skip softmax-fused above this length (its time grows as L^2)")(
+      "no-crossover", "do not add softmax-fused for the crossover table")(
       "budget", cli::po::value<double>()->default_value(0.5), "seconds per measurement (at least)")(
       "quick", "tiny sizes for the test suite");
   if (!parser.parse(argc, argv))
@@ -57,28 +88,45 @@ int run_attention_bench(int argc, char** argv) {
     return 0;
   }
   const bool quick = parser.has("quick");
-  const std::vector<std::string> kinds = cli::split_list(parser.get<std::string>("kind"), "--kind");
+  std::vector<std::string> kinds = cli::split_list(parser.get<std::string>("kind"), "--kind");
+  bool any_favor = false, has_exact = false;
   for (const std::string& k : kinds) {
     bool known = false;
     for (const auto& info : nn::attention_kinds()) known = known || info.name == k;
     if (!known)
       throw cli::UsageError("--kind: unknown attention kind '" + k + "' (see --list)");
+    any_favor = any_favor || !is_exact(k);
+    has_exact = has_exact || k == "softmax-fused";
   }
+  if (any_favor && !has_exact && !parser.has("no-crossover"))
+    kinds.push_back("softmax-fused");
   const std::vector<int64_t> lengths =
       cli::parse_int_list(quick ? "32,64" : parser.get<std::string>("lengths"), "--lengths");
-  const int64_t d = parser.get<int64_t>("head-dim"), heads = parser.get<int64_t>("heads");
+  const std::vector<int64_t> head_dims =
+      cli::parse_int_list(parser.get<std::string>("head-dim"), "--head-dim");
+  const std::vector<int64_t> features =
+      cli::parse_int_list(quick ? "16" : parser.get<std::string>("features"), "--features");
+  const int64_t heads = parser.get<int64_t>("heads");
   const int64_t batch = parser.get<int64_t>("batch");
-  const std::string mask_name = parser.get<std::string>("mask");
-  if (mask_name != "causal" && mask_name != "none") {
-    throw cli::UsageError("--mask: expected causal or none, got '" + mask_name + "'");
+  const std::vector<std::string> masks = cli::split_list(parser.get<std::string>("mask"), "--mask");
+  for (const std::string& m : masks) {
+    if (m != "causal" && m != "none")
+      throw cli::UsageError("--mask: expected causal or none, got '" + m + "'");
   }
   for (int64_t v : lengths) {
     if (v <= 0)
       throw cli::UsageError("--lengths: lengths must be positive");
   }
-  if (d <= 0 || heads <= 0 || batch <= 0) {
-    throw cli::UsageError("--head-dim, --heads and --batch must be positive");
+  for (int64_t v : head_dims) {
+    if (v <= 0)
+      throw cli::UsageError("--head-dim: head dimensions must be positive");
   }
+  for (int64_t v : features) {
+    if (v <= 0)
+      throw cli::UsageError("--features: feature counts must be positive");
+  }
+  if (heads <= 0 || batch <= 0)
+    throw cli::UsageError("--heads and --batch must be positive");
   const int all = num_threads();
   std::vector<int64_t> thread_counts =
       parser.get<std::string>("thread-counts").empty()
@@ -86,8 +134,7 @@ int run_attention_bench(int argc, char** argv) {
           : cli::parse_int_list(parser.get<std::string>("thread-counts"), "--thread-counts");
   const double budget = quick ? 0.01 : parser.get<double>("budget");
   const DType dt = parser.common().dtype;
-  nn::AttentionMask mask;
-  mask.causal = mask_name == "causal";
+  const uint64_t seed = parser.common().seed;
 
   std::cout << bench::machine_summary() << "\n";
   std::vector<double> peak(all + 1, 0.0);
@@ -97,10 +144,11 @@ int run_attention_bench(int argc, char** argv) {
     if (t <= all)
       peak[t] = bench::fma_peak_gflops(static_cast<int>(t));
   }
-  std::cout << "batch " << batch << ", heads " << heads << ", head_dim " << d << ", mask "
-            << mask_name << ", " << dtype_name(dt) << "\n\n";
+  std::cout << "batch " << batch << ", heads " << heads << ", " << dtype_name(dt) << "\n\n";
 
   cli::Table table({"kind",
+                    "m",
+                    "head_dim",
                     "mask",
                     "L",
                     "threads",
@@ -109,51 +157,70 @@ int run_attention_bench(int argc, char** argv) {
                     "peak MiB",
                     "fwd+bwd GFLOP/s",
                     "% of peak"});
+  std::map<Config, std::map<int64_t, Measured>> results;
   for (int64_t threads : thread_counts) {
     set_num_threads(static_cast<int>(threads));
-    for (const std::string& kind : kinds) {
-      nn::KernelConfig cfg;
-      cfg.seed = parser.common().seed;
-      cfg.head_dim = d;
-      auto kernel = nn::make_attention_kernel(kind, cfg);
-      kernel->to(dt);
-      for (int64_t l : lengths) {
-        if (kind.find("reference") != std::string::npos &&
-            l > parser.get<int64_t>("max-reference-length")) {
-          continue;
+    for (const std::string& mask_name : masks) {
+      nn::AttentionMask mask;
+      mask.causal = mask_name == "causal";
+      for (int64_t d : head_dims) {
+        for (const std::string& kind : kinds) {
+          for (int64_t m : has_features(kind) ? features : std::vector<int64_t>{0}) {
+            nn::KernelConfig cfg;
+            cfg.seed = seed;
+            cfg.head_dim = d;
+            if (m > 0)
+              cfg.features = m;
+            auto kernel = nn::make_attention_kernel(kind, cfg);
+            kernel->to(dt);
+            if (auto favor = std::dynamic_pointer_cast<nn::FavorKernel>(kernel))
+              favor->keep_trace = false;  // a user's training run would not keep it either
+            for (int64_t l : lengths) {
+              if (kind.find("reference") != std::string::npos &&
+                  l > parser.get<int64_t>("max-reference-length")) {
+                continue;
+              }
+              if (kind == "softmax-fused" && l > parser.get<int64_t>("max-exact-length"))
+                continue;
+              const Shape s{batch, heads, l, d};
+              Tensor q = randn(s, RngKey{seed, 1}, dt);
+              Tensor k = randn(s, RngKey{seed, 2}, dt);
+              Tensor v = randn(s, RngKey{seed, 3}, dt);
+              Tensor g = randn(s, RngKey{seed, 4}, dt);
+              const bench::Timing fwd = bench::measure(
+                  [&] {
+                    ag::NoGradGuard no_grad;
+                    ag::Var out =
+                        kernel->attend(ag::constant(q), ag::constant(k), ag::constant(v), mask);
+                  },
+                  budget,
+                  1);
+              auto fwd_bwd = [&] {
+                ag::Var vq = ag::param(q), vk = ag::param(k), vv = ag::param(v);
+                kernel->attend(vq, vk, vv, mask).backward(g);
+              };
+              const bench::Timing both = bench::measure(fwd_bwd, budget, 1);
+              const int64_t bytes = bench::peak_tensor_bytes(fwd_bwd);
+              results[{kind, m, d, mask_name, threads}][l] = {fwd.best, both.best, bytes};
+              const double flops = attention_flops(batch * heads, l, d, mask.causal, true);
+              const double gflops = flops / both.best / 1e9;
+              const double pk = peak[threads] * (dt == kFloat64 ? 0.5 : 1.0);
+              const bool exact = is_exact(kind);
+              table.add_row({kind,
+                             m > 0 ? cli::Cell(m) : cli::Cell("-"),
+                             d,
+                             mask_name,
+                             l,
+                             threads,
+                             cli::Cell(fwd.best * 1e3, 2),
+                             cli::Cell(both.best * 1e3, 2),
+                             cli::Cell(bytes / 1048576.0, 1),
+                             exact ? cli::Cell(gflops, 1) : cli::Cell("-"),
+                             exact && pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
+              std::cerr << "." << std::flush;
+            }
+          }
         }
-        const Shape s{batch, heads, l, d};
-        Tensor q = randn(s, RngKey{parser.common().seed, 1}, dt);
-        Tensor k = randn(s, RngKey{parser.common().seed, 2}, dt);
-        Tensor v = randn(s, RngKey{parser.common().seed, 3}, dt);
-        Tensor g = randn(s, RngKey{parser.common().seed, 4}, dt);
-        const bench::Timing fwd = bench::measure(
-            [&] {
-              ag::NoGradGuard no_grad;
-              ag::Var out = kernel->attend(ag::constant(q), ag::constant(k), ag::constant(v), mask);
-            },
-            budget,
-            1);
-        auto fwd_bwd = [&] {
-          ag::Var vq = ag::param(q), vk = ag::param(k), vv = ag::param(v);
-          kernel->attend(vq, vk, vv, mask).backward(g);
-        };
-        const bench::Timing both = bench::measure(fwd_bwd, budget, 1);
-        const int64_t bytes = bench::peak_tensor_bytes(fwd_bwd);
-        const double flops = attention_flops(batch * heads, l, d, mask.causal, true);
-        const double gflops = flops / both.best / 1e9;
-        const double pk = peak[threads] * (dt == kFloat64 ? 0.5 : 1.0);
-        const bool exact = kind.rfind("softmax", 0) == 0;
-        table.add_row({kind,
-                       mask_name,
-                       l,
-                       threads,
-                       cli::Cell(fwd.best * 1e3, 2),
-                       cli::Cell(both.best * 1e3, 2),
-                       cli::Cell(bytes / 1048576.0, 1),
-                       exact ? cli::Cell(gflops, 1) : cli::Cell("-"),
-                       exact && pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
-        std::cerr << "." << std::flush;
       }
     }
   }
@@ -163,8 +230,61 @@ int run_attention_bench(int argc, char** argv) {
   std::cout << "\npeak MiB: live tensor bytes above the inputs during forward + backward.\n"
                "GFLOP/s counts 4 L^2 d (forward) + 10 L^2 d (backward) per head, halved when "
                "causal.\n";
-  if (!parser.common().out.empty())
+
+  // Crossover: per FAVOR+ configuration, the smallest L where its fwd+bwd beats softmax-fused.
+  cli::Table cross({"kind",
+                    "m",
+                    "head_dim",
+                    "mask",
+                    "threads",
+                    "crossover L",
+                    "at L",
+                    "softmax-fused ms",
+                    "favor ms",
+                    "speedup",
+                    "peak MiB ratio"});
+  for (const auto& [config, by_l] : results) {
+    const auto& [kind, m, d, mask_name, threads] = config;
+    if (is_exact(kind))
+      continue;
+    const auto exact_it = results.find(Config{"softmax-fused", 0, d, mask_name, threads});
+    if (exact_it == results.end())
+      continue;
+    const auto& exact = exact_it->second;
+    int64_t crossover = -1, largest = -1;
+    for (const auto& [l, r] : by_l) {
+      const auto e = exact.find(l);
+      if (e == exact.end())
+        continue;
+      largest = l;
+      if (crossover < 0 && r.both < e->second.both)
+        crossover = l;
+    }
+    if (largest < 0)
+      continue;
+    const Measured &f = by_l.at(largest), &e = exact.at(largest);
+    cross.add_row({kind,
+                   m > 0 ? cli::Cell(m) : cli::Cell("-"),
+                   d,
+                   mask_name,
+                   threads,
+                   crossover > 0 ? cli::Cell(crossover) : cli::Cell("> " + std::to_string(largest)),
+                   largest,
+                   cli::Cell(e.both * 1e3, 2),
+                   cli::Cell(f.both * 1e3, 2),
+                   cli::Cell(e.both / f.both, 2),
+                   cli::Cell(static_cast<double>(f.bytes) / std::max<int64_t>(1, e.bytes), 2)});
+  }
+  if (cross.rows() > 0) {
+    std::cout << "\nCrossover against softmax-fused (forward + backward; \"at L\": the largest L "
+                 "both were measured at):\n";
+    cross.print(std::cout);
+  }
+  if (!parser.common().out.empty()) {
     table.write(parser.common().out, "attention");
+    if (cross.rows() > 0)
+      cross.write(parser.common().out, "attention_crossover");
+  }
   return 0;
 }
 
