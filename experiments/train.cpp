@@ -5,6 +5,7 @@
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/models.hpp"
 #include "experiments/support/table.hpp"
 #include "layers/sasrec.hpp"
 #include "layers/seqrec_trainer.hpp"
@@ -13,20 +14,13 @@ namespace attnlab {
 namespace {
 
 nn::SequenceDataset load_data(const cli::Parser& p) {
-  const std::string source = p.get<std::string>("data");
-  if (source == "synthetic") {
-    nn::SyntheticConfig sc;
-    sc.users = p.get<int64_t>("synthetic-users");
-    sc.items = p.get<int64_t>("synthetic-items");
-    sc.max_length = p.get<int64_t>("synthetic-max-length");
-    sc.min_length = std::min<int64_t>(20, sc.max_length);
-    sc.seed = p.common().seed + 1;
-    return nn::synthetic_sequences(sc);
-  }
-  if (source.size() > 12 && source.substr(source.size() - 12) == "ratings.dat") {
-    return nn::load_movielens_ratings(source);
-  }
-  return nn::load_sasrec_file(source);
+  nn::SyntheticConfig sc;
+  sc.users = p.get<int64_t>("synthetic-users");
+  sc.items = p.get<int64_t>("synthetic-items");
+  sc.max_length = p.get<int64_t>("synthetic-max-length");
+  sc.min_length = std::min<int64_t>(20, sc.max_length);
+  sc.seed = p.common().seed + 1;
+  return cli::load_sequences(p.get<std::string>("data"), sc);
 }
 
 int run_train(int argc, char** argv) {
@@ -45,6 +39,15 @@ int run_train(int argc, char** argv) {
       "dim", cli::po::value<int64_t>()->default_value(50), "hidden size")(
       "blocks", cli::po::value<int64_t>()->default_value(2), "transformer blocks")(
       "heads", cli::po::value<int64_t>()->default_value(1), "attention heads")(
+      "features",
+      cli::po::value<int64_t>()->default_value(256),
+      "FAVOR+ kinds: random projections m")(
+      "redraw",
+      cli::po::value<std::string>()->default_value("every-n"),
+      "FAVOR+ kinds: when to redraw the features (never, every-n, every-call)")(
+      "redraw-interval",
+      cli::po::value<int64_t>()->default_value(1000),
+      "FAVOR+ kinds: training steps between redraws for --redraw every-n")(
       "maxlen", cli::po::value<int64_t>()->default_value(200), "input length (last items)")(
       "dropout", cli::po::value<double>()->default_value(0.2), "dropout rate")(
       "norm", cli::po::value<std::string>()->default_value("sasrec"), "sasrec, pre or post")(
@@ -97,17 +100,11 @@ int run_train(int argc, char** argv) {
   if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
     throw cli::UsageError("--resume needs --checkpoint FILE");
   }
-  {
-    bool known = false;
+  if (!cli::is_model_kind(p.get<std::string>("attention"))) {
     std::string names;
-    for (const auto& k : nn::attention_kinds()) {
-      known = known || k.name == p.get<std::string>("attention");
-      names += (names.empty() ? "" : ", ") + k.name;
-    }
-    if (!known) {
-      throw cli::UsageError("--attention: attention kind '" + p.get<std::string>("attention") +
-                            "' is unknown (known: " + names + ")");
-    }
+    for (const auto& k : cli::model_kinds()) names += (names.empty() ? "" : ", ") + k.first;
+    throw cli::UsageError("--attention: model kind '" + p.get<std::string>("attention") +
+                          "' is unknown (known: " + names + ")");
   }
   if (p.get<std::string>("loss") != "bce" && p.get<std::string>("loss") != "ce") {
     throw cli::UsageError("--loss: expected bce or ce, got '" + p.get<std::string>("loss") + "'");
@@ -117,17 +114,27 @@ int run_train(int argc, char** argv) {
   const nn::SplitDataset split = nn::leave_one_out(data);
   std::cout << "data: " << data.summary() << "\n";
 
-  nn::SASRecConfig mc;
+  cli::ModelOptions mc;
+  mc.kind = p.get<std::string>("attention");
   mc.num_items = data.num_items;
   mc.max_length = p.get<int64_t>("maxlen");
   mc.dim = p.get<int64_t>("dim");
   mc.blocks = p.get<int64_t>("blocks");
   mc.heads = p.get<int64_t>("heads");
   mc.dropout = dropout;
-  mc.attention = p.get<std::string>("attention");
   mc.norm = nn::parse_norm_placement(p.get<std::string>("norm"));
+  mc.kernel.features = p.get<int64_t>("features");
+  try {
+    mc.kernel.redraw.policy = nn::parse_redraw_policy(p.get<std::string>("redraw"));
+  } catch (const Error& e) {
+    throw cli::UsageError(std::string("--redraw: ") + e.what());
+  }
+  mc.kernel.redraw.interval = p.get<int64_t>("redraw-interval");
+  if (mc.kernel.features < 1 || mc.kernel.redraw.interval < 1)
+    throw cli::UsageError("--features and --redraw-interval must be >= 1");
   mc.seed = p.common().seed;
-  nn::SASRec model(mc);
+  const std::shared_ptr<nn::SequenceRecommender> model_ptr = cli::make_model(mc);
+  nn::SequenceRecommender& model = *model_ptr;
   model.to(p.common().dtype);
   std::cout << "model: " << model.describe() << ", " << model.parameter_count() << " parameters\n";
 
@@ -169,7 +176,7 @@ int run_train(int argc, char** argv) {
                           "full HR@10",
                           "full NDCG@10",
                           "s/epoch"});
-  final_table.add_row({mc.attention,
+  final_table.add_row({mc.kind,
                        r.best_epoch,
                        cli::Cell(r.best_valid.hr10, 4),
                        cli::Cell(r.best_valid.ndcg10, 4),

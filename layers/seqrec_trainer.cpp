@@ -26,9 +26,6 @@ RngKey permutation_key(uint64_t seed, int64_t epoch) {
 RngKey negatives_key(uint64_t seed, int64_t epoch, int64_t batch) {
   return {seed * 0x9E3779B97F4A7C15ull + 12, (static_cast<uint64_t>(epoch) << 32) + batch};
 }
-RngKey eval_key(uint64_t seed, int64_t epoch) {
-  return {seed * 0x9E3779B97F4A7C15ull + 13, static_cast<uint64_t>(epoch)};
-}
 
 std::vector<int64_t> shuffled(std::vector<int64_t> users, RngKey key) {
   for (int64_t i = static_cast<int64_t>(users.size()) - 1; i > 0; --i) {
@@ -245,7 +242,7 @@ TrainResult train_recommender(SequenceRecommender& model,
       EvalOptions eo;
       eo.negatives = c.eval_negatives;
       eo.max_users = c.eval_max_users;
-      eo.key = eval_key(c.seed, epoch);
+      eo.key = evaluation_key(c.seed, epoch);
       e.valid = evaluate(model, data, eo);
       e.evaluated = true;
       if (e.valid.ndcg10 > best_ndcg) {
@@ -301,7 +298,7 @@ TrainResult train_recommender(SequenceRecommender& model,
   to.negatives = c.eval_negatives;
   to.max_users = c.eval_max_users;
   to.full_ranking = c.full_ranking;
-  to.key = eval_key(c.seed, -1);
+  to.key = evaluation_key(c.seed, -1);
   result.test = evaluate(model, data, to);
   result.mean_epoch_seconds =
       result.epochs.empty() ? 0 : total_seconds / static_cast<double>(result.epochs.size());
@@ -326,6 +323,10 @@ Var PopularityRecommender::hidden(const Tensor& input_ids) {
 
 Var PopularityRecommender::item_vectors(const Tensor& item_ids) {
   return ag::constant(index_select(log_counts_, 0, item_ids));
+}
+
+RngKey evaluation_key(uint64_t seed, int64_t epoch) {
+  return {seed * 0x9E3779B97F4A7C15ull + 13, static_cast<uint64_t>(epoch)};
 }
 
 }  // namespace attnlab::nn

@@ -29,18 +29,18 @@ struct TrainConfig {
   double lr = 1e-3;
   double beta1 = 0.9, beta2 = 0.98;
   double weight_decay = 0.0;
-  double clip_norm = 0.0;   // 0: no gradient clipping
-  std::string loss = "bce"; // "bce" (one negative per position) or "ce" (full softmax)
-  int64_t eval_every = 20;  // epochs between validations (the last epoch is always evaluated)
-  int64_t patience = 0;     // evaluations without improvement before stopping (0: never stop)
+  double clip_norm = 0.0;    // 0: no gradient clipping
+  std::string loss = "bce";  // "bce" (one negative per position) or "ce" (full softmax)
+  int64_t eval_every = 20;   // epochs between validations (the last epoch is always evaluated)
+  int64_t patience = 0;      // evaluations without improvement before stopping (0: never stop)
   int64_t eval_negatives = 100;
   int64_t eval_max_users = -1;
-  bool full_ranking = false;   // also compute full-ranking metrics
-  uint64_t seed = 0;           // data order, negatives, evaluation negatives
-  std::string checkpoint;      // path of the checkpoint written at each evaluation ("" = none)
-  bool resume = false;         // continue from `checkpoint`
-  std::string log;             // JSON-lines log, one object per epoch ("" = none)
-  bool progress = false;       // a progress bar on stderr
+  bool full_ranking = false;  // also compute full-ranking metrics
+  uint64_t seed = 0;          // data order, negatives, evaluation negatives
+  std::string checkpoint;     // path of the checkpoint written at each evaluation ("" = none)
+  bool resume = false;        // continue from `checkpoint`
+  std::string log;            // JSON-lines log, one object per epoch ("" = none)
+  bool progress = false;      // a progress bar on stderr
 };
 
 struct EpochLog {
@@ -60,19 +60,28 @@ struct TrainResult {
 
 // Trains `model` on data.train and returns the log and the final test metrics. `on_epoch` (if
 // set) is called after every epoch (live tables, tests).
-TrainResult train_recommender(SequenceRecommender& model, const SplitDataset& data,
+TrainResult train_recommender(SequenceRecommender& model,
+                              const SplitDataset& data,
                               const TrainConfig& config,
                               const std::function<void(const EpochLog&)>& on_epoch = {});
+
+// The random key of the evaluation negatives after epoch `epoch` (-1: the final test), so that
+// another model or a baseline can be evaluated on exactly the same candidates.
+RngKey evaluation_key(uint64_t seed, int64_t epoch);
 
 // One training batch, exposed for tests and custom loops: inputs/positives/negatives [B, L].
 struct TrainBatch {
   Tensor input, positive, negative;
 };
-TrainBatch make_batch(const SplitDataset& data, const std::vector<int64_t>& users, int64_t maxlen,
+TrainBatch make_batch(const SplitDataset& data,
+                      const std::vector<int64_t>& users,
+                      int64_t maxlen,
                       RngKey negatives_key);
 
 // The loss of one batch (see TrainConfig::loss).
-Var recommendation_loss(SequenceRecommender& model, const TrainBatch& batch, const std::string& loss);
+Var recommendation_loss(SequenceRecommender& model,
+                        const TrainBatch& batch,
+                        const std::string& loss);
 
 // Items ranked by training frequency, as a SequenceRecommender (the sanity baseline every model
 // must beat): its "hidden" state is 1 and an item's vector is its log count.

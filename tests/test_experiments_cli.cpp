@@ -168,6 +168,35 @@ TEST_SUITE("experiments.cli") {
     check_jsonl(dir + "/log.jsonl");
   }
 
+  TEST_CASE("approx: FAVOR+ against exact attention in value and gradient") {
+    const std::string dir = scratch_dir("approx");
+    const Run r =
+        run("approx --length 24 --head-dim 8 --m 8,32 --scales 0.25,1 --samples 2 --maps "
+            "positive,trig,elu+1 --causal true --out " +
+            dir);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    check_csv(dir + "/approx_favor.csv", "map");
+    check_jsonl(dir + "/approx_favor.jsonl");
+    // 2 features x 2 m x 2 scales for each projected map, 2 scales for elu+1.
+    const std::string csv = read(dir + "/approx_favor.csv");
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 8 + 8 + 2);
+  }
+
+  TEST_CASE("demo compares attention kinds in one table") {
+    const std::string dir = scratch_dir("demo");
+    const Run r =
+        run("demo --kinds softmax-fused,favor --epochs 1 --synthetic-users 60 --synthetic-items 40 "
+            "--maxlen 16 --dim 8 --features 8 --batch 32 --out " +
+            dir);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("popularity") != std::string::npos);
+    check_csv(dir + "/demo.csv", "model");
+    const std::string csv = read(dir + "/demo.csv");
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 3);
+  }
+
   TEST_CASE("bad flags and values: one line and a non-zero exit") {
     struct Case {
       std::string args, message;
@@ -179,7 +208,13 @@ TEST_SUITE("experiments.cli") {
           Case{"train --threads -2", "--threads"},
           Case{"train --dtype float16", "--dtype"},
           Case{"train --resume", "--resume needs --checkpoint"},
-          Case{"train --attention quantum --epochs 0", "attention kind 'quantum' is unknown"},
+          Case{"train --attention quantum --epochs 0", "model kind 'quantum' is unknown"},
+          Case{"approx --maps cosine", "--maps: unknown feature map 'cosine'"},
+          Case{"approx --features sparse", "--features: expected iid or orth"},
+          Case{"approx --scales 1,-2", "--scales"},
+          Case{"approx --preset fig5", "--preset"},
+          Case{"demo --kinds softmax-fused,quantum", "--kinds: unknown model kind 'quantum'"},
+          Case{"demo --kinds softmax-fused --codebooks 8by16", "--codebooks"},
           Case{"train --data /nonexistent/ml.txt", "/nonexistent/ml.txt"},
           Case{"bench gemm --sizes 64,x", "--sizes"},
           Case{"bench attention --kind nope", "--kind"},

@@ -1,0 +1,397 @@
+// `attnlab approx`: how good each approximation is against exact softmax attention, in value AND
+// in gradient. Written against the public layers API, as a user's own study would be.
+//
+// For every configuration and sample s (fresh inputs and fresh random features from (seed, s)):
+//   q, k ~ N(0, scale^2 I), v ~ N(0, I), all [1, heads, L, d]; a fixed random cotangent G;
+//   exact  Y* = softmax attention (fused kernel),   approx Y = FAVOR+ (fused kernel);
+//   loss = sum(Y . G) for both, so dL/dq, dL/dk, dL/dv are the vector-Jacobian products with G.
+// Metrics (averaged over samples, with the sample std of the MSE):
+//   out_mse = mean (Y - Y*)^2;  rel_err = |Y - Y*|_F / |Y*|_F;
+//   kl = mean over query rows of KL(A*_i || A_i), where A_i = q'_i K'^T / q'_i . sum_j k'_j is the
+//        attention row FAVOR+ implies (materialised only for L <= --kl-max-length; empty for
+//        maps whose rows can be negative (trig), where KL is undefined);
+//   cos_dX, rel_dX = cosine similarity and relative error of dL/dX against the exact gradient.
+// None of the public Performer implementations report gradient agreement; a model trained
+// through an approximation follows these gradients, not the exact ones.
+//
+// --preset fig4 reproduces the setting of the Performer paper's Fig. 4 (L = 4096, d = 16, 15
+// samples; MSE against m for positive/trig x iid/orthogonal features) over several input norms,
+// which also shows the error's exponential growth with the norm (research/performer.md 1.5).
+#include <cmath>
+#include <iostream>
+#include <map>
+
+#include "autograd/autograd.hpp"
+#include "core/core.hpp"
+#include "experiments/support/cli.hpp"
+#include "experiments/support/plot.hpp"
+#include "experiments/support/progress.hpp"
+#include "experiments/support/table.hpp"
+#include "layers/favor_attention.hpp"
+#include "layers/softmax_attention.hpp"
+
+namespace attnlab {
+namespace {
+
+using ag::Var;
+
+struct MapChoice {
+  std::string name;  // as given on the command line
+  nn::FeatureMapSpec spec;
+};
+
+MapChoice parse_map(const std::string& name, double epsilon) {
+  MapChoice c{name, {}};
+  c.spec.epsilon = epsilon;
+  if (name == "relu" || name == "softplus") {
+    c.spec.map = nn::FeatureMap::Generalized;
+    c.spec.fn = name == "relu" ? nn::GeneralizedFn::ReLU : nn::GeneralizedFn::Softplus;
+    return c;
+  }
+  try {
+    c.spec.map = nn::parse_feature_map(name);
+  } catch (const Error&) {
+    throw cli::UsageError("--maps: unknown feature map '" + name +
+                          "' (positive, hyperbolic, trig, relu, softplus, elu+1)");
+  }
+  if (c.spec.map == nn::FeatureMap::Generalized)
+    throw cli::UsageError("--maps: say relu or softplus instead of generalized");
+  return c;
+}
+
+double frobenius(const Tensor& x) {
+  return std::sqrt(sum(x * x).item());
+}
+
+// Cosine similarity and relative error of `approx` against `exact`.
+std::pair<double, double> agreement(const Tensor& approx, const Tensor& exact) {
+  const double dot = sum(approx * exact).item();
+  const double na = frobenius(approx), ne = frobenius(exact);
+  const double cos = na > 0 && ne > 0 ? dot / (na * ne) : 0.0;
+  const double rel = ne > 0 ? frobenius(approx - exact) / ne : frobenius(approx);
+  return {cos, rel};
+}
+
+struct Gradients {
+  Tensor out, dq, dk, dv;
+};
+
+// Runs `attend` on fresh leaves and returns the output and dL/d(q, k, v) for L = sum(out . g).
+template <class Attend>
+Gradients run_with_gradients(
+    const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, Attend attend) {
+  Var vq(q, true), vk(k, true), vv(v, true);
+  Var out = attend(vq, vk, vv);
+  ag::sum(ag::mul(out, Var(g))).backward();
+  return {out.value(), vq.grad(), vk.grad(), vv.grad()};
+}
+
+// Mean over query rows of KL(exact_i || approx_i); NaN when some approx weight is <= 0 where the
+// exact one is positive (signed features) or L is too large to materialise.
+double attention_kl(const Tensor& q,
+                    const Tensor& k,
+                    const Tensor& projection,
+                    const nn::FeatureMapSpec& spec,
+                    bool causal) {
+  ag::NoGradGuard no_grad;
+  const int64_t L = q.size(2), d = q.size(3);
+  // Exact weights: softmax of the scaled, masked scores (float64 for a trustworthy reference).
+  const Tensor q64 = q.to(kFloat64), k64 = k.to(kFloat64);
+  Tensor scores = matmul(q64, k64, false, true) * (1.0 / std::sqrt(static_cast<double>(d)));
+  Tensor allowed = ones({L, L}, kFloat64);
+  if (causal) {
+    double* a = allowed.data<double>();
+    for (int64_t i = 0; i < L; ++i)
+      for (int64_t j = i + 1; j < L; ++j) a[i * L + j] = 0.0;
+  }
+  scores = where(allowed, scores, full({}, -INFINITY, kFloat64));
+  const Tensor exact = softmax(scores, -1);
+  // Implied FAVOR+ weights. The query's row-max shift cancels within a row; the keys get none
+  // (float64: no overflow at the norms studied).
+  const Var p(projection.to(kFloat64));
+  const Tensor qf =
+      nn::favor_feature_map(Var(q64), p, spec, nn::FeatureShift::RowMax).features.value();
+  const Tensor kf =
+      nn::favor_feature_map(Var(k64), p, spec, nn::FeatureShift::None).features.value();
+  Tensor raw = matmul(qf, kf, false, true) * allowed;
+  const Tensor approx = raw / sum(raw, -1, /*keepdim=*/true);
+  // KL(p || a) = sum p (log p - log a) over p > 0.
+  const auto* pe = exact.data<double>();
+  const auto* pa = approx.data<double>();
+  double total = 0.0;
+  for (int64_t i = 0; i < exact.numel(); ++i) {
+    if (pe[i] <= 0.0)
+      continue;
+    if (!(pa[i] > 0.0))
+      return NAN;
+    total += pe[i] * (std::log(pe[i]) - std::log(pa[i]));
+  }
+  return total / static_cast<double>(q.numel() / d);
+}
+
+struct Accumulator {
+  std::vector<double> mse;
+  double rel = 0, kl = 0, cq = 0, rq = 0, ck = 0, rk = 0, cv = 0, rv = 0;
+  int n = 0;
+  double mse_mean() const {
+    double s = 0;
+    for (double x : mse) s += x;
+    return s / static_cast<double>(mse.size());
+  }
+  double mse_std() const {
+    if (mse.size() < 2)
+      return 0.0;
+    const double m = mse_mean();
+    double s = 0;
+    for (double x : mse) s += (x - m) * (x - m);
+    return std::sqrt(s / static_cast<double>(mse.size() - 1));
+  }
+};
+
+int run_approx(int argc, char** argv) {
+  cli::Parser p("approx", "[--preset default|fig4] [--maps LIST] [--features LIST] [options]");
+  p.options().add_options()(
+      "preset",
+      cli::po::value<std::string>()->default_value("default"),
+      "default (L 512, d 64, 5 samples) or fig4 (Performer Fig. 4: L 4096, d 16, 15 samples, "
+      "positive and trig); explicit flags override the preset")(
+      "maps", cli::po::value<std::string>(), "feature maps: positive, hyperbolic, trig, relu, ...")(
+      "features", cli::po::value<std::string>(), "random features: iid, orth (comma-separated)")(
+      "m", cli::po::value<std::string>(), "numbers of random projections (comma-separated)")(
+      "scales", cli::po::value<std::string>(), "input-norm scales of q and k (comma-separated)")(
+      "length", cli::po::value<int64_t>(), "sequence length L")(
+      "head-dim", cli::po::value<int64_t>(), "head width d")(
+      "heads", cli::po::value<int64_t>()->default_value(1), "heads")(
+      "samples", cli::po::value<int64_t>(), "samples per configuration")(
+      "causal", cli::po::value<bool>()->default_value(false), "causal (prefix-sum) attention")(
+      "epsilon", cli::po::value<double>()->default_value(0.0), "additive feature epsilon")(
+      "kl-max-length",
+      cli::po::value<int64_t>()->default_value(1024),
+      "materialise attention rows for the KL only up to this L");
+  if (!p.parse(argc, argv))
+    return 0;
+  if (p.common().threads > 0)
+    set_num_threads(p.common().threads);
+
+  const std::string preset = p.get<std::string>("preset");
+  if (preset != "default" && preset != "fig4")
+    throw cli::UsageError("--preset: expected default or fig4, got '" + preset + "'");
+  const bool fig4 = preset == "fig4";
+  auto text = [&](const char* flag, const char* def, const char* fig4_def) {
+    return p.has(flag) ? p.get<std::string>(flag) : std::string(fig4 ? fig4_def : def);
+  };
+  auto number = [&](const char* flag, int64_t def, int64_t fig4_def) {
+    return p.has(flag) ? p.get<int64_t>(flag) : (fig4 ? fig4_def : def);
+  };
+  const int64_t L = number("length", 512, 4096);
+  const int64_t d = number("head-dim", 64, 16);
+  const int64_t heads = p.get<int64_t>("heads");
+  const int64_t samples = number("samples", 5, 15);
+  const bool causal = p.get<bool>("causal");
+  const double epsilon = p.get<double>("epsilon");
+  const int64_t kl_max = p.get<int64_t>("kl-max-length");
+  if (L < 1 || d < 1 || heads < 1 || samples < 1)
+    throw cli::UsageError("--length, --head-dim, --heads and --samples must be >= 1");
+  if (epsilon < 0)
+    throw cli::UsageError("--epsilon: must be >= 0");
+
+  std::vector<MapChoice> maps;
+  for (const auto& name :
+       cli::split_list(text("maps", "positive,hyperbolic,trig", "positive,trig"), "--maps"))
+    maps.push_back(parse_map(name, epsilon));
+  std::vector<bool> orthogonal;
+  for (const auto& f : cli::split_list(text("features", "iid,orth", "iid,orth"), "--features")) {
+    if (f != "iid" && f != "orth")
+      throw cli::UsageError("--features: expected iid or orth, got '" + f + "'");
+    orthogonal.push_back(f == "orth");
+  }
+  const std::vector<int64_t> ms =
+      cli::parse_int_list(text("m", "16,64,256", "16,32,64,128,256"), "--m");
+  for (int64_t m : ms)
+    if (m < 1)
+      throw cli::UsageError("--m: every value must be >= 1");
+  std::vector<double> scales;
+  for (const auto& s : cli::split_list(text("scales", "0.25,0.5,1", "0.5,1,1.5"), "--scales")) {
+    try {
+      size_t used = 0;
+      scales.push_back(std::stod(s, &used));
+      if (used != s.size() || !(scales.back() > 0))
+        throw std::invalid_argument(s);
+    } catch (const std::exception&) {
+      throw cli::UsageError("--scales: expected positive numbers, got '" + s + "'");
+    }
+  }
+  const DType dtype = p.common().dtype;
+  const uint64_t seed = p.common().seed;
+  nn::AttentionMask mask;
+  mask.causal = causal;
+
+  // Exact results per (scale, sample) are shared by every approximate configuration.
+  struct Exact {
+    Tensor q, k, v, g;
+    Gradients grads;
+  };
+  std::map<std::pair<size_t, int64_t>, Exact> exact;
+  auto exact_for = [&](size_t si, int64_t s) -> const Exact& {
+    auto it = exact.find({si, s});
+    if (it != exact.end())
+      return it->second;
+    const uint64_t stream = static_cast<uint64_t>(s) * 4;
+    Exact e;
+    e.q = randn({1, heads, L, d}, RngKey{seed, stream}, dtype) * scales[si];
+    e.k = randn({1, heads, L, d}, RngKey{seed, stream + 1}, dtype) * scales[si];
+    e.v = randn({1, heads, L, d}, RngKey{seed, stream + 2}, dtype);
+    e.g = randn({1, heads, L, d}, RngKey{seed, stream + 3}, dtype);
+    e.grads = run_with_gradients(e.q, e.k, e.v, e.g, [&](const Var& q, const Var& k, const Var& v) {
+      return nn::softmax_attention(q, k, v, mask, nn::SoftmaxImpl::Fused);
+    });
+    return exact.emplace(std::make_pair(si, s), std::move(e)).first->second;
+  };
+
+  cli::Table table({"map",
+                    "features",
+                    "m",
+                    "scale",
+                    "L",
+                    "d",
+                    "causal",
+                    "samples",
+                    "out_mse",
+                    "mse_std",
+                    "rel_err",
+                    "kl",
+                    "cos_dq",
+                    "rel_dq",
+                    "cos_dk",
+                    "rel_dk",
+                    "cos_dv",
+                    "rel_dv"});
+  int64_t total = 0;
+  for (const auto& mc : maps)
+    total +=
+        static_cast<int64_t>(nn::uses_projection(mc.spec.map) ? orthogonal.size() * ms.size() : 1) *
+        static_cast<int64_t>(scales.size()) * samples;
+  cli::Progress progress(total, "approx");
+  for (const auto& mc : maps) {
+    const bool projected = nn::uses_projection(mc.spec.map);
+    // elu+1 has no random features: one row per scale.
+    const std::vector<bool> orth_list = projected ? orthogonal : std::vector<bool>{false};
+    const std::vector<int64_t> m_list = projected ? ms : std::vector<int64_t>{d};
+    for (bool orth : orth_list) {
+      for (int64_t m : m_list) {
+        for (size_t si = 0; si < scales.size(); ++si) {
+          Accumulator acc;
+          bool kl_defined = L <= kl_max;
+          for (int64_t s = 0; s < samples; ++s) {
+            const Exact& e = exact_for(si, s);
+            nn::ProjectionOptions po;
+            po.features = m;
+            po.dim = d;
+            po.orthogonal = orth;
+            // Every configuration of sample s sees the same Gaussian stream: iid vs orth and
+            // the m sweep differ only in construction (common random numbers: lower-variance
+            // comparisons).
+            const Tensor w =
+                projected
+                    ? draw_projection(po, RngKey{seed + 1, static_cast<uint64_t>(s)}).to(dtype)
+                    : Tensor();
+            nn::FavorAttentionOptions fo;
+            fo.features = mc.spec;
+            const Gradients a = run_with_gradients(
+                e.q, e.k, e.v, e.g, [&](const Var& q, const Var& k, const Var& v) {
+                  return nn::favor_attention(q, k, v, w.defined() ? Var(w) : Var(), mask, fo);
+                });
+            const Tensor diff = a.out - e.grads.out;
+            acc.mse.push_back(sum(diff * diff).item() / static_cast<double>(diff.numel()));
+            acc.rel += agreement(a.out, e.grads.out).second;
+            auto [cq, rq] = agreement(a.dq, e.grads.dq);
+            auto [ck, rk] = agreement(a.dk, e.grads.dk);
+            auto [cv, rv] = agreement(a.dv, e.grads.dv);
+            acc.cq += cq, acc.rq += rq, acc.ck += ck, acc.rk += rk, acc.cv += cv, acc.rv += rv;
+            if (kl_defined && projected) {
+              const double kl = attention_kl(e.q, e.k, w, mc.spec, causal);
+              kl_defined = std::isfinite(kl);
+              acc.kl += kl;
+            } else {
+              kl_defined = false;
+            }
+            ++acc.n;
+            progress.step(1, mc.name + (orth ? " orth" : " iid") + " m=" + std::to_string(m));
+          }
+          const double n = acc.n;
+          table.add_row({mc.name,
+                         projected ? (orth ? "orth" : "iid") : "-",
+                         m,
+                         cli::Cell(scales[si], 2),
+                         L,
+                         d,
+                         causal ? "yes" : "no",
+                         samples,
+                         cli::Cell::sci(acc.mse_mean()),
+                         cli::Cell::sci(acc.mse_std()),
+                         cli::Cell::sci(acc.rel / n),
+                         kl_defined ? cli::Cell::sci(acc.kl / n) : cli::Cell(""),
+                         cli::Cell(acc.cq / n, 4),
+                         cli::Cell::sci(acc.rq / n),
+                         cli::Cell(acc.ck / n, 4),
+                         cli::Cell::sci(acc.rk / n),
+                         cli::Cell(acc.cv / n, 4),
+                         cli::Cell::sci(acc.rv / n)});
+        }
+      }
+    }
+  }
+  std::cout << "FAVOR+ against exact softmax attention (" << (causal ? "causal" : "bidirectional")
+            << ", " << dtype_name(dtype) << ", seed " << seed << "; gradients of sum(out . G))\n";
+  table.print(std::cout);
+  const std::string& out = p.common().out;
+  if (!out.empty()) {
+    const std::string stem = fig4 ? "approx_fig4" : "approx_favor";
+    table.write(out, stem);
+    auto spec = [&](std::string title,
+                    std::string x,
+                    std::string y,
+                    std::vector<std::string> group,
+                    bool log_x) {
+      cli::PlotSpec ps;
+      ps.title = std::move(title);
+      ps.x = std::move(x);
+      ps.y = std::move(y);
+      ps.group = std::move(group);
+      ps.log_x = log_x;
+      ps.log_y = true;
+      ps.data = stem;
+      return ps;
+    };
+    const cli::PlotSpec mse_vs_m = spec("FAVOR+ output MSE against m (L = " + std::to_string(L) +
+                                            ", d = " + std::to_string(d) + ")",
+                                        "m",
+                                        "out_mse",
+                                        {"map", "features", "scale"},
+                                        true);
+    const cli::PlotSpec err_vs_scale = spec("FAVOR+ relative error against the input-norm scale",
+                                            "scale",
+                                            "rel_err",
+                                            {"map", "features", "m"},
+                                            false);
+    const cli::PlotSpec grad_vs_m = spec("Gradient agreement: relative error of dL/dq against m",
+                                         "m",
+                                         "rel_dq",
+                                         {"map", "features", "scale"},
+                                         true);
+    bool made = cli::plot(table, out, stem + "_mse_vs_m", mse_vs_m);
+    made = cli::plot(table, out, stem + "_err_vs_scale", err_vs_scale) && made;
+    made = cli::plot(table, out, stem + "_dq_vs_m", grad_vs_m) && made;
+    std::cout << "wrote " << out << "/" << stem << ".csv, .jsonl"
+              << (made ? " and plots (.png)" : "") << "\n";
+  }
+  return 0;
+}
+
+const cli::Register approx_command(
+    "approx",
+    "approximation error of FAVOR+ against exact attention, in value and gradient",
+    run_approx);
+
+}  // namespace
+}  // namespace attnlab
