@@ -207,7 +207,9 @@ void record(GradcheckResult& r,
   const double excess = err - (o.atol + o.rtol * std::fabs(n));
   if (std::isnan(err) || err > r.max_abs_error)
     r.max_abs_error = std::isnan(err) ? INFINITY : err;
-  const double rel = err / std::max(std::fabs(n), 1e-300);
+  // Relative to the numeric value, floored at atol: where the numeric derivative is ~0 (padded
+  // positions, exact zeros up to rounding) a ratio to 1e-17 would report noise as 1e+283.
+  const double rel = err / std::max(std::fabs(n), o.atol);
   if (err > 0 && (std::isnan(rel) || rel > r.max_rel_error)) {
     r.max_rel_error = std::isnan(rel) ? INFINITY : rel;
   }

@@ -2,6 +2,7 @@
 #include "core/core.hpp"
 #include "experiments/gradcheck_cases.hpp"
 #include "layers/basic.hpp"
+#include "layers/favor_attention.hpp"
 #include "layers/losses.hpp"
 #include "layers/multihead_attention.hpp"
 #include "layers/sasrec.hpp"
@@ -101,6 +102,76 @@ void add_layer_cases(std::vector<GradcheckCase>& out) {
                  nullptr});
 }
 
+// FAVOR+ (layers/favor_attention.hpp): every feature map alone (fused op and composed
+// reference), and the whole attention (fused and reference, causal and bidirectional, with key
+// padding) with respect to q, k, v and the projection W. epsilon = 0 for the exponential maps, so
+// the detached stabilisers cancel and the finite difference sees the same function as the
+// backward (favor_feature_maps.hpp explains the epsilon > 0 case).
+void add_favor_cases(std::vector<GradcheckCase>& out) {
+  using ag::Var;
+  using V = const std::vector<Var>&;
+  struct Map {
+    const char* name;
+    nn::FeatureMapSpec spec;
+  };
+  const std::vector<Map> maps = {
+      {"positive", {nn::FeatureMap::Positive, nn::GeneralizedFn::ReLU, 0.0}},
+      {"hyperbolic", {nn::FeatureMap::Hyperbolic, nn::GeneralizedFn::ReLU, 0.0}},
+      {"trig", {nn::FeatureMap::Trigonometric, nn::GeneralizedFn::ReLU, 0.0}},
+      {"relu", {nn::FeatureMap::Generalized, nn::GeneralizedFn::ReLU, 1e-3}},
+      {"softplus", {nn::FeatureMap::Generalized, nn::GeneralizedFn::Softplus, 0.0}},
+      {"elu+1", {nn::FeatureMap::EluPlusOne, nn::GeneralizedFn::ReLU, 0.0}},
+  };
+  const Tensor pad = from_vector(std::vector<double>{1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0}, {2, 6});
+  for (const Map& map : maps) {
+    const nn::FeatureMapSpec spec = map.spec;
+    const bool projected = nn::uses_projection(spec.map);
+    // The feature map alone, with respect to x (and W).
+    for (int fused = 0; fused < 2; ++fused) {
+      const std::string name =
+          std::string("favor/features_") + map.name + (fused ? "_fused" : "_reference");
+      std::vector<Tensor> inputs = {u({1, 2, 4, 3}, 31)};
+      if (projected)
+        inputs.push_back(u({5, 3}, 32));
+      out.push_back({name,
+                     [spec, fused, projected](V v) {
+                       const Var w = projected ? v[1] : Var();
+                       const auto shift = nn::FeatureShift::None;  // the exact function (no detached shift)
+                       return fused
+                                  ? nn::favor_feature_map(v[0], w, spec, shift).features
+                                  : nn::favor_feature_map_reference(v[0], w, spec, shift).features;
+                     },
+                     inputs,
+                     nullptr});
+    }
+    // The whole attention.
+    for (auto impl : {nn::FavorImpl::Reference, nn::FavorImpl::Fused}) {
+      for (int causal = 0; causal < 2; ++causal) {
+        nn::AttentionMask m;
+        m.causal = causal;
+        m.key_padding = pad;
+        nn::FavorAttentionOptions o;
+        o.features = spec;
+        o.impl = impl;
+        const std::string name = std::string("favor/attention_") + map.name +
+                                 (impl == nn::FavorImpl::Fused ? "_fused" : "_reference") +
+                                 (causal ? "_causal" : "_bidirectional") + "_padded";
+        std::vector<Tensor> inputs = {
+            u({2, 1, 6, 3}, 33), u({2, 1, 6, 3}, 34), u({2, 1, 6, 2}, 35)};
+        if (projected)
+          inputs.push_back(u({4, 3}, 36));
+        out.push_back({name,
+                       [m, o, projected](V v) {
+                         return nn::favor_attention(
+                             v[0], v[1], v[2], projected ? v[3] : Var(), m, o);
+                       },
+                       inputs,
+                       nullptr});
+      }
+    }
+  }
+}
+
 void add_attention_cases(std::vector<GradcheckCase>& out) {
   using ag::Var;
   using V = const std::vector<Var>&;
@@ -125,6 +196,7 @@ void add_attention_cases(std::vector<GradcheckCase>& out) {
       }
     }
   }
+  add_favor_cases(out);
 }
 
 }  // namespace attnlab::experiments
