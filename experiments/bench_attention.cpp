@@ -18,6 +18,7 @@
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
 #include "layers/attention_factory.hpp"
 
@@ -282,6 +283,19 @@ int run_attention_bench(int argc, char** argv) {
   }
   if (!parser.common().out.empty()) {
     table.write(parser.common().out, "attention");
+    // Log-log plots of time and memory against L, one line per configuration.
+    for (const auto& [stem, column] :
+         {std::pair<std::string, std::string>{"attention_time", "fwd+bwd ms"},
+          {"attention_memory", "peak MiB"}}) {
+      cli::PlotSpec spec;
+      spec.title = "attention forward + backward: " + column + " against L";
+      spec.x = "L";
+      spec.y = column;
+      spec.group = {"kind", "m", "head_dim", "mask", "threads"};
+      spec.log_x = spec.log_y = true;
+      spec.data = "attention";
+      cli::plot(table, parser.common().out, stem, spec);
+    }
     if (cross.rows() > 0)
       cross.write(parser.common().out, "attention_crossover");
   }
