@@ -227,10 +227,63 @@ FavorSums favor_causal_reference(const Var& qf,
   return {num, den};
 }
 
+namespace favor_attention_detail {
+
+// out = N / D per row, as one op so that its backward can be written in terms of out:
+//   dN = g / D,   dD = -(g . out) / D
+// instead of the quotient rule's -g N / D^2, which overflows long before out does. A row whose
+// |D| is below sqrt(smallest normal) (~1e-19 in float32, ~1e-154 in float64) is EMPTY: output 0
+// and zero gradients. That covers rows without any real key (D = 0) and rows whose features
+// share no mass with any key's, which happens with huge query/key norms (|x|^2 / sqrt(d) in the
+// thousands): the features are then one-hot-like after the stabiliser, N and D both underflow
+// and their ratio is rounding noise; its gradient would be inf * 0 = NaN further up.
+class FavorNormalize : public ag::Function {
+ public:
+  const char* name() const override { return "favor_normalize"; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    const Tensor& n = in[0];
+    const Tensor& d = in[1];
+    const double tiny =
+        std::sqrt(d.dtype() == kFloat32 ? static_cast<double>(std::numeric_limits<float>::min())
+                                        : std::numeric_limits<double>::min());
+    const Tensor live = ge(abs(d), full_like(d, tiny));      // 1 for rows with an answer
+    const Tensor inv = live / where(live, d, ones_like(d));  // 1 / D, 0 on empty rows
+    const Tensor inv_col = unsqueeze(inv, -1);
+    Tensor out = n * inv_col;
+    save_for_backward({out, inv_col});
+    return {out};
+  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& grad) override {
+    const Tensor& g = grad[0];
+    const Tensor &out = saved()[0], &inv_col = saved()[1];
+    Tensor dn, dd;
+    if (needs_input_grad(0))
+      dn = g * inv_col;
+    if (needs_input_grad(1))
+      dd = squeeze(neg(sum(g * out, -1, true) * inv_col), -1);
+    return {dn, dd};
+  }
+};
+
+}  // namespace favor_attention_detail
+
 Var favor_normalize(const Var& numerator, const Var& normalizer) {
-  // D + [D == 0]: rows without any real key have N = 0 and give 0 (and a zero gradient).
-  Var safe = normalizer + ag::constant(eq(normalizer.value(), 0.0));
-  return numerator / ag::unsqueeze(safe, -1);
+  ATTNLAB_CHECK(numerator.dim() >= 1 && normalizer.dim() == numerator.dim() - 1,
+                ShapeError,
+                "favor_normalize: expected numerator [..., dv] and normalizer [...], got ",
+                numerator.shape(),
+                " and ",
+                normalizer.shape());
+  for (int a = 0; a < normalizer.dim(); ++a) {
+    ATTNLAB_CHECK(normalizer.size(a) == numerator.size(a),
+                  ShapeError,
+                  "favor_normalize: numerator ",
+                  numerator.shape(),
+                  " and normalizer ",
+                  normalizer.shape(),
+                  " differ in their leading dimensions");
+  }
+  return ag::apply<favor_attention_detail::FavorNormalize>({numerator, normalizer})[0];
 }
 
 Var favor_attention(const Var& q,

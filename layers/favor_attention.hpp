@@ -105,7 +105,9 @@ FavorSums favor_causal_reference(const Var& qf,
                                  const Var& kf,
                                  const Var& v,
                                  const Tensor& key_log_scale = {});
-// out = N / D per row, 0 where D == 0.
+// out = N / D per row. A row whose |D| is below sqrt(smallest normal) (no real key, or features
+// that share no mass with any key's at huge input norms, where N and D are underflow noise) gives
+// 0 and zero gradients, never NaN. The backward uses dD = -(g . out) / D (no 1 / D^2).
 Var favor_normalize(const Var& numerator, const Var& normalizer);
 
 // ---- the attention kernel (MultiHeadAttention, TransformerBlock, the factory) ------------------
