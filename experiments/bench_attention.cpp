@@ -16,6 +16,7 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
+#include "experiments/bench_lisa.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
 #include "experiments/support/plot.hpp"
@@ -47,7 +48,24 @@ struct Measured {
 // (kind, m, head_dim, mask, threads) -> L -> measurement
 using Config = std::tuple<std::string, int64_t, int64_t, std::string, int64_t>;
 
+// `--kind lisa...`: LISA is not a q/k/v kernel (its keys and values are codeword projections),
+// so its study lives in bench_lisa.cpp, which also measures the exact kernels beside it.
+bool asks_for_lisa(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i], value;
+    if (a == "--kind" && i + 1 < argc)
+      value = argv[i + 1];
+    else if (a.rfind("--kind=", 0) == 0)
+      value = a.substr(7);
+    if (value.rfind("lisa", 0) == 0 || value.find(",lisa") != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
 int run_attention_bench(int argc, char** argv) {
+  if (asks_for_lisa(argc, argv))
+    return run_bench_lisa(argc, argv);
   cli::Parser parser("bench attention", "[--kind a,b] [--lengths 256,...] [options]");
   std::string kinds_default;
   for (const auto& k : nn::attention_kinds()) {

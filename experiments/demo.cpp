@@ -48,19 +48,7 @@ int run_demo(int argc, char** argv) {
     if (p.get<int64_t>(flag) < 1)
       throw cli::UsageError(std::string("--") + flag + ": must be >= 1");
   }
-  const std::string bw = p.get<std::string>("codebooks");
-  const auto x = bw.find('x');
-  int64_t B = 0, W = 0;
-  try {
-    if (x == std::string::npos)
-      throw std::invalid_argument(bw);
-    B = std::stoll(bw.substr(0, x));
-    W = std::stoll(bw.substr(x + 1));
-  } catch (const std::exception&) {
-    throw cli::UsageError("--codebooks: expected BxW such as 8x16, got '" + bw + "'");
-  }
-  if (B < 1 || W < 2)
-    throw cli::UsageError("--codebooks: need B >= 1 and W >= 2, got '" + bw + "'");
+  const auto [B, W] = cli::parse_codebooks(p.get<std::string>("codebooks"), "--codebooks");
 
   nn::SyntheticConfig sc;
   sc.users = p.get<int64_t>("synthetic-users");

@@ -32,6 +32,7 @@ int run_gradcheck(int argc, char** argv) {
   experiments::add_op_cases(cases);
   experiments::add_layer_cases(cases);
   experiments::add_attention_cases(cases);
+  experiments::add_lisa_cases(cases);
   std::vector<const experiments::GradcheckCase*> selected;
   for (const auto& c : cases) {
     bool keep = filters.empty();
@@ -61,7 +62,17 @@ int run_gradcheck(int argc, char** argv) {
       inputs.push_back(zeros({1}, kFloat64));
       o.wrt = {false};
     }
-    const ag::GradcheckResult r = ag::gradcheck(c->fn, inputs, o);
+    const ag::GradcheckResult r =
+        c->hard
+            ? ag::check_straight_through(
+                  [c](const std::vector<ag::Var>& v) { return std::vector<ag::Var>{c->fn(v)}; },
+                  [c](const std::vector<ag::Var>& v) { return std::vector<ag::Var>{c->hard(v)}; },
+                  [c](const std::vector<ag::Var>& v) {
+                    return std::vector<ag::Var>{c->surrogate(v)};
+                  },
+                  inputs,
+                  o.seed)
+            : ag::gradcheck(c->fn, inputs, o);
     failures += r.ok ? 0 : 1;
     table.add_row({c->name,
                    o.fast_mode ? "fast" : "slow",

@@ -1,6 +1,7 @@
 // `attnlab train`: a sequential recommender (SASRec with any attention kind) on MovieLens-1M
 // (SASRec format or raw ratings.dat) or on the built-in synthetic data, with the SASRec protocol.
 #include <iostream>
+#include <tuple>
 
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
@@ -48,6 +49,19 @@ int run_train(int argc, char** argv) {
       "redraw-interval",
       cli::po::value<int64_t>()->default_value(1000),
       "FAVOR+ kinds: training steps between redraws for --redraw every-n")(
+      "codebooks",
+      cli::po::value<std::string>()->default_value("8x16"),
+      "LISA kinds: B x W of the sequence quantizer")(
+      "target-codebooks",
+      cli::po::value<std::string>()->default_value("8x128"),
+      "lisa-mini: B x W of the target quantizer")(
+      "tau", cli::po::value<double>()->default_value(0.7), "LISA kinds: softmax temperature")(
+      "decay",
+      cli::po::value<double>()->default_value(0.1),
+      "LISA kinds: histogram decay lambda (gamma = exp(-lambda))")(
+      "selection",
+      cli::po::value<std::string>()->default_value(""),
+      "LISA kinds: soft, st, gumbel-soft or gumbel-st (default: the variant's)")(
       "maxlen", cli::po::value<int64_t>()->default_value(200), "input length (last items)")(
       "dropout", cli::po::value<double>()->default_value(0.2), "dropout rate")(
       "norm", cli::po::value<std::string>()->default_value("sasrec"), "sasrec, pre or post")(
@@ -132,6 +146,21 @@ int run_train(int argc, char** argv) {
   mc.kernel.redraw.interval = p.get<int64_t>("redraw-interval");
   if (mc.kernel.features < 1 || mc.kernel.redraw.interval < 1)
     throw cli::UsageError("--features and --redraw-interval must be >= 1");
+  std::tie(mc.codebooks, mc.codewords) =
+      cli::parse_codebooks(p.get<std::string>("codebooks"), "--codebooks");
+  std::tie(mc.target_codebooks, mc.target_codewords) =
+      cli::parse_codebooks(p.get<std::string>("target-codebooks"), "--target-codebooks");
+  mc.tau = p.get<double>("tau");
+  mc.decay = p.get<double>("decay");
+  mc.selection = p.get<std::string>("selection");
+  if (!(mc.tau > 0))
+    throw cli::UsageError("--tau: must be positive");
+  if (!(mc.decay >= 0))
+    throw cli::UsageError("--decay: must be >= 0");
+  if (!mc.selection.empty() && mc.selection != "soft" && mc.selection != "st" &&
+      mc.selection != "gumbel-soft" && mc.selection != "gumbel-st")
+    throw cli::UsageError("--selection: expected soft, st, gumbel-soft or gumbel-st, got '" +
+                          mc.selection + "'");
   mc.seed = p.common().seed;
   const std::shared_ptr<nn::SequenceRecommender> model_ptr = cli::make_model(mc);
   nn::SequenceRecommender& model = *model_ptr;

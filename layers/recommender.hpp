@@ -16,6 +16,9 @@ class SequenceRecommender : public Module {
   // the variant's target representation), for int64 ids of any shape -> ids.shape + [D].
   virtual Var item_vectors(const Tensor& item_ids) = 0;
   virtual int64_t num_items() const = 0;
+  // A term the model adds to the training loss, computed by the last hidden() call (LISA-Soft's
+  // embedding regulariser); undefined: none.
+  virtual Var auxiliary_loss() const { return Var(); }
   virtual int64_t max_length() const = 0;
 
   // Scores: dot products of hidden [..., D] with the vectors of item_ids [..., C] -> [..., C].

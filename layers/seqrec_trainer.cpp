@@ -133,8 +133,10 @@ Var recommendation_loss(SequenceRecommender& model,
     Tensor weight = gt(batch.positive.to(h.dtype()), 0.0).reshape({b, l, 1});
     Var pos = model.scores(h, batch.positive.reshape({b, l, 1}));
     Var neg = model.scores(h, batch.negative.reshape({b, l, 1}));
-    return bce_with_logits(pos, ones({b, l, 1}, h.dtype()), weight) +
-           bce_with_logits(neg, zeros({b, l, 1}, h.dtype()), weight);
+    Var total = bce_with_logits(pos, ones({b, l, 1}, h.dtype()), weight) +
+                bce_with_logits(neg, zeros({b, l, 1}, h.dtype()), weight);
+    const Var aux = model.auxiliary_loss();
+    return aux.defined() ? total + aux : total;
   }
   if (loss == "ce") {
     const int64_t v = model.num_items(), d = h.shape()[2];
@@ -143,7 +145,9 @@ Var recommendation_loss(SequenceRecommender& model,
     Tensor t = Tensor::empty({b * l}, kInt64);
     const int64_t* p = batch.positive.data<int64_t>();
     for (int64_t i = 0; i < b * l; ++i) t.data<int64_t>()[i] = p[i] > 0 ? p[i] - 1 : -100;
-    return softmax_cross_entropy(logits, t, -100);
+    Var total = softmax_cross_entropy(logits, t, -100);
+    const Var aux = model.auxiliary_loss();
+    return aux.defined() ? total + aux : total;
   }
   throw ValueError("recommendation_loss: unknown loss '" + loss + "' (bce, ce)");
 }

@@ -32,9 +32,12 @@ struct ModelOptions {
   int64_t codebooks = 8, codewords = 16;
   int64_t target_codebooks = 8, target_codewords = 128;
   double tau = 0.7, decay = 0.1;
-  std::string selection = "st";
+  std::string selection;  // soft, st, gumbel-soft, gumbel-st; empty: the variant's default
   uint64_t seed = 0;
 };
+
+// "8x16" -> {8, 16}; a UsageError naming `flag` otherwise (B >= 1, W >= 2).
+std::pair<int64_t, int64_t> parse_codebooks(const std::string& text, const std::string& flag);
 
 // Every accepted kind with a one-line description.
 std::vector<std::pair<std::string, std::string>> model_kinds();

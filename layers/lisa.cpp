@@ -1,0 +1,217 @@
+#include "layers/lisa.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "autograd/ops.hpp"
+#include "core/core.hpp"
+#include "layers/losses.hpp"
+
+namespace attnlab::nn {
+
+const char* lisa_variant_name(LisaVariant v) {
+  switch (v) {
+    case LisaVariant::Base:
+      return "base";
+    case LisaVariant::Soft:
+      return "soft";
+    case LisaVariant::Mini:
+      return "mini";
+  }
+  return "?";
+}
+
+LisaVariant parse_lisa_variant(const std::string& name) {
+  for (LisaVariant v : {LisaVariant::Base, LisaVariant::Soft, LisaVariant::Mini}) {
+    if (name == lisa_variant_name(v))
+      return v;
+  }
+  throw ValueError("parse_lisa_variant: unknown variant '" + name +
+                   "' (expected base, soft or mini)");
+}
+
+LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
+  ATTNLAB_CHECK(c.num_items > 0 && c.max_length > 0 && c.dim > 0 && c.codebooks > 0 &&
+                    c.codewords > 0 && c.target_codebooks > 0 && c.target_codewords > 0,
+                ValueError,
+                "LISA: num_items, max_length, dim, codebooks, codewords and the target sizes must "
+                "be positive");
+  ATTNLAB_CHECK(c.dropout >= 0 && c.dropout < 1,
+                ValueError,
+                "LISA: dropout must be in [0, 1), got ",
+                c.dropout);
+  Generator init(c.seed);
+  dropout_rng_ = std::make_shared<Generator>(c.seed + 1);
+  noise_rng_ = std::make_shared<Generator>(c.seed + 2);
+  const double d = static_cast<double>(c.dim);
+  // lisa.md 7.1: xavier-normal item and position tables, row 0 of the items is padding.
+  EmbeddingOptions item_opt;
+  item_opt.padding_idx = 0;
+  item_opt.init = InitSpec{Init::XavierNormal};
+  item_embedding = register_module(
+      "item_embedding", std::make_shared<Embedding>(c.num_items + 1, c.dim, init, item_opt));
+  EmbeddingOptions pos_opt;
+  pos_opt.init = InitSpec{Init::XavierNormal};
+  position_embedding = register_module(
+      "position_embedding", std::make_shared<Embedding>(c.max_length, c.dim, init, pos_opt));
+
+  const bool soft = c.variant == LisaVariant::Soft;
+  ProductQuantizerOptions po;
+  po.dim = c.dim;
+  po.codebooks = c.codebooks;
+  po.codewords = c.codewords;
+  po.residual = c.residual;
+  po.train_selection =
+      c.selection ? *c.selection : (soft ? Selection::Soft : Selection::StraightThrough);
+  // Evaluation: no noise; hard codes unless the training codes are soft (Soft keeps
+  // probabilities in evaluation too, lisa.md 4).
+  po.eval_selection = selection_is_hard(po.train_selection) ? Selection::Hard : Selection::Soft;
+  po.temperature = TemperatureSchedule{c.tau_schedule, c.tau, c.tau_end, c.tau_steps};
+  pq = register_module("pq", std::make_shared<ProductQuantizer>(po, init, noise_rng_));
+  if (c.variant == LisaVariant::Mini) {
+    ProductQuantizerOptions to = po;
+    to.codebooks = c.target_codebooks;
+    to.codewords = c.target_codewords;
+    target_pq =
+        register_module("target_pq", std::make_shared<ProductQuantizer>(to, init, noise_rng_));
+  }
+  LisaAttentionOptions ao;
+  ao.dim = c.dim;
+  ao.codebooks = c.codebooks;
+  ao.codewords = c.codewords;
+  ao.decay = c.decay;
+  ao.causal = c.causal;
+  ao.query = c.query;
+  ao.impl = c.impl;
+  ao.scale = 1.0 / std::sqrt(d);
+  attention = register_module("attention", std::make_shared<LisaAttention>(ao, init));
+  input_dropout =
+      register_module("input_dropout", std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  attention_dropout =
+      register_module("attention_dropout", std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(c.dim, c.norm_eps));
+  // The FFN's hidden size is D, not 4D (lisa.md 2.8.6).
+  ffn = register_module("ffn",
+                        std::make_shared<FeedForward>(c.dim, c.dim, init, c.dropout, dropout_rng_));
+  ffn_dropout = register_module("ffn_dropout", std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(c.dim, c.norm_eps));
+}
+
+Var LISA::hidden(const Tensor& ids) {
+  ATTNLAB_CHECK(ids.dtype() == kInt64 && ids.dim() == 2 && ids.size(1) <= config_.max_length,
+                ShapeError,
+                "LISA: input ids must be int64 [batch, length <= ",
+                config_.max_length,
+                "], got ",
+                ids.dtype(),
+                " ",
+                ids.shape());
+  auto s = scope();
+  const int64_t n = ids.size(0), l = ids.size(1);
+  const double d = static_cast<double>(config_.dim);
+  Tensor keep = gt(ids.to(kFloat32), 0.0);  // [N, L]: 1 for items, 0 for (left) padding
+  Var e = item_embedding->forward(ids) * std::sqrt(d);
+  QuantizedItems items = pq->forward(e, {}, keep);
+  Tensor keep3 = keep.to(e.dtype()).reshape({n, l, 1});
+  Var x = items.reconstruction + position_embedding->forward(arange(l, kInt64).reshape({1, l}));
+  x = input_dropout->forward(x) * ag::constant(keep3);
+  trace_ = LisaTrace{};
+  Var y = attention->forward(pq->codebooks, items.selection, items.codes, keep, &trace_);
+  Var z = norm1->forward(x + attention_dropout->forward(y));
+  Var out = norm2->forward(z + ffn_dropout->forward(ffn->forward(z))) * ag::constant(keep3);
+  if (config_.regularizer > 0) {
+    // coef * sum ||e_i - stopgrad(x_i)||^2 / #valid: pulls the raw embeddings toward their frozen
+    // reconstruction (the Soft configs' inputs_optimize_loss, lisa.md 2.8.9).
+    Var diff = e - items.reconstruction.detach();
+    aux_loss_ =
+        masked_mean(ag::sum(ag::square(diff), -1), keep.to(e.dtype())) * config_.regularizer;
+  } else {
+    aux_loss_ = ag::constant(zeros({}, e.dtype()));
+  }
+  if (is_training()) {  // the temperature schedule advances once per training forward
+    pq->set_step(pq->step() + 1);
+    if (target_pq)
+      target_pq->set_step(target_pq->step() + 1);
+  }
+  return out;
+}
+
+Var LISA::item_vectors(const Tensor& item_ids) {
+  auto s = scope();
+  Var e = item_embedding->forward(item_ids) * std::sqrt(static_cast<double>(config_.dim));
+  switch (config_.variant) {
+    case LisaVariant::Soft:  // targets are not quantized
+      return e;
+    case LisaVariant::Mini:
+      return target_pq->forward(e, {}, gt(item_ids.to(kFloat32), 0.0)).reconstruction;
+    case LisaVariant::Base:
+    default: {
+      // The same PQ as the sequence (targets fully compressed); not counted in its usage.
+      const bool saved = pq->track_usage;
+      pq->track_usage = false;
+      Var r = pq->forward(e).reconstruction;
+      pq->track_usage = saved;
+      return r;
+    }
+  }
+}
+
+Tensor LISA::stream_step(LisaStream& state, int64_t item, int64_t slot) {
+  ATTNLAB_CHECK(!is_training() && config_.causal,
+                ValueError,
+                "LISA::stream_step: needs a causal model in eval mode");
+  ATTNLAB_CHECK(item > 0 && item <= config_.num_items && slot >= 0 && slot < config_.max_length,
+                ValueError,
+                "LISA::stream_step: item must be in [1, ",
+                config_.num_items,
+                "] and slot in [0, ",
+                config_.max_length,
+                "), got item ",
+                item,
+                ", slot ",
+                slot);
+  ag::NoGradGuard no_grad;
+  auto s = scope();
+  const int64_t d = config_.dim;
+  Var e = item_embedding->forward(full({1}, static_cast<double>(item), kInt64)) *
+          std::sqrt(static_cast<double>(d));
+  const bool saved = pq->track_usage;
+  pq->track_usage = false;
+  QuantizedItems q = pq->forward(e);
+  pq->track_usage = saved;
+  const Tensor sel = q.selection.value().reshape({config_.codebooks, config_.codewords});
+  const Tensor y = state.step(
+      sel, config_.query == LisaQuery::Hard ? q.codes.reshape({config_.codebooks}) : Tensor());
+  Var x =
+      q.reconstruction + position_embedding->forward(full({1}, static_cast<double>(slot), kInt64));
+  Var z = norm1->forward(x + ag::constant(y.reshape({1, d})));
+  return norm2->forward(z + ffn->forward(z)).value().reshape({d});
+}
+
+const CodewordUsage& LISA::target_codeword_usage() const {
+  ATTNLAB_CHECK(target_pq != nullptr,
+                ValueError,
+                "LISA: only the Mini variant has a target PQ (variant ",
+                lisa_variant_name(config_.variant),
+                ")");
+  return target_pq->usage();
+}
+
+void LISA::reset_codeword_usage() {
+  pq->reset_usage();
+  if (target_pq)
+    target_pq->reset_usage();
+}
+
+std::string LISA::describe() const {
+  std::ostringstream os;
+  os << "LISA(" << lisa_variant_name(config_.variant) << ", items=" << config_.num_items
+     << ", D=" << config_.dim << ", B x W=" << config_.codebooks << " x " << config_.codewords;
+  if (target_pq)
+    os << ", target " << config_.target_codebooks << " x " << config_.target_codewords;
+  os << ", selection=" << selection_name(pq->options().train_selection)
+     << ", decay=" << config_.decay << ", max_length=" << config_.max_length << ")";
+  return os.str();
+}
+
+}  // namespace attnlab::nn

@@ -1,0 +1,67 @@
+// `attnlab bench lisa` as a user runs it: a tiny configuration writes its tables, and bad flags
+// give a one-line message and exit code 2.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace test_layers_lisa_bench_detail {
+
+struct Run {
+  int status;
+  std::string out;  // stdout and stderr together
+};
+
+Run run(const std::string& args) {
+  const std::string cmd = std::string(ATTNLAB_CLI_PATH) + " " + args + " 2>&1";
+  Run r{-1, ""};
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf;
+  while (std::fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace test_layers_lisa_bench_detail
+
+TEST_SUITE("layers.lisa_bench") {
+  TEST_CASE("bench lisa --quick writes the timing and comparison tables") {
+    using namespace test_layers_lisa_bench_detail;
+    const std::string dir = "/tmp/attnlab_lisa_bench_" + std::to_string(::getpid());
+    const Run r = run("bench lisa --quick --out " + dir);
+    CHECK_MESSAGE(r.status == 0, r.out);
+    CHECK(r.out.find("lisa-fused") != std::string::npos);
+    CHECK(r.out.find("softmax-reference") != std::string::npos);
+    const std::string csv = read(dir + "/lisa.csv");
+    CHECK(csv.rfind("kind,", 0) == 0);
+    CHECK(read(dir + "/lisa_comparison.csv").rfind("kind,", 0) == 0);
+    CHECK(!read(dir + "/lisa.jsonl").empty());
+    std::system(("rm -rf " + dir).c_str());
+  }
+
+  TEST_CASE("bench lisa rejects bad flags with exit code 2") {
+    using namespace test_layers_lisa_bench_detail;
+    const Run configs = run("bench lisa --quick --configs 8by16");
+    CHECK(configs.status == 2);
+    CHECK(configs.out.find("--configs") != std::string::npos);
+    const Run kind = run("bench lisa --kind favor");
+    CHECK(kind.status == 2);
+    CHECK(kind.out.find("--kind") != std::string::npos);
+    CHECK(run("bench lisa --lengths 0").status == 2);
+  }
+}
