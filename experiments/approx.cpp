@@ -17,13 +17,17 @@
 // --preset fig4 reproduces the setting of the Performer paper's Fig. 4 (L = 4096, d = 16, 15
 // samples; MSE against m for positive/trig x iid/orthogonal features) over several input norms,
 // which also shows the error's exponential growth with the norm (research/performer.md 1.5).
+#include "experiments/approx.hpp"
+
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/models.hpp"
 #include "experiments/support/plot.hpp"
 #include "experiments/support/progress.hpp"
 #include "experiments/support/table.hpp"
@@ -149,8 +153,19 @@ struct Accumulator {
 };
 
 int run_approx(int argc, char** argv) {
-  cli::Parser p("approx", "[--preset default|fig4] [--maps LIST] [--features LIST] [options]");
+  cli::Parser p("approx", "[--study favor|lisa] [--preset default|fig4] [--maps LIST] [options]");
   p.options().add_options()(
+      "study",
+      cli::po::value<std::string>()->default_value("favor"),
+      "favor (FAVOR+ feature maps) or lisa (LISA codebooks and selection modes)")(
+      "codebooks",
+      cli::po::value<std::string>()->default_value("1x16,8x16,8x32,8x128"),
+      "lisa: B x W of the quantizer (comma-separated)")(
+      "selections",
+      cli::po::value<std::string>()->default_value("st,gumbel-st,soft"),
+      "lisa: codeword selection modes (soft, st, gumbel-soft, gumbel-st)")(
+      "taus", cli::po::value<std::string>()->default_value("0.7"), "lisa: temperatures")(
+      "decay", cli::po::value<double>()->default_value(0.1), "lisa: histogram decay lambda")(
       "preset",
       cli::po::value<std::string>()->default_value("default"),
       "default (L 512, d 64, 5 samples) or fig4 (Performer Fig. 4: L 4096, d 16, 15 samples, "
@@ -173,6 +188,36 @@ int run_approx(int argc, char** argv) {
   if (p.common().threads > 0)
     set_num_threads(p.common().threads);
 
+  const std::string study = p.get<std::string>("study");
+  if (study != "favor" && study != "lisa")
+    throw cli::UsageError("--study: expected favor or lisa, got '" + study + "'");
+  if (study == "lisa") {
+    approx::LisaStudyOptions lo;
+    lo.codebooks = cli::split_list(p.get<std::string>("codebooks"), "--codebooks");
+    lo.selections = cli::split_list(p.get<std::string>("selections"), "--selections");
+    for (const auto& s : lo.selections) {
+      if (s != "soft" && s != "st" && s != "gumbel-soft" && s != "gumbel-st")
+        throw cli::UsageError("--selections: expected soft, st, gumbel-soft or gumbel-st, got '" +
+                              s + "'");
+    }
+    for (const auto& t : cli::split_list(p.get<std::string>("taus"), "--taus")) {
+      char* end = nullptr;
+      const double v = std::strtod(t.c_str(), &end);
+      if (end == t.c_str() || *end != '\0' || !(v > 0))
+        throw cli::UsageError("--taus: expected positive numbers, got '" + t + "'");
+      lo.taus.push_back(v);
+    }
+    for (const auto& bw : lo.codebooks) cli::parse_codebooks(bw, "--codebooks");
+    lo.length = p.has("length") ? p.get<int64_t>("length") : 256;
+    lo.dim = p.has("head-dim") ? p.get<int64_t>("head-dim") : 32;
+    lo.samples = p.has("samples") ? p.get<int64_t>("samples") : 3;
+    lo.decay = p.get<double>("decay");
+    if (lo.length < 1 || lo.dim < 1 || lo.samples < 1)
+      throw cli::UsageError("--length, --head-dim and --samples must be >= 1");
+    if (!(lo.decay >= 0))
+      throw cli::UsageError("--decay: must be >= 0");
+    return approx::run_lisa_study(p, lo);
+  }
   const std::string preset = p.get<std::string>("preset");
   if (preset != "default" && preset != "fig4")
     throw cli::UsageError("--preset: expected default or fig4, got '" + preset + "'");

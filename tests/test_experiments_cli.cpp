@@ -183,6 +183,26 @@ TEST_SUITE("experiments.cli") {
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 8 + 8 + 2);
   }
 
+  TEST_CASE("approx --study lisa: quantization error in value and gradient") {
+    const std::string dir = scratch_dir("approx_lisa");
+    const Run r =
+        run("approx --study lisa --length 16 --head-dim 4 --samples 1 --codebooks 1x8,2x4 "
+            "--selections st,gumbel-soft --out " +
+            dir);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    check_csv(dir + "/approx_lisa.csv", "B");
+    check_jsonl(dir + "/approx_lisa.jsonl");
+    const std::string csv = read(dir + "/approx_lisa.csv");
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 4);
+    // With one codeword per item the quantization is exact: LISA equals exact attention.
+    const Run exact =
+        run("approx --study lisa --length 16 --head-dim 4 --samples 1 --codebooks "
+            "1x512 --selections st");
+    REQUIRE(exact.status == 0);
+    CHECK(exact.out.find("e-1") != std::string::npos);  // rel_err ~1e-16
+  }
+
   TEST_CASE("demo compares attention kinds in one table") {
     const std::string dir = scratch_dir("demo");
     const Run r =
@@ -213,6 +233,9 @@ TEST_SUITE("experiments.cli") {
           Case{"approx --features sparse", "--features: expected iid or orth"},
           Case{"approx --scales 1,-2", "--scales"},
           Case{"approx --preset fig5", "--preset"},
+          Case{"approx --study lisa --codebooks 8by16", "--codebooks"},
+          Case{"approx --study lisa --selections greedy", "--selections"},
+          Case{"approx --study exact", "--study"},
           Case{"demo --kinds softmax-fused,quantum", "--kinds: unknown model kind 'quantum'"},
           Case{"demo --kinds softmax-fused --codebooks 8by16", "--codebooks"},
           Case{"train --data /nonexistent/ml.txt", "/nonexistent/ml.txt"},
