@@ -86,7 +86,9 @@ void* carve(FreeLists& l, std::size_t c) {
     return p;
   }
   const std::size_t block = (c + 1) * kClassBytes;
-  if (l.slab_next[c] + block > l.slab_end[c]) {
+  // Compared as a distance: `slab_next + block` on the initial null pointer would be undefined.
+  if (l.slab_next[c] == nullptr ||
+      static_cast<std::size_t>(l.slab_end[c] - l.slab_next[c]) < block) {
     char* slab = static_cast<char*>(std::malloc(kSlabBytes));
     if (!slab)
       throw std::bad_alloc();

@@ -236,7 +236,15 @@ int run_sweep(int argc, char** argv) {
       manifest << "\t" << axes[i].key << "=" << combos[k][i];
     manifest << "\n";
   }
-  write_file_atomic(dir + "/configurations.tsv", manifest.str());
+  // runs/<k> belongs to configuration k of the grid that made it: resuming (or collecting) with
+  // another grid in the same directory would take other configurations' results for these.
+  const std::string manifest_path = dir + "/configurations.tsv";
+  if (exists(manifest_path) && read_file(manifest_path) != manifest.str()) {
+    throw cli::UsageError("--dir: " + dir +
+                          " holds a sweep of another grid (see its configurations.tsv): use the "
+                          "same --grid to resume or collect, or a new --dir");
+  }
+  write_file_atomic(manifest_path, manifest.str());
   const std::string exe = self_path(), args = p.get<std::string>("args");
   if (p.has("collect"))
     return collect(dir, axes, combos, p.common().out);

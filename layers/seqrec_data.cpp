@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -30,10 +31,9 @@ bool parse_id(const std::string& s, int64_t& out) {
 }
 
 bool parse_int(const std::string& s, int64_t& out) {
-  if (s.empty() || s.size() > 19)
-    return false;
-  std::size_t i = s[0] == '-' ? 1 : 0;
-  if (i == s.size())
+  std::size_t i = !s.empty() && s[0] == '-' ? 1 : 0;
+  // At most 18 digits, so that v * 10 + digit below cannot overflow int64 (19 could).
+  if (i == s.size() || s.size() - i > 18)
     return false;
   int64_t v = 0;
   for (; i < s.size(); ++i) {
@@ -114,6 +114,21 @@ SequenceDataset parse_sasrec_text(const std::string& text, const std::string& so
     max_item = std::max(max_item, item);
   });
   ATTNLAB_CHECK(!by_user.empty(), IOError, source, ": no interactions (empty file)");
+  // Item ids index the embedding table (1..num_items): ids far sparser than the items used would
+  // allocate rows for nothing (an id of 10^12 fails with bad_alloc, 10^8 takes gigabytes).
+  std::set<int64_t> distinct;
+  for (const auto& [user, items] : by_user) distinct.insert(items.begin(), items.end());
+  const int64_t used = static_cast<int64_t>(distinct.size());
+  ATTNLAB_CHECK(max_item <= 4 * used + 1024,
+                IOError,
+                source,
+                ": item ids are not dense: the largest is ",
+                max_item,
+                " but only ",
+                used,
+                " distinct items appear (SASRec-format ids must be 1..number of items, at most ",
+                4 * used + 1024,
+                " here: renumber the items)");
   SequenceDataset d;
   d.num_items = max_item;
   for (auto& [user, items] : by_user) d.sequences.push_back(std::move(items));

@@ -22,8 +22,11 @@ struct SequenceDataset {
 };
 
 // "user item" per line (whitespace-separated positive integers), lines of one user in time order
-// (users may be interleaved; ids need not be contiguous). A malformed line throws IOError naming
-// the file and the line number; an empty file is an error too.
+// (users may be interleaved; ids need not be contiguous, but item ids index the embedding table
+// directly, so a file whose largest item id exceeds 4 x (distinct items) + 1024 is refused with
+// "item ids are not dense ... renumber the items" instead of allocating a table for ids never
+// used). A malformed line throws IOError naming the file and the line number; an empty file is
+// an error too.
 SequenceDataset load_sasrec_file(const std::string& path);
 // MovieLens ratings.dat ("UserID::MovieID::Rating::Timestamp"): each user's ratings sorted by
 // timestamp (ties keep file order), items with fewer than min_item_count ratings dropped (one

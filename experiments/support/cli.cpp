@@ -1,5 +1,6 @@
 #include "experiments/support/cli.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -9,6 +10,25 @@
 #include "experiments/support/table.hpp"
 
 namespace attnlab::cli {
+namespace cli_detail {
+
+// Boost 1.74 fills an error's "%value%"-style placeholders by replacing each until none is left,
+// so a value that contains a placeholder ("--epochs %value%", or such a line in a --config file)
+// makes what() loop forever. Found by fuzz_config. The placeholders are filled here from a copy
+// whose '%' signs are masked, then unmasked: the same message, in one pass.
+class SafeMessage : public po::error_with_option_name {
+ public:
+  explicit SafeMessage(const po::error_with_option_name& e) : po::error_with_option_name(e) {}
+  std::string text() {
+    for (auto& [name, value] : m_substitutions)
+      std::replace(value.begin(), value.end(), '%', '\x01');
+    std::string message = what();
+    std::replace(message.begin(), message.end(), '\x01', '%');
+    return message;
+  }
+};
+
+}  // namespace cli_detail
 
 Parser::Parser(std::string command, std::string usage)
     : command_(std::move(command)), usage_(std::move(usage)) {}
@@ -49,6 +69,8 @@ bool Parser::parse(int argc, char** argv) {
       po::store(po::parse_config_file(in, all), vm_);
     }
     po::notify(vm_);
+  } catch (const po::error_with_option_name& e) {
+    throw UsageError(cli_detail::SafeMessage(e).text());
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
