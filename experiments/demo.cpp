@@ -21,7 +21,7 @@ int run_demo(int argc, char** argv) {
                             cli::po::value<std::string>()->default_value(
                                 "softmax-fused,favor,lisa-base,lisa-soft,lisa-mini"),
                             "model kinds to compare (attnlab train --help lists them)")(
-      "epochs", cli::po::value<int64_t>()->default_value(12), "training epochs per model")(
+      "epochs", cli::po::value<int64_t>()->default_value(10), "training epochs per model")(
       "data",
       cli::po::value<std::string>()->default_value("synthetic"),
       "'synthetic' or a dataset file (as for attnlab train)")(

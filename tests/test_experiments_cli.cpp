@@ -243,6 +243,7 @@ TEST_SUITE("experiments.cli") {
           Case{"approx --study lisa --codebooks 8by16", "--codebooks"},
           Case{"approx --study lisa --selections greedy", "--selections"},
           Case{"approx --study exact", "--study"},
+          Case{"approx --length 100000000 --head-dim 100000", "out of memory"},
           Case{"demo --kinds softmax-fused,quantum", "--kinds: unknown model kind 'quantum'"},
           Case{"demo --kinds softmax-fused --codebooks 8by16", "--codebooks"},
           Case{"train --data /nonexistent/ml.txt", "/nonexistent/ml.txt"},

@@ -27,6 +27,8 @@ double largest_difference(const Tensor& a, const Tensor& b) {
 }
 
 bool lesson_causal_prefix_sum(std::ostream& out, bool quick) {
+  nn::AttentionMask causal;
+  causal.causal = true;
   const int64_t L = 6, d = 2, m = 4;
   const Tensor q = randn({1, 1, L, d}, RngKey{7, 0}, kFloat64) * 0.7;
   const Tensor k = randn({1, 1, L, d}, RngKey{7, 1}, kFloat64) * 0.7;
@@ -70,9 +72,8 @@ bool lesson_causal_prefix_sum(std::ostream& out, bool quick) {
         << " entries whatever t is; out_t = " << by_state.reshape({L, d}).data<double>()[t * d]
         << ", ...\n";
   }
-  const Tensor fused = nn::favor_attention(Var(q), Var(k), Var(v), w, nn::AttentionMask{true})
-                           .value()
-                           .reshape({L, d});
+  const Tensor fused =
+      nn::favor_attention(Var(q), Var(k), Var(v), w, causal).value().reshape({L, d});
   out << "\nmax |matrix form - running state| = " << largest_difference(by_matrix, by_state)
       << "\nmax |matrix form - attnlab's fused causal op| = "
       << largest_difference(by_matrix, fused) << "\n";
@@ -80,9 +81,8 @@ bool lesson_causal_prefix_sum(std::ostream& out, bool quick) {
   heading(out, "3. Causality: changing the future does not change the past");
   Tensor k2 = k.clone();
   k2.data<double>()[(L - 1) * d] += 5.0;  // perturb the last key only
-  const Tensor fused2 = nn::favor_attention(Var(q), Var(k2), Var(v), w, nn::AttentionMask{true})
-                            .value()
-                            .reshape({L, d});
+  const Tensor fused2 =
+      nn::favor_attention(Var(q), Var(k2), Var(v), w, causal).value().reshape({L, d});
   const double past_change =
       largest_difference(slice(fused, 0, 0, L - 1), slice(fused2, 0, 0, L - 1));
   const double last_change =
@@ -106,7 +106,7 @@ bool lesson_causal_prefix_sum(std::ostream& out, bool quick) {
       Var vq(Q, true), vk(K, true), vv(V, true);
       nn::FavorAttentionOptions o;
       o.impl = reference ? nn::FavorImpl::Reference : nn::FavorImpl::Fused;
-      ag::sum(nn::favor_attention(vq, vk, vv, W, nn::AttentionMask{true}, o)).backward();
+      ag::sum(nn::favor_attention(vq, vk, vv, W, causal, o)).backward();
     }
     return static_cast<double>(memory_stats().peak_bytes - before) / 1048576.0;
   };

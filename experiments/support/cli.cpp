@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <new>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -147,6 +148,11 @@ int run_guarded(const std::string& command, const std::function<int()>& handler)
     return 2;
   } catch (const Error& e) {
     std::cerr << "attnlab " << command << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "attnlab " << command
+              << ": error: out of memory: a tensor allocation failed (are sizes such as --dim, "
+                 "--maxlen, --batch or --lengths what you meant?)\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "attnlab " << command << ": error: " << e.what() << "\n";
