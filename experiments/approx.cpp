@@ -393,6 +393,7 @@ int run_approx(int argc, char** argv) {
   if (!out.empty()) {
     const std::string stem = fig4 ? "approx_fig4" : "approx_favor";
     table.write(out, stem);
+    table.write(out, "result");  // what `attnlab sweep --command approx` collects
     auto spec = [&](std::string title,
                     std::string x,
                     std::string y,

@@ -241,6 +241,7 @@ int run_lisa_study(const cli::Parser& p, const LisaStudyOptions& o) {
   const std::string& out = p.common().out;
   if (!out.empty()) {
     table.write(out, "approx_lisa");
+    table.write(out, "result");  // what `attnlab sweep --command approx` collects
     cli::PlotSpec spec;
     spec.title = "LISA: relative error of the output against W";
     spec.x = "W";

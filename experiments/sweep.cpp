@@ -5,7 +5,8 @@
 //   attnlab sweep --command train --grid "attention=softmax-fused,favor;seed=1,2,3"
 //                 --args "--epochs 20 --data synthetic" --dir sweeps/attn
 //
-// Resumable: configuration k writes <dir>/runs/<k>/result.csv (atomically, at its end); a
+// Resumable: configuration k writes <dir>/runs/<k>/result.csv (train and approx write it to
+// --out, atomically, at their end; one row or several, see collect()); a
 // configuration whose result exists is skipped, so an interrupted sweep is simply started again.
 // --emit-jobs writes <dir>/jobs.txt (one command per line, for GNU parallel) and <dir>/slurm.sh
 // (a job array); --collect merges whatever results exist.
@@ -134,8 +135,13 @@ int collect(const std::string& dir,
     if (axes[i].key != "seed")
       keep.push_back(i);
   }
+  // A run's result.csv may hold several rows (approx: one per map x features x m x scale): row r
+  // of every seed is the same configuration, so the group key is (axes but seed, r), and the
+  // row's text cells (map names, ...) are shown as labels.
   std::vector<std::string> header;
+  std::vector<std::size_t> label_columns;
   std::map<std::vector<std::string>, std::map<std::string, std::vector<double>>> stats;
+  std::map<std::vector<std::string>, std::vector<std::string>> labels;
   std::vector<std::vector<std::string>> order;
   int found = 0;
   for (std::size_t k = 0; k < combos.size(); ++k) {
@@ -146,23 +152,36 @@ int collect(const std::string& dir,
     if (rows.size() < 2)
       continue;
     ++found;
-    if (header.empty())
+    if (header.empty()) {
       header = rows[0];
-    std::vector<std::string> key;
-    for (std::size_t i : keep) key.push_back(combos[k][i]);
-    if (!stats.count(key))
-      order.push_back(key);
-    auto& s = stats[key];
-    for (std::size_t c = 0; c < rows[0].size() && c < rows[1].size(); ++c) {
       double v;
-      if (is_number(rows[1][c], v))
-        s[rows[0][c]].push_back(v);
+      for (std::size_t c = 0; c < header.size() && c < rows[1].size(); ++c) {
+        if (!is_number(rows[1][c], v))
+          label_columns.push_back(c);
+      }
+    }
+    for (std::size_t r = 1; r < rows.size(); ++r) {
+      std::vector<std::string> key;
+      for (std::size_t i : keep) key.push_back(combos[k][i]);
+      key.push_back(std::to_string(r));
+      if (!stats.count(key)) {
+        order.push_back(key);
+        for (std::size_t c : label_columns)
+          labels[key].push_back(c < rows[r].size() ? rows[r][c] : "");
+      }
+      auto& s = stats[key];
+      for (std::size_t c = 0; c < rows[0].size() && c < rows[r].size(); ++c) {
+        double v;
+        if (is_number(rows[r][c], v))
+          s[rows[0][c]].push_back(v);
+      }
     }
   }
   if (found == 0)
     throw Error("sweep: no finished configuration in " + dir + "/runs");
   std::vector<std::string> columns;
   for (std::size_t i : keep) columns.push_back(axes[i].key);
+  for (std::size_t c : label_columns) columns.push_back(header[c]);
   columns.push_back("runs");
   std::vector<std::string> metrics;
   for (const auto& h : header) {
@@ -175,7 +194,8 @@ int collect(const std::string& dir,
   }
   cli::Table table(columns);
   for (const auto& key : order) {
-    std::vector<cli::Cell> row(key.begin(), key.end());
+    std::vector<cli::Cell> row(key.begin(), key.end() - 1);  // the row number is not shown
+    for (const auto& l : labels[key]) row.push_back(l);
     const auto& s = stats[key];
     row.push_back(static_cast<int64_t>(s.begin()->second.size()));
     for (const auto& m : metrics) {
@@ -191,8 +211,10 @@ int collect(const std::string& dir,
       for (double v : it->second) var += (v - mean) * (v - mean);
       const double sd =
           it->second.size() > 1 ? std::sqrt(var / static_cast<double>(it->second.size() - 1)) : 0.0;
-      row.push_back(cli::Cell(mean, 4));
-      row.push_back(cli::Cell(sd, 4));
+      // Errors and MSEs span decades: small values keep their digits in scientific notation.
+      const bool small = mean != 0 && std::fabs(mean) < 1e-2;
+      row.push_back(small ? cli::Cell::sci(mean, 3) : cli::Cell(mean, 4));
+      row.push_back(small ? cli::Cell::sci(sd, 3) : cli::Cell(sd, 4));
     }
     table.add_row(row);
   }

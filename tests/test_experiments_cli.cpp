@@ -111,6 +111,21 @@ TEST_SUITE("experiments.cli") {
     CHECK(run("sweep --dir " + dir).status == 2);
   }
 
+  TEST_CASE("sweep over approx: several result rows per run - one line each in the merged table") {
+    const std::string dir = scratch_dir("sweep_approx");
+    const Run r =
+        run("sweep --command approx --grid \"m=8,16;seed=0,1\" --dir " + dir +
+            " --args \"--length 16 --head-dim 4 --samples 1 --maps positive,trig --features orth "
+            "--scales 0.5\"");
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    check_csv(dir + "/sweep.csv", "m");
+    const std::string csv = read(dir + "/sweep.csv");
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 4);  // 2 m x 2 maps, seeds merged
+    CHECK(csv.find("trig") != std::string::npos);
+    CHECK(csv.find("rel_dq mean") != std::string::npos);
+  }
+
   TEST_CASE("help and unknown commands") {
     const Run help = run("--help");
     CHECK(help.status == 0);
