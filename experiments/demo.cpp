@@ -17,10 +17,11 @@ namespace {
 
 int run_demo(int argc, char** argv) {
   cli::Parser p("demo", "[--kinds LIST] [--epochs N] [--data synthetic|FILE] [options]");
-  p.options().add_options()("kinds",
-                            cli::po::value<std::string>()->default_value(
-                                "softmax-fused,favor,lisa-base,lisa-soft,lisa-mini"),
-                            "model kinds to compare (attnlab train --help lists them)")(
+  p.options().add_options()(
+      "kinds",
+      cli::po::value<std::string>()->default_value("softmax-fused,favor,lisa-base,lisa-mini"),
+      "model kinds to compare (attnlab train --help lists them; lisa-soft "
+      "needs far more than 10 epochs to leave the popularity level)")(
       "epochs", cli::po::value<int64_t>()->default_value(10), "training epochs per model")(
       "data",
       cli::po::value<std::string>()->default_value("synthetic"),
