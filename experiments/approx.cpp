@@ -63,18 +63,7 @@ MapChoice parse_map(const std::string& name, double epsilon) {
   return c;
 }
 
-double frobenius(const Tensor& x) {
-  return std::sqrt(sum(x * x).item());
-}
-
-// Cosine similarity and relative error of `approx` against `exact`.
-std::pair<double, double> agreement(const Tensor& approx, const Tensor& exact) {
-  const double dot = sum(approx * exact).item();
-  const double na = frobenius(approx), ne = frobenius(exact);
-  const double cos = na > 0 && ne > 0 ? dot / (na * ne) : 0.0;
-  const double rel = ne > 0 ? frobenius(approx - exact) / ne : frobenius(approx);
-  return {cos, rel};
-}
+using approx::agreement;
 
 struct Gradients {
   Tensor out, dq, dk, dv;

@@ -2,13 +2,28 @@
 // approx_lisa.cpp: the LISA study).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/core.hpp"
 #include "experiments/support/cli.hpp"
 
 namespace attnlab::approx {
+
+inline double frobenius(const Tensor& x) {
+  return std::sqrt(sum(x * x).item());
+}
+
+// Cosine similarity and relative error of `approx` against `exact` (the gradient-agreement
+// metrics of both studies).
+inline std::pair<double, double> agreement(const Tensor& approx, const Tensor& exact) {
+  const double na = frobenius(approx), ne = frobenius(exact);
+  const double cos = na > 0 && ne > 0 ? sum(approx * exact).item() / (na * ne) : 0.0;
+  return {cos, ne > 0 ? frobenius(approx - exact) / ne : frobenius(approx)};
+}
 
 struct LisaStudyOptions {
   std::vector<std::string> codebooks;   // "BxW" each

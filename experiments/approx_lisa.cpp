@@ -32,16 +32,6 @@ namespace {
 
 using ag::Var;
 
-double frobenius(const Tensor& x) {
-  return std::sqrt(sum(x * x).item());
-}
-
-std::pair<double, double> agreement(const Tensor& approx, const Tensor& exact) {
-  const double na = frobenius(approx), ne = frobenius(exact);
-  const double cos = na > 0 && ne > 0 ? sum(approx * exact).item() / (na * ne) : 0.0;
-  return {cos, ne > 0 ? frobenius(approx - exact) / ne : frobenius(approx)};
-}
-
 // Index of the nearest row of `centres` [W, D] for every row of `x` [n, D].
 std::vector<int64_t> nearest(const Tensor& x, const Tensor& centres) {
   const Tensor d2 = sum(centres * centres, -1).reshape({1, centres.size(0)}) -

@@ -12,23 +12,13 @@
 #include <sstream>
 #include <string>
 
+#include "tests/cli_test_helpers.hpp"
+
 namespace {
 
-struct Run {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
+using Run = attnlab_test::CliRun;
 Run run(const std::string& args) {
-  const std::string cmd = std::string(ATTNLAB_CLI_PATH) + " " + args + " 2>&1";
-  Run r{-1, ""};
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  while (std::fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return attnlab_test::run_cli(args);
 }
 
 std::string scratch_dir(const std::string& name) {
@@ -36,10 +26,7 @@ std::string scratch_dir(const std::string& name) {
 }
 
 std::string read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return attnlab_test::read_text(path);
 }
 
 // CSV: a header with the expected first column, and at least one data row with as many fields.

@@ -11,32 +11,17 @@
 #include <sstream>
 #include <string>
 
+#include "tests/cli_test_helpers.hpp"
+
 namespace test_layers_lisa_bench_detail {
-
-struct Run {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
-Run run(const std::string& args) {
-  const std::string cmd = std::string(ATTNLAB_CLI_PATH) + " " + args + " 2>&1";
-  Run r{-1, ""};
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  while (std::fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+using Run = attnlab_test::CliRun;
+inline Run run(const std::string& args) {
+  return attnlab_test::run_cli(args);
 }
-
-std::string read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+using attnlab_test::read_text;
+inline std::string read(const std::string& path) {
+  return read_text(path);
 }
-
 }  // namespace test_layers_lisa_bench_detail
 
 TEST_SUITE("layers.lisa_bench") {
