@@ -59,7 +59,7 @@ struct GradcheckResult {
   bool ok = true;
   double max_abs_error = 0;
   double max_rel_error = 0;  // max |analytic - numeric| / max(|numeric|, atol)
-  std::string mode;  // "slow" or "fast"
+  std::string mode;          // "slow" or "fast"
   std::vector<GradcheckMismatch> worst;
   std::vector<std::string> problems;  // failed checks, in words
   std::string report() const;         // a readable summary (also when ok)

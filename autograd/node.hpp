@@ -45,7 +45,7 @@ struct NodeInfo {
   std::vector<std::string> input_labels;
   double forward_ms = -1;   // measured while a Tape records
   double backward_ms = -1;  // measured by backward for recorded nodes
-  double grad_norm = -1;   // norm of output 0's gradient after backward (recorded nodes only)
+  double grad_norm = -1;    // norm of output 0's gradient after backward (recorded nodes only)
   bool on_tape = false;
 };
 

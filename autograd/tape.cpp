@@ -133,8 +133,7 @@ std::string Tape::report() const {
   std::ostringstream os;
   os << render_table(rows);
   os << nodes_.size() << " nodes, forward " << fmt("%.3f", total_ms) << " ms, backward "
-     << fmt("%.3f", total_bwd_ms) << " ms, " << human_bytes(total_saved)
-     << " saved for backward\n";
+     << fmt("%.3f", total_bwd_ms) << " ms, " << human_bytes(total_saved) << " saved for backward\n";
   return os.str();
 }
 

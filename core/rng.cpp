@@ -27,8 +27,13 @@ inline double to_open01(uint32_t a, uint32_t b) {
 // time). When `upper` is finite, values that rounding to the dtype pushed onto it are moved just
 // below it, so that uniform samples stay in [low, high) in float32 too.
 template <class F>
-Tensor generate(const Shape& shape, DType dtype, const char* op, RngKey key, bool need_w23,
-                F&& value, double upper = INFINITY) {
+Tensor generate(const Shape& shape,
+                DType dtype,
+                const char* op,
+                RngKey key,
+                bool need_w23,
+                F&& value,
+                double upper = INFINITY) {
   Tensor t = Tensor::empty(shape, dtype);
   dispatch_float(dtype, op, [&](auto tag) {
     using T = decltype(tag);
@@ -38,11 +43,17 @@ Tensor generate(const Shape& shape, DType dtype, const char* op, RngKey key, boo
       uint32_t w[4][kChunk];
       for (int64_t c = lo; c < hi; c += kChunk) {
         const int64_t m = std::min(kChunk, hi - c);
-        philox4x32_block(key, static_cast<uint64_t>(c), m, w[0], w[1], need_w23 ? w[2] : nullptr,
+        philox4x32_block(key,
+                         static_cast<uint64_t>(c),
+                         m,
+                         w[0],
+                         w[1],
+                         need_w23 ? w[2] : nullptr,
                          need_w23 ? w[3] : nullptr);
         for (int64_t i = 0; i < m; ++i) {
           T v = static_cast<T>(value(w[0][i], w[1][i], w[2][i], w[3][i]));
-          if (v >= static_cast<T>(upper)) v = std::nextafter(static_cast<T>(upper), T(-INFINITY));
+          if (v >= static_cast<T>(upper))
+            v = std::nextafter(static_cast<T>(upper), T(-INFINITY));
           p[c + i] = v;
         }
       }
@@ -104,10 +115,10 @@ inline void philox16(RngKey key, uint64_t first, uint32_t out[4][16]) {
   for (int round = 0; round < 10; ++round) {
     const __m512i hi0 = mulhi_epu32(m0, c0), lo0 = _mm512_mullo_epi32(m0, c0);
     const __m512i hi1 = mulhi_epu32(m1, c2), lo1 = _mm512_mullo_epi32(m1, c2);
-    const __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1),
-                                        _mm512_set1_epi32(static_cast<int>(k0)));
-    const __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3),
-                                        _mm512_set1_epi32(static_cast<int>(k1)));
+    const __m512i n0 =
+        _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    const __m512i n2 =
+        _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
     c0 = n0;
     c1 = lo1;
     c2 = n2;
@@ -133,15 +144,16 @@ constexpr int64_t kLanes = 16;
 
 }  // namespace rng_detail
 
-void philox4x32_block(RngKey key, uint64_t first, int64_t n, uint32_t* w0, uint32_t* w1,
-                      uint32_t* w2, uint32_t* w3) {
+void philox4x32_block(
+    RngKey key, uint64_t first, int64_t n, uint32_t* w0, uint32_t* w1, uint32_t* w2, uint32_t* w3) {
   uint32_t* words[4] = {w0, w1, w2, w3};
   alignas(64) uint32_t buf[4][16];
   for (int64_t i = 0; i < n; i += rng_detail::kLanes) {
     rng_detail::philox16(key, first + static_cast<uint64_t>(i), buf);
     const int64_t m = std::min<int64_t>(rng_detail::kLanes, n - i);
     for (int w = 0; w < 4; ++w) {
-      if (!words[w]) continue;
+      if (!words[w])
+        continue;
       for (int64_t l = 0; l < m; ++l) words[w][i + l] = buf[w][l];
     }
   }
@@ -166,10 +178,19 @@ int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high) {
 }
 
 Tensor rand(const Shape& shape, RngKey key, DType dtype, double low, double high) {
-  ATTNLAB_CHECK(std::isfinite(low) && std::isfinite(high) && low < high, ValueError,
-                "rand: need finite low < high, got [", low, ", ", high, ")");
+  ATTNLAB_CHECK(std::isfinite(low) && std::isfinite(high) && low < high,
+                ValueError,
+                "rand: need finite low < high, got [",
+                low,
+                ", ",
+                high,
+                ")");
   return rng_detail::generate(
-      shape, dtype, "rand", key, false,
+      shape,
+      dtype,
+      "rand",
+      key,
+      false,
       [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
         const double u = static_cast<double>(((static_cast<uint64_t>(w0) << 32) | w1) >> 11) *
                          (1.0 / 9007199254740992.0);  // [0, 1)
@@ -179,30 +200,33 @@ Tensor rand(const Shape& shape, RngKey key, DType dtype, double low, double high
 }
 
 Tensor randn(const Shape& shape, RngKey key, DType dtype, double mean, double stddev) {
-  ATTNLAB_CHECK(std::isfinite(mean) && std::isfinite(stddev) && stddev >= 0, ValueError,
-                "randn: need finite mean and stddev >= 0, got mean ", mean, ", stddev ", stddev);
-  return rng_detail::generate(shape, dtype, "randn", key, true,
-                  [&](uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
-                    const double u1 = rng_detail::to_open01(w0, w1), u2 = rng_detail::to_open01(w2, w3);
-                    return mean +
-                           stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-                  });
+  ATTNLAB_CHECK(std::isfinite(mean) && std::isfinite(stddev) && stddev >= 0,
+                ValueError,
+                "randn: need finite mean and stddev >= 0, got mean ",
+                mean,
+                ", stddev ",
+                stddev);
+  return rng_detail::generate(
+      shape, dtype, "randn", key, true, [&](uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
+        const double u1 = rng_detail::to_open01(w0, w1), u2 = rng_detail::to_open01(w2, w3);
+        return mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+      });
 }
 
 Tensor bernoulli(const Shape& shape, double p, RngKey key, DType dtype) {
-  ATTNLAB_CHECK(p >= 0.0 && p <= 1.0, ValueError, "bernoulli: probability must be in [0, 1], got ",
-                p);
-  return rng_detail::generate(shape, dtype, "bernoulli", key, false,
-                  [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
-                    return rng_detail::to_open01(w0, w1) < p ? 1.0 : 0.0;
-                  });
+  ATTNLAB_CHECK(
+      p >= 0.0 && p <= 1.0, ValueError, "bernoulli: probability must be in [0, 1], got ", p);
+  return rng_detail::generate(
+      shape, dtype, "bernoulli", key, false, [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
+        return rng_detail::to_open01(w0, w1) < p ? 1.0 : 0.0;
+      });
 }
 
 Tensor gumbel(const Shape& shape, RngKey key, DType dtype) {
-  return rng_detail::generate(shape, dtype, "gumbel", key, false,
-                  [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
-                    return -std::log(-std::log(rng_detail::to_open01(w0, w1)));
-                  });
+  return rng_detail::generate(
+      shape, dtype, "gumbel", key, false, [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
+        return -std::log(-std::log(rng_detail::to_open01(w0, w1)));
+      });
 }
 
 Tensor randint(const Shape& shape, int64_t low, int64_t high, RngKey key) {

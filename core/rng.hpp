@@ -27,8 +27,8 @@ double uniform01(RngKey key, uint64_t index);
 // Bulk forms, vectorised (AVX-512 or AVX2 when compiled for them) and bit-identical to the
 // scalar ones: words k of philox4x32(key, first + i) for i in [0, n) (w2/w3 may be null), and
 // uniform01(key, first + i). Dropout masks and random tensors are generated through these.
-void philox4x32_block(RngKey key, uint64_t first, int64_t n, uint32_t* w0, uint32_t* w1,
-                      uint32_t* w2, uint32_t* w3);
+void philox4x32_block(
+    RngKey key, uint64_t first, int64_t n, uint32_t* w0, uint32_t* w1, uint32_t* w2, uint32_t* w3);
 void uniform01_block(RngKey key, uint64_t first, int64_t n, double* out);
 // Uniform integer in [low, high) for element `index` (unbiased: rejection-free 128-bit method).
 int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high);

@@ -136,7 +136,8 @@ void add_favor_cases(std::vector<GradcheckCase>& out) {
       out.push_back({name,
                      [spec, fused, projected](V v) {
                        const Var w = projected ? v[1] : Var();
-                       const auto shift = nn::FeatureShift::None;  // the exact function (no detached shift)
+                       const auto shift =
+                           nn::FeatureShift::None;  // the exact function (no detached shift)
                        return fused
                                   ? nn::favor_feature_map(v[0], w, spec, shift).features
                                   : nn::favor_feature_map_reference(v[0], w, spec, shift).features;

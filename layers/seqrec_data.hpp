@@ -34,7 +34,8 @@ SequenceDataset load_sasrec_file(const std::string& path);
 SequenceDataset load_movielens_ratings(const std::string& path, int64_t min_item_count = 5);
 // The same parsers on in-memory text (`source` names it in errors; the fuzz targets use these).
 SequenceDataset parse_sasrec_text(const std::string& text, const std::string& source);
-SequenceDataset parse_movielens_text(const std::string& text, const std::string& source,
+SequenceDataset parse_movielens_text(const std::string& text,
+                                     const std::string& source,
                                      int64_t min_item_count = 5);
 
 // Synthetic histories with structure that attention must find (deterministic from the seed):

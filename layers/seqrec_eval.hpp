@@ -23,7 +23,7 @@
 namespace attnlab::nn {
 
 struct RankingMetrics {
-  double hr10 = 0, ndcg10 = 0;    // sampled (100 negatives)
+  double hr10 = 0, ndcg10 = 0;              // sampled (100 negatives)
   double full_hr10 = -1, full_ndcg10 = -1;  // full ranking (-1 when not computed)
   int64_t users = 0;
 };
@@ -34,15 +34,16 @@ double ndcg_at(int64_t rank, int64_t k);
 int64_t rank_of_positive(const float* scores, int64_t count);
 
 struct EvalOptions {
-  bool test = false;          // false: validation split
+  bool test = false;  // false: validation split
   int64_t negatives = 100;
   bool full_ranking = false;
   int64_t batch_size = 256;
-  int64_t max_users = -1;     // evaluate only the first users (-1: all)
-  RngKey key{};               // the negatives' random stream
+  int64_t max_users = -1;  // evaluate only the first users (-1: all)
+  RngKey key{};            // the negatives' random stream
 };
 
-RankingMetrics evaluate(SequenceRecommender& model, const SplitDataset& data,
+RankingMetrics evaluate(SequenceRecommender& model,
+                        const SplitDataset& data,
                         const EvalOptions& options);
 
 // The input sequence of the last `maxlen` items, right-aligned in a row of length maxlen.

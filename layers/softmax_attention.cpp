@@ -129,7 +129,8 @@ Tensor attention_dropout_mask(const AttentionDropout& dropout, const Shape& s, D
       for (int64_t row = lo; row < hi; ++row) {
         const int64_t x = row / lq, i = row % lq;
         uniform01_block(dropout.key, dropout_index(x, i, 0, lq, lk), lk, u.data());
-        for (int64_t j = 0; j < lk; ++j) out[row * lk + j] = u[j] < keep ? static_cast<T>(scale) : T(0);
+        for (int64_t j = 0; j < lk; ++j)
+          out[row * lk + j] = u[j] < keep ? static_cast<T>(scale) : T(0);
       }
     });
   });

@@ -116,8 +116,8 @@ bool scores(const Geometry& g,
 // Multiplies P (rows x cols, stride kBlockK) by the dropout multipliers of (x, i0.., j0..). The
 // uniforms of one row are consecutive counters: generated 16 at a time (core/rng.hpp).
 template <class T>
-void apply_dropout(const Geometry& g, int64_t x, int64_t i0, int64_t rows, int64_t j0,
-                   int64_t cols, T* p) {
+void apply_dropout(
+    const Geometry& g, int64_t x, int64_t i0, int64_t rows, int64_t j0, int64_t cols, T* p) {
   const double keep = 1.0 - g.drop_p;
   const T inv = static_cast<T>(1.0 / keep);
   double u[kBlockK];
@@ -209,8 +209,16 @@ void normalized_weights(const T* lse, int64_t rows, int64_t cols, T* s) {
 
 // dS = Pn . (M . dP - D) in place in dp, with W = Pn . M written to w (if not null).
 template <class T>
-void score_grads(const Geometry& g, int64_t x, int64_t i0, int64_t rows, int64_t j0, int64_t cols,
-                 const T* pn, const T* dvec, T* dp, T* w) {
+void score_grads(const Geometry& g,
+                 int64_t x,
+                 int64_t i0,
+                 int64_t rows,
+                 int64_t j0,
+                 int64_t cols,
+                 const T* pn,
+                 const T* dvec,
+                 T* dp,
+                 T* w) {
   const double keep = 1.0 - g.drop_p;
   const T inv = g.drop_p > 0 ? static_cast<T>(1.0 / keep) : T(1);
   double u[kBlockK];
@@ -221,7 +229,8 @@ void score_grads(const Geometry& g, int64_t x, int64_t i0, int64_t rows, int64_t
     for (int64_t c = 0; c < cols; ++c) {
       const T mult = g.drop_p > 0 ? (u[c] < keep ? inv : T(0)) : T(1);
       const int64_t at = r * kBlockK + c;
-      if (w) w[at] = pn[at] * mult;
+      if (w)
+        w[at] = pn[at] * mult;
       dp[at] = pn[at] * (mult * dp[at] - dvec[r]);
     }
   }
@@ -237,8 +246,16 @@ inline int64_t dq_groups(const Geometry& g) {
 }
 
 template <class T>
-void backward(const Geometry& g, const T* q, const T* k, const T* v, const T* out, const T* lse,
-              const T* dout, T* dq, T* dk, T* dv) {
+void backward(const Geometry& g,
+              const T* q,
+              const T* k,
+              const T* v,
+              const T* out,
+              const T* lse,
+              const T* dout,
+              T* dq,
+              T* dk,
+              T* dv) {
   // D_i = dO_i . O_i
   std::vector<T> dvec(g.bh() * g.lq);
   parallel_for(0, g.bh() * g.lq, 1024, [&](int64_t lo, int64_t hi) {
@@ -254,7 +271,8 @@ void backward(const Geometry& g, const T* q, const T* k, const T* v, const T* ou
       const int64_t x = task / groups, group = task % groups;
       const T *qx = q + x * g.lq * g.d, *kx = k + x * g.lk * g.d, *vx = v + x * g.lk * g.dv;
       const T* dox = dout + x * g.lq * g.dv;
-      T* dqx = groups > 1 ? partial.data() + (group * g.bh() + x) * g.lq * g.d : dq + x * g.lq * g.d;
+      T* dqx =
+          groups > 1 ? partial.data() + (group * g.bh() + x) * g.lq * g.d : dq + x * g.lq * g.d;
       std::fill(dqx, dqx + g.lq * g.d, T(0));
       for (int64_t kt = group; kt < g.k_tiles(); kt += groups) {
         const int64_t j0 = kt * kBlockK, j1 = std::min(g.lk, j0 + kBlockK), cols = j1 - j0;
@@ -264,18 +282,63 @@ void backward(const Geometry& g, const T* q, const T* k, const T* v, const T* ou
         std::fill(dvx, dvx + cols * g.dv, T(0));
         for (int64_t qt = g.first_q_tile_for(kt); qt < g.q_tiles(); ++qt) {
           const int64_t i0 = qt * kBlockQ, i1 = std::min(g.lq, i0 + kBlockQ), rows = i1 - i0;
-          if (!scores<T>(g, x, qx, kx, i0, i1, j0, j1, s.data())) continue;
+          if (!scores<T>(g, x, qx, kx, i0, i1, j0, j1, s.data()))
+            continue;
           normalized_weights<T>(lse + x * g.lq + i0, rows, cols, s.data());
-          gemm<T>(false, true, rows, cols, g.dv, T(1), dox + i0 * g.dv, g.dv, vx + j0 * g.dv, g.dv,
-                  T(0), dp.data(), kBlockK);  // dP = dO V^T
-          score_grads<T>(g, x, i0, rows, j0, cols, s.data(), dvec.data() + x * g.lq + i0,
-                         dp.data(), w.data());
-          gemm<T>(true, false, cols, g.dv, rows, T(1), w.data(), kBlockK, dox + i0 * g.dv, g.dv,
-                  T(1), dvx, g.dv);  // dV += W^T dO
-          gemm<T>(true, false, cols, g.d, rows, static_cast<T>(g.scale), dp.data(), kBlockK,
-                  qx + i0 * g.d, g.d, T(1), dkx, g.d);  // dK += scale dS^T Q
-          gemm<T>(false, false, rows, g.d, cols, static_cast<T>(g.scale), dp.data(), kBlockK,
-                  kx + j0 * g.d, g.d, T(1), dqx + i0 * g.d, g.d);  // dQ += scale dS K
+          gemm<T>(false,
+                  true,
+                  rows,
+                  cols,
+                  g.dv,
+                  T(1),
+                  dox + i0 * g.dv,
+                  g.dv,
+                  vx + j0 * g.dv,
+                  g.dv,
+                  T(0),
+                  dp.data(),
+                  kBlockK);  // dP = dO V^T
+          score_grads<T>(
+              g, x, i0, rows, j0, cols, s.data(), dvec.data() + x * g.lq + i0, dp.data(), w.data());
+          gemm<T>(true,
+                  false,
+                  cols,
+                  g.dv,
+                  rows,
+                  T(1),
+                  w.data(),
+                  kBlockK,
+                  dox + i0 * g.dv,
+                  g.dv,
+                  T(1),
+                  dvx,
+                  g.dv);  // dV += W^T dO
+          gemm<T>(true,
+                  false,
+                  cols,
+                  g.d,
+                  rows,
+                  static_cast<T>(g.scale),
+                  dp.data(),
+                  kBlockK,
+                  qx + i0 * g.d,
+                  g.d,
+                  T(1),
+                  dkx,
+                  g.d);  // dK += scale dS^T Q
+          gemm<T>(false,
+                  false,
+                  rows,
+                  g.d,
+                  cols,
+                  static_cast<T>(g.scale),
+                  dp.data(),
+                  kBlockK,
+                  kx + j0 * g.d,
+                  g.d,
+                  T(1),
+                  dqx + i0 * g.d,
+                  g.d);  // dQ += scale dS K
         }
       }
     }

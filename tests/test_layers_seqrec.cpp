@@ -1,5 +1,4 @@
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -29,8 +28,12 @@ class FixedScores : public SequenceRecommender {
       : SequenceRecommender("FixedScores"), maxlen_(maxlen) {
     table_ = from_vector(item_scores, {static_cast<int64_t>(item_scores.size()), 1});
   }
-  Var hidden(const Tensor& ids) override { return ag::constant(ones({ids.size(0), ids.size(1), 1})); }
-  Var item_vectors(const Tensor& ids) override { return ag::constant(index_select(table_, 0, ids)); }
+  Var hidden(const Tensor& ids) override {
+    return ag::constant(ones({ids.size(0), ids.size(1), 1}));
+  }
+  Var item_vectors(const Tensor& ids) override {
+    return ag::constant(index_select(table_, 0, ids));
+  }
   int64_t num_items() const override { return table_.size(0) - 1; }
   int64_t max_length() const override { return maxlen_; }
 
@@ -75,16 +78,23 @@ TEST_SUITE("layers.seqrec") {
   }
 
   TEST_CASE("malformed SASRec lines name the file and the line") {
-    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 2\n1 x\n", "f.txt"), doctest::Contains("f.txt:2: item id 'x'"), IOError);
-    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 2\n3\n", "f.txt"), doctest::Contains("f.txt:2: expected 'user item'"),
+    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 2\n1 x\n", "f.txt"),
+                         doctest::Contains("f.txt:2: item id 'x'"),
                          IOError);
-    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 2 3\n", "f.txt"), doctest::Contains("f.txt:1:"), IOError);
-    CHECK_THROWS_WITH_AS(parse_sasrec_text("0 2\n", "f.txt"), doctest::Contains("user id '0' is not a positive"),
+    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 2\n3\n", "f.txt"),
+                         doctest::Contains("f.txt:2: expected 'user item'"),
                          IOError);
-    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 2\n\n1 3\n", "f.txt"), doctest::Contains("f.txt:2: blank line"),
+    CHECK_THROWS_WITH_AS(
+        parse_sasrec_text("1 2 3\n", "f.txt"), doctest::Contains("f.txt:1:"), IOError);
+    CHECK_THROWS_WITH_AS(parse_sasrec_text("0 2\n", "f.txt"),
+                         doctest::Contains("user id '0' is not a positive"),
+                         IOError);
+    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 2\n\n1 3\n", "f.txt"),
+                         doctest::Contains("f.txt:2: blank line"),
                          IOError);
     CHECK_THROWS_WITH_AS(parse_sasrec_text("", "f.txt"), doctest::Contains("empty file"), IOError);
-    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 99999999999999999999\n", "f.txt"), doctest::Contains("f.txt:1:"),
+    CHECK_THROWS_WITH_AS(parse_sasrec_text("1 99999999999999999999\n", "f.txt"),
+                         doctest::Contains("f.txt:1:"),
                          IOError);
     CHECK_THROWS_AS(load_sasrec_file("/nonexistent/ml.txt"), IOError);
   }
@@ -100,11 +110,14 @@ TEST_SUITE("layers.seqrec") {
     // first appearance after sorting: 20 -> 1, 10 -> 2.
     CHECK(d.sequences[0] == std::vector<int64_t>{1, 2});
     CHECK(d.sequences[1] == std::vector<int64_t>{1, 2});
-    CHECK_THROWS_WITH_AS(parse_movielens_text("5::10::4\n", "r.dat"), doctest::Contains("r.dat:1: expected"),
+    CHECK_THROWS_WITH_AS(parse_movielens_text("5::10::4\n", "r.dat"),
+                         doctest::Contains("r.dat:1: expected"),
                          IOError);
-    CHECK_THROWS_WITH_AS(parse_movielens_text("5::10::4::x\n", "r.dat"), doctest::Contains("Timestamp 'x'"),
+    CHECK_THROWS_WITH_AS(parse_movielens_text("5::10::4::x\n", "r.dat"),
+                         doctest::Contains("Timestamp 'x'"),
                          IOError);
-    CHECK_THROWS_WITH_AS(parse_movielens_text("5::10::4::1\n", "r.dat", 5), doctest::Contains("no item has 5"),
+    CHECK_THROWS_WITH_AS(parse_movielens_text("5::10::4::1\n", "r.dat", 5),
+                         doctest::Contains("no item has 5"),
                          IOError);
   }
 
@@ -226,7 +239,8 @@ TEST_SUITE("layers.seqrec") {
     CHECK(second.epochs[1].loss == full.epochs[3].loss);
     CHECK(second.test.ndcg10 == full.test.ndcg10);
     const auto a = straight.parameters(), b = resumed.parameters();
-    for (std::size_t i = 0; i < a.size(); ++i) CHECK(testing::bitwise_equal(a[i].value(), b[i].value()));
+    for (std::size_t i = 0; i < a.size(); ++i)
+      CHECK(testing::bitwise_equal(a[i].value(), b[i].value()));
     std::remove(ckpt.c_str());
     std::remove((ckpt + ".best.npz").c_str());
   }
@@ -244,7 +258,8 @@ TEST_SUITE("layers.seqrec") {
     CHECK_THROWS_AS(train_recommender(model, data, tc), ValueError);
     tc.loss = "bce";
     tc.resume = true;
-    CHECK_THROWS_WITH_AS(train_recommender(model, data, tc), doctest::Contains("resume needs a checkpoint"),
+    CHECK_THROWS_WITH_AS(train_recommender(model, data, tc),
+                         doctest::Contains("resume needs a checkpoint"),
                          ValueError);
     CHECK_THROWS_AS(SASRec(SASRecConfig{}), ValueError);
     CHECK_THROWS_AS(model.hidden(zeros({2, 40}, kInt64)), ShapeError);
