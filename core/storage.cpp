@@ -1,6 +1,7 @@
 #include "core/storage.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -8,6 +9,8 @@
 #include <mutex>
 #include <new>
 #include <string>
+
+#include "core/error.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define ATTNLAB_LARGE_BYPASS 1  // plain malloc: sanitizers see every buffer
@@ -84,11 +87,30 @@ void* align_up(void* p) {
   const auto a = reinterpret_cast<std::uintptr_t>(p);
   return reinterpret_cast<void*>((a + kTensorAlignment - 1) & ~(kTensorAlignment - 1));
 }
+// The machine's physical memory in bytes (0 if unknown).
+std::size_t physical_memory_bytes() {
+  static const std::size_t bytes = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
+                                 : std::size_t{0};
+  }();
+  return bytes;
+}
+
 }  // namespace
 
 Storage::Storage(std::size_t nbytes) : nbytes_(nbytes) {
   if (nbytes == 0)
     return;
+  // A buffer larger than the machine's memory can only fail (or be overcommitted and fault
+  // later): say so with the size instead of a bare std::bad_alloc (sizes typed by users: --dim,
+  // --lengths, ...). Same message with or without sanitizers.
+  const std::size_t physical = physical_memory_bytes();
+  if (physical > 0 && nbytes > physical) {
+    throw ValueError("out of memory: a tensor of " + std::to_string(nbytes / 1048576) +
+                     " MiB does not fit in this machine's " + std::to_string(physical / 1048576) +
+                     " MiB");
+  }
   if (nbytes <= kInlineBytes) {
     data_ = align_up(inline_);
 #ifndef ATTNLAB_LARGE_BYPASS
