@@ -12,7 +12,8 @@ function(run)
 endfunction()
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${_prefix})
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/experiments/example_external -B ${_ext}
-    -DCMAKE_PREFIX_PATH=${_prefix} -DCMAKE_BUILD_TYPE=Release)
+    -DCMAKE_PREFIX_PATH=${_prefix} -DCMAKE_BUILD_TYPE=Release
+    "-DCMAKE_CXX_FLAGS=${EXTRA_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXTRA_FLAGS}")
 run(${CMAKE_COMMAND} --build ${_ext} -j2)
 run(${_ext}/my_study --length 40)
 if(NOT last_output MATCHES "max \\|fused - reference\\|")
