@@ -98,14 +98,7 @@ LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
 }
 
 Var LISA::hidden(const Tensor& ids) {
-  ATTNLAB_CHECK(ids.dtype() == kInt64 && ids.dim() == 2 && ids.size(1) <= config_.max_length,
-                ShapeError,
-                "LISA: input ids must be int64 [batch, length <= ",
-                config_.max_length,
-                "], got ",
-                ids.dtype(),
-                " ",
-                ids.shape());
+  check_input_ids(ids, "LISA");
   auto s = scope();
   const int64_t n = ids.size(0), l = ids.size(1);
   const double d = static_cast<double>(config_.dim);

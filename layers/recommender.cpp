@@ -18,4 +18,16 @@ Var SequenceRecommender::scores(const Var& hidden, const Tensor& item_ids) {
   return ag::sum(v * h, -1);          // [..., C]
 }
 
+void SequenceRecommender::check_input_ids(const Tensor& ids, const char* model) const {
+  ATTNLAB_CHECK(ids.dtype() == kInt64 && ids.dim() == 2 && ids.size(1) <= max_length(),
+                ShapeError,
+                model,
+                ": input ids must be int64 [batch, length <= ",
+                max_length(),
+                "], got ",
+                ids.dtype(),
+                " ",
+                ids.shape());
+}
+
 }  // namespace attnlab::nn

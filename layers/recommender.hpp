@@ -23,6 +23,11 @@ class SequenceRecommender : public Module {
 
   // Scores: dot products of hidden [..., D] with the vectors of item_ids [..., C] -> [..., C].
   Var scores(const Var& hidden, const Tensor& item_ids);
+
+ protected:
+  // The check every hidden() starts with: int64 ids [batch, length <= max_length()]; the
+  // ShapeError names `model`.
+  void check_input_ids(const Tensor& ids, const char* model) const;
 };
 
 }  // namespace attnlab::nn

@@ -49,14 +49,7 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
 }
 
 Var SASRec::hidden(const Tensor& ids) {
-  ATTNLAB_CHECK(ids.dtype() == kInt64 && ids.dim() == 2 && ids.size(1) <= config_.max_length,
-                ShapeError,
-                "SASRec: input ids must be int64 [batch, length <= ",
-                config_.max_length,
-                "], got ",
-                ids.dtype(),
-                " ",
-                ids.shape());
+  check_input_ids(ids, "SASRec");
   auto s = scope();
   const int64_t b = ids.size(0), l = ids.size(1);
   Tensor keep = gt(ids.to(kFloat32), 0.0);  // [B, L]: 1 for items, 0 for padding
