@@ -161,7 +161,7 @@ int run_attention_bench(int argc, char** argv) {
     if (t < 1)
       throw cli::UsageError("--thread-counts: counts must be >= 1");
     if (t <= all)
-      peak[t] = bench::fma_peak_gflops(static_cast<int>(t));
+      peak[t] = bench::fma_peak_gflops(static_cast<int>(t), quick);
   }
   std::cout << "batch " << batch << ", heads " << heads << ", " << dtype_name(dt) << "\n\n";
 

@@ -30,10 +30,12 @@ int run_gemm_bench(int argc, char** argv) {
   const double budget = quick ? 0.02 : 0.5;
   const int all = num_threads();
   std::cout << bench::machine_summary() << "\n";
-  const double peak1 = bench::fma_peak_gflops(1), peak_all = bench::fma_peak_gflops(all);
+  const double peak1 = bench::fma_peak_gflops(1, quick);
+  const double peak_all = bench::fma_peak_gflops(all, quick);
   const double scale = dt == kFloat64 ? 0.5 : 1.0;  // FP64 peak is half the FP32 peak
   std::cout << "measured FMA peak (" << dtype_name(dt) << "): " << peak1 * scale
-            << " GFLOP/s on 1 core, " << peak_all * scale << " GFLOP/s on " << all << "\n\n";
+            << " GFLOP/s on 1 core, " << peak_all * scale << " GFLOP/s on " << all
+            << (quick ? " (rough: --quick probes briefly)" : "") << "\n\n";
 
   // Times in microseconds: best (what the GFLOP/s use: noise only makes runs slower) and median.
   // 1 thread and all threads (just 1 when --threads 1).

@@ -20,6 +20,7 @@
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
 #include "layers/attention_factory.hpp"
+#include "tests/sanitizer_skip.hpp"
 
 namespace {
 
@@ -136,6 +137,7 @@ TEST_SUITE("robustness.attention") {
   }
 
   TEST_CASE("linear-time kinds and the fused exact kernel at L = 65536 in float32") {
+    ATTNLAB_SKIP_UNDER_SANITIZERS("float32 numerics at scale; the exact kernel is quadratic in L");
     const Shape s{1, 1, 65536, 8};
     const Tensor q = randn(s, RngKey{4, 0}), k = randn(s, RngKey{4, 1}), v = randn(s, RngKey{4, 2});
     nn::AttentionMask mask;

@@ -24,7 +24,9 @@ Timing measure(const std::function<void()>& fn,
 
 // FP32 FMA peak of `threads` cores in GFLOP/s, measured with a register-resident xsimd FMA loop
 // (12 independent accumulators cover the FMA latency on every x86 core). FP64 peak is half.
-double fma_peak_gflops(int threads);
+// `rough`: two tiny runs instead of the best of 40 (the `--quick` modes of the test suite, where
+// the figure is not read and the full probe takes a minute under the sanitizers).
+double fma_peak_gflops(int threads, bool rough = false);
 
 // Peak bytes of live tensors above the level at the start of fn (attnlab's allocator tracks
 // every tensor; this excludes code, stacks and the allocator's own slack).
