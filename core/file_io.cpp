@@ -1,6 +1,8 @@
 #include "core/file_io.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <mutex>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -231,6 +234,42 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
                 errno_text(err));
   file.release();
   file_io_detail::fsync_dir(file_io_detail::parent_dir(path));
+}
+
+int remove_stale_temp_files(const std::string& path) {
+  const std::string dir = file_io_detail::parent_dir(path);
+  const std::size_t slash = path.find_last_of('/');
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr)
+    return 0;  // no directory: nothing was ever written there
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    // The rest must be exactly "<pid>.<counter>", both decimal.
+    const std::string rest = name.substr(prefix.size());
+    const std::size_t dot = rest.find('.');
+    auto all_digits = [](const std::string& t) {
+      return !t.empty() && t.size() <= 18 &&
+             std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    if (dot == std::string::npos || !all_digits(rest.substr(0, dot)) ||
+        !all_digits(rest.substr(dot + 1)))
+      continue;
+    const long long pid = std::stoll(rest.substr(0, dot));
+    // kill(pid, 0) probes without signalling; ESRCH: no such process. A reused pid keeps the
+    // file (conservative: never delete what a live writer may own).
+    if (pid <= 0 || pid == static_cast<long long>(::getpid()))
+      continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+      stale.push_back(dir + "/" + name);
+  }
+  ::closedir(d);
+  int removed = 0;
+  for (const std::string& f : stale) removed += ::unlink(f.c_str()) == 0 ? 1 : 0;
+  return removed;
 }
 
 }  // namespace attnlab

@@ -14,6 +14,13 @@ namespace attnlab {
 std::string read_file(const std::string& path);  // IOError if missing or unreadable
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// Removes the temporary files that write_file_atomic(path, ...) left behind when its process was
+// killed mid-write (SIGKILL cannot be caught): "<path>.tmp.<pid>.<n>" whose process no longer
+// runs. Files of running processes (this one included) are kept, as is anything else. Returns the
+// number removed. Called by the writers of long-running state (training checkpoints and logs)
+// when they start.
+int remove_stale_temp_files(const std::string& path);
+
 // Test hook for fault injection: when set, write_file_atomic calls it with the target path after
 // each 64 KiB chunk (and the final partial one) of the temporary file, `written` being the bytes
 // written so far; the hook may throw (a simulated write error): the temporary file is then

@@ -80,6 +80,24 @@ void progress_bar(
   std::fflush(stderr);
 }
 
+// On --resume the log keeps exactly the epochs up to the checkpoint: a run killed after its last
+// checkpoint had logged epochs that the resumed run repeats, and a kill in the middle of a write
+// leaves a torn last line. Lines that are not a whole {"epoch": N, ...} object are dropped.
+void truncate_log(const std::string& path, int64_t last_epoch) {
+  std::ifstream in(path);
+  if (!in)
+    return;  // no log yet (e.g. the first run had no --log)
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    long long epoch = 0;
+    if (std::sscanf(line.c_str(), "{\"epoch\": %lld,", &epoch) == 1 && epoch >= 1 &&
+        epoch <= last_epoch && !line.empty() && line.back() == '}')
+      kept += line + "\n";
+  }
+  in.close();
+  write_file_atomic(path, kept);
+}
+
 }  // namespace trainer_detail
 
 TrainBatch make_batch(const SplitDataset& data,
@@ -199,8 +217,17 @@ TrainResult train_recommender(SequenceRecommender& model,
     if (result.best_epoch > 0)
       best_state = load_npz(c.checkpoint + ".best.npz");
   }
+  // Temporary files of a run killed (SIGKILL) in the middle of a save.
+  if (!c.checkpoint.empty()) {
+    remove_stale_temp_files(c.checkpoint);
+    remove_stale_temp_files(c.checkpoint + ".best.npz");
+  }
+  if (!c.log.empty())
+    remove_stale_temp_files(c.log);
   std::ofstream log;
   if (!c.log.empty()) {
+    if (c.resume)
+      truncate_log(c.log, start_epoch);
     log.open(c.log, c.resume ? std::ios::app : std::ios::trunc);
     ATTNLAB_CHECK(log.good(), IOError, "train_recommender: cannot open the log '", c.log, "'");
   }
@@ -260,17 +287,6 @@ TrainResult train_recommender(SequenceRecommender& model,
       } else {
         ++bad_evals;
       }
-      if (!c.checkpoint.empty()) {
-        optim::save_checkpoint(c.checkpoint,
-                               model,
-                               opt,
-                               epoch,
-                               {},
-                               {{"best_epoch", static_cast<double>(result.best_epoch)},
-                                {"best_ndcg10", best_ndcg},
-                                {"best_hr10", result.best_valid.hr10},
-                                {"bad_evals", static_cast<double>(bad_evals)}});
-      }
     }
     if (show)
       std::fprintf(stderr, "\r%s\r", std::string(100, ' ').c_str());
@@ -286,6 +302,19 @@ TrainResult train_recommender(SequenceRecommender& model,
                     e.sequences_per_second);
       log << buf << (e.evaluated ? json_metrics("valid", e.valid) : std::string()) << "}\n";
       log.flush();
+    }
+    // The checkpoint after the log line: a kill between the two leaves a log line past the
+    // checkpoint, which the resumed run truncates and repeats (never a missing line).
+    if (e.evaluated && !c.checkpoint.empty()) {
+      optim::save_checkpoint(c.checkpoint,
+                             model,
+                             opt,
+                             epoch,
+                             {},
+                             {{"best_epoch", static_cast<double>(result.best_epoch)},
+                              {"best_ndcg10", best_ndcg},
+                              {"best_hr10", result.best_valid.hr10},
+                              {"bad_evals", static_cast<double>(bad_evals)}});
     }
     result.epochs.push_back(e);
     if (on_epoch)

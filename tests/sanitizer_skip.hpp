@@ -18,10 +18,10 @@ inline constexpr bool kSanitizedBuild = false;
 
 }  // namespace attnlab_test
 
-#define ATTNLAB_SKIP_UNDER_SANITIZERS(why)                                   \
-  do {                                                                       \
-    if (attnlab_test::kSanitizedBuild) {                                     \
+#define ATTNLAB_SKIP_UNDER_SANITIZERS(why)                                    \
+  do {                                                                        \
+    if (attnlab_test::kSanitizedBuild) {                                      \
       std::cout << "attnlab test skipped under a sanitizer: " << why << "\n"; \
-      return;                                                                \
-    }                                                                        \
+      return;                                                                 \
+    }                                                                         \
   } while (0)

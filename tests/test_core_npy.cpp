@@ -2,7 +2,10 @@
 // make_fixtures.py), header syntax variants, and write_file_atomic. Malformed inputs and the fuzz
 // loops are in test_core_npy_malformed.cpp.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -259,6 +262,39 @@ TEST_SUITE("core.file_io") {
     write_file_atomic(path, "second");
     CHECK(read_file(path) == "second");
     CHECK(dir.list() == std::vector<std::string>{"f.bin"});
+  }
+
+  TEST_CASE("remove_stale_temp_files removes only the temporary files of dead writers") {
+    npy_test::ScratchDir dir("stale");
+    const std::string path = dir.file("f.bin");
+    // A pid that surely ran and ended: a child that exits at once, reaped.
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0)
+      ::_exit(0);
+    REQUIRE(::waitpid(child, nullptr, 0) == child);
+    const std::string dead = std::to_string(child), alive = std::to_string(::getppid()),
+                      self = std::to_string(::getpid());
+    const std::vector<std::string> names{"f.bin",
+                                         "f.bin.tmp." + dead + ".0",
+                                         "f.bin.tmp." + alive + ".1",
+                                         "f.bin.tmp." + self + ".2",
+                                         "f.bin.tmp.x" + dead + ".0",
+                                         "f.bin.tmp." + dead,
+                                         "g.bin.tmp." + dead + ".0"};
+    for (const std::string& name : names) write_file_atomic(dir.file(name), "x");
+    CHECK(remove_stale_temp_files(path) == 1);
+    std::vector<std::string> left = dir.list();
+    std::sort(left.begin(), left.end());
+    std::vector<std::string> expected{"f.bin",
+                                      "f.bin.tmp." + dead,
+                                      "f.bin.tmp." + alive + ".1",
+                                      "f.bin.tmp." + self + ".2",
+                                      "f.bin.tmp.x" + dead + ".0",
+                                      "g.bin.tmp." + dead + ".0"};
+    std::sort(expected.begin(), expected.end());
+    CHECK(left == expected);
+    CHECK(remove_stale_temp_files(dir.file("missing-dir/f.bin")) == 0);
   }
 
   TEST_CASE("a fault mid-write leaves the old file intact and no temporary file") {

@@ -215,6 +215,21 @@ std::string result_without_timing(const std::string& path) {
   return out;
 }
 
+// A JSON-lines training log without its timing fields ("seconds", "sequences_per_second").
+std::string log_without_timing(const std::string& path) {
+  std::istringstream in(slurp(path));
+  std::string line, out;
+  while (std::getline(in, line)) {
+    const std::size_t from = line.find(", \"seconds\": ");
+    const std::size_t to = line.find(", ", line.find("\"sequences_per_second\": "));
+    out += from == std::string::npos
+               ? line
+               : line.substr(0, from) + (to == std::string::npos ? "}" : line.substr(to));
+    out += "\n";
+  }
+  return out;
+}
+
 // The last "epoch N: loss X, ..." line's "epoch N: loss X" part.
 std::string last_epoch_loss(const std::string& log) {
   std::istringstream in(slurp(log));
@@ -339,9 +354,9 @@ TEST_SUITE("reliability.faults") {
         "--dim 32 --blocks 1 --epochs 20 --eval-every 1 --batch 16 --threads 1 --seed 3";
     // Reference: uninterrupted.
     const auto t0 = Clock::now();
-    REQUIRE(
-        run_to_end(split_words(base + " --checkpoint " + dir + "/ref.npz --out " + dir + "/ref"),
-                   dir + "/ref.log") == 0);
+    REQUIRE(run_to_end(split_words(base + " --checkpoint " + dir + "/ref.npz --log " + dir +
+                                   "/ref.jsonl --out " + dir + "/ref"),
+                       dir + "/ref.log") == 0);
     const double ref_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 
     // Cycles: kill, resume, kill ... until a run completes, then check it against the reference.
@@ -358,7 +373,8 @@ TEST_SUITE("reliability.faults") {
       std::string last_log;
       while (true) {
         REQUIRE(++attempts < 60);
-        std::string args = base + " --checkpoint " + ckpt + " --out " + cdir + "/run";
+        std::string args = base + " --checkpoint " + ckpt + " --log " + cdir +
+                           "/train.jsonl --out " + cdir + "/run";
         if (exists(ckpt))
           args += " --resume";
         last_log = cdir + "/run" + std::to_string(attempts) + ".log";
@@ -419,6 +435,11 @@ TEST_SUITE("reliability.faults") {
       const std::string last = last_epoch_loss(last_log);
       if (!last.empty())
         CHECK(last == last_epoch_loss(dir + "/ref.log"));
+      // The log has every epoch exactly once with the reference's losses and metrics (a resume
+      // drops what the checkpoint does not cover), and no temporary file of a killed save is
+      // left: the resumed runs removed them.
+      CHECK(log_without_timing(cdir + "/train.jsonl") == log_without_timing(dir + "/ref.jsonl"));
+      CHECK(temp_files(cdir).empty());
     }
     CHECK(kills >= kills_wanted / 2);
     std::cout << "[reliability] attnlab train SIGKILLs survived: " << kills << " (" << mid_save
