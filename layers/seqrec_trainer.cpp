@@ -91,7 +91,7 @@ void truncate_log(const std::string& path, int64_t last_epoch) {
   while (std::getline(in, line)) {
     long long epoch = 0;
     if (std::sscanf(line.c_str(), "{\"epoch\": %lld,", &epoch) == 1 && epoch >= 1 &&
-        epoch <= last_epoch && !line.empty() && line.back() == '}')
+        epoch <= last_epoch && line.back() == '}')
       kept += line + "\n";
   }
   in.close();
