@@ -98,6 +98,9 @@ int run_attention_bench(int argc, char** argv) {
       cli::po::value<int64_t>()->default_value(65536),
       "skip softmax-fused above this length (its time grows as L^2)")(
       "no-crossover", "do not add softmax-fused for the crossover table")(
+      "decay",
+      cli::po::value<double>()->default_value(0.0),
+      "exact kinds: distance bias -decay * |i - j| on the logits (ALiBi-style; LISA's decay)")(
       "budget", cli::po::value<double>()->default_value(0.5), "seconds per measurement (at least)")(
       "quick", "tiny sizes for the test suite");
   if (!parser.parse(argc, argv))
@@ -117,6 +120,11 @@ int run_attention_bench(int argc, char** argv) {
     any_favor = any_favor || !is_exact(k);
     has_exact = has_exact || k == "softmax-fused";
   }
+  const double decay = parser.get<double>("decay");
+  if (!(decay >= 0))
+    throw cli::UsageError("--decay: expected a number >= 0");
+  if (decay > 0 && any_favor)
+    throw cli::UsageError("--decay: only the exact kinds (softmax-*) take a distance decay");
   if (any_favor && !has_exact && !parser.has("no-crossover"))
     kinds.push_back("softmax-fused");
   const std::vector<int64_t> lengths =
@@ -182,6 +190,7 @@ int run_attention_bench(int argc, char** argv) {
     for (const std::string& mask_name : masks) {
       nn::AttentionMask mask;
       mask.causal = mask_name == "causal";
+      mask.decay = decay;
       for (int64_t d : head_dims) {
         for (const std::string& kind : kinds) {
           for (int64_t m : has_features(kind) ? features : std::vector<int64_t>{0}) {

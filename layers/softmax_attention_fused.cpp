@@ -96,18 +96,29 @@ bool scores(const Geometry& g,
     return true;
   bool any = false;
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  const T decay = static_cast<T>(g.decay);
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t ip = i0 + r + g.offset;  // the query's key position
     T* row = s + r * kBlockK;
-    for (int64_t c = 0; c < cols; ++c) {
-      const int64_t j = j0 + c;
-      if ((g.causal && j > ip) || (ok && !ok[j])) {
-        row[c] = kNegInf;
-      } else {
-        if (g.decay != 0)
-          row[c] -= static_cast<T>(g.decay * std::fabs(static_cast<double>(ip - j)));
-        any = true;
+    // Causal: keys j <= ip, i.e. the first `visible` columns. Branch-free loops below, so that
+    // the compiler vectorises them (the decay loop was scalar and cost 1.5x at L = 4096).
+    const int64_t visible = g.causal ? std::clamp<int64_t>(ip - j0 + 1, 0, cols) : cols;
+    if (decay != 0) {
+      // The distance bias -decay * |i - j| (attention.hpp), in T: distances below 2^24 are exact
+      // even in float32; beyond, they round like every other term of the logit.
+      const T d0 = static_cast<T>(ip - j0);
+      for (int64_t c = 0; c < visible; ++c) row[c] -= decay * std::abs(d0 - static_cast<T>(c));
+    }
+    for (int64_t c = visible; c < cols; ++c) row[c] = kNegInf;
+    if (ok) {
+      for (int64_t c = 0; c < visible; ++c) {
+        if (!ok[j0 + c])
+          row[c] = kNegInf;
+        else
+          any = true;
       }
+    } else {
+      any = any || visible > 0;
     }
   }
   return any;

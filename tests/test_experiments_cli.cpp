@@ -251,6 +251,8 @@ TEST_SUITE("experiments.cli") {
           Case{"train --data /nonexistent/ml.txt", "/nonexistent/ml.txt"},
           Case{"bench gemm --sizes 64,x", "--sizes"},
           Case{"bench attention --kind nope", "--kind"},
+          Case{"bench attention --kind favor --decay 0.1", "--decay: only the exact kinds"},
+          Case{"bench attention --decay -1", "--decay: expected a number >= 0"},
           Case{"train --config /nonexistent.cfg", "--config"}}) {
       CAPTURE(c.args);
       const Run r = run(c.args);
