@@ -62,6 +62,10 @@ int run_train(int argc, char** argv) {
       "selection",
       cli::po::value<std::string>()->default_value(""),
       "LISA kinds: soft, st, gumbel-soft or gumbel-st (default: the variant's)")(
+      "lisa-query",
+      cli::po::value<std::string>()->default_value("hard"),
+      "LISA kinds: the query's table row: hard (its own codeword, detached, as the official "
+      "code) or expected (the row expected under its soft codes)")(
       "maxlen", cli::po::value<int64_t>()->default_value(200), "input length (last items)")(
       "dropout", cli::po::value<double>()->default_value(0.2), "dropout rate")(
       "norm", cli::po::value<std::string>()->default_value("sasrec"), "sasrec, pre or post")(
@@ -109,6 +113,9 @@ int run_train(int argc, char** argv) {
   const double dropout = p.get<double>("dropout");
   if (!(dropout >= 0 && dropout < 1))
     throw cli::UsageError("--dropout: must be in [0, 1)");
+  const std::string lisa_query = p.get<std::string>("lisa-query");
+  if (lisa_query != "hard" && lisa_query != "expected")
+    throw cli::UsageError("--lisa-query: expected hard or expected, got '" + lisa_query + "'");
   if (!(p.get<double>("lr") > 0))
     throw cli::UsageError("--lr: must be positive");
   if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
@@ -153,6 +160,7 @@ int run_train(int argc, char** argv) {
   mc.tau = p.get<double>("tau");
   mc.decay = p.get<double>("decay");
   mc.selection = p.get<std::string>("selection");
+  mc.query = p.get<std::string>("lisa-query");
   if (!(mc.tau > 0))
     throw cli::UsageError("--tau: must be positive");
   if (!(mc.decay >= 0))

@@ -237,6 +237,7 @@ TEST_SUITE("experiments.cli") {
           Case{"train --threads -2", "--threads"},
           Case{"train --dtype float16", "--dtype"},
           Case{"train --resume", "--resume needs --checkpoint"},
+          Case{"train --attention lisa-soft --lisa-query soft", "--lisa-query: expected hard"},
           Case{"train --attention quantum --epochs 0", "model kind 'quantum' is unknown"},
           Case{"approx --maps cosine", "--maps: unknown feature map 'cosine'"},
           Case{"approx --features sparse", "--features: expected iid or orth"},

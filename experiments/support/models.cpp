@@ -43,6 +43,7 @@ std::shared_ptr<nn::SequenceRecommender> make_model(const ModelOptions& o) {
     lc.variant = nn::parse_lisa_variant(o.kind.substr(5));
     if (!o.selection.empty())
       lc.selection = nn::parse_selection(o.selection);
+    lc.query = nn::parse_lisa_query(o.query);
     lc.tau = o.tau;
     lc.tau_end = o.tau;
     lc.decay = o.decay;

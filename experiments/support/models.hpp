@@ -32,7 +32,8 @@ struct ModelOptions {
   int64_t codebooks = 8, codewords = 16;
   int64_t target_codebooks = 8, target_codewords = 128;
   double tau = 0.7, decay = 0.1;
-  std::string selection;  // soft, st, gumbel-soft, gumbel-st; empty: the variant's default
+  std::string selection;       // soft, st, gumbel-soft, gumbel-st; empty: the variant's default
+  std::string query = "hard";  // the LISA query's table row: hard or expected (LisaQuery)
   uint64_t seed = 0;
 };
 
