@@ -24,6 +24,36 @@ nn::SequenceDataset load_data(const cli::Parser& p) {
   return cli::load_sequences(p.get<std::string>("data"), sc);
 }
 
+// A flag the chosen model kind never reads is an error, not silently ignored (a "--blocks 3"
+// LISA run would otherwise train one layer and be reported as three).
+void refuse_flags_the_kind_ignores(const cli::Parser& p) {
+  const std::string kind = p.get<std::string>("attention");
+  const bool lisa = kind.rfind("lisa-", 0) == 0;
+  const bool random_features = kind.rfind("favor", 0) == 0;
+  auto refuse = [&](const char* flag, const std::string& applies_to) {
+    throw cli::UsageError(std::string("--") + flag + ": does not apply to --attention " + kind +
+                          " (it applies to " + applies_to + ")");
+  };
+  if (lisa) {  // one LISA layer, its B codebooks are the heads, post-LN (lisa.md 2.8)
+    if (p.given("blocks") && p.get<int64_t>("blocks") != 1)
+      refuse("blocks", "the SASRec kinds; LISA has one layer");
+    if (p.given("heads") && p.get<int64_t>("heads") != 1)
+      refuse("heads", "the SASRec kinds; LISA's codebooks are its heads");
+    if (p.given("norm"))
+      refuse("norm", "the SASRec kinds; LISA is post-LN as the official code");
+  } else {
+    for (const char* f : {"codebooks", "tau", "decay", "selection", "lisa-query"})
+      if (p.given(f))
+        refuse(f, "the LISA kinds");
+  }
+  if (p.given("target-codebooks") && kind != "lisa-mini")
+    refuse("target-codebooks", "lisa-mini");
+  if (!random_features)
+    for (const char* f : {"features", "redraw", "redraw-interval"})
+      if (p.given(f))
+        refuse(f, "the FAVOR+ kinds");
+}
+
 int run_train(int argc, char** argv) {
   cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
   p.options().add_options()(
@@ -131,6 +161,7 @@ int run_train(int argc, char** argv) {
     throw cli::UsageError("--loss: expected bce or ce, got '" + p.get<std::string>("loss") + "'");
   }
   nn::parse_norm_placement(p.get<std::string>("norm"));  // throws on a bad name
+  refuse_flags_the_kind_ignores(p);
   const nn::SequenceDataset data = load_data(p);
   const nn::SplitDataset split = nn::leave_one_out(data);
   std::cout << "data: " << data.summary() << "\n";

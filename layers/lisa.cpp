@@ -203,7 +203,8 @@ std::string LISA::describe() const {
   if (target_pq)
     os << ", target " << config_.target_codebooks << " x " << config_.target_codewords;
   os << ", selection=" << selection_name(pq->options().train_selection)
-     << ", decay=" << config_.decay << ", max_length=" << config_.max_length << ")";
+     << ", query=" << lisa_query_name(config_.query) << ", decay=" << config_.decay
+     << ", max_length=" << config_.max_length << ")";
   return os.str();
 }
 

@@ -165,6 +165,13 @@ TEST_SUITE("experiments.cli") {
         dir;
     const Run r = run(args + " --log " + dir + "/log.jsonl");
     CHECK(r.status == 0);
+    // The LISA-only flags reach the model (its description names them).
+    const Run lisa =
+        run("train --synthetic-users 40 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 "
+            "--dim 8 --epochs 1 --eval-every 1 --attention lisa-soft --codebooks 2x4 --tau 0.3 "
+            "--lisa-query expected --blocks 1");
+    CHECK(lisa.status == 0);
+    CHECK(lisa.out.find("B x W=2 x 4, selection=soft, query=expected") != std::string::npos);
     check_csv(dir + "/result.csv", "attention");
     check_csv(dir + "/epochs.csv", "epoch");
     check_jsonl(dir + "/log.jsonl");
@@ -238,6 +245,10 @@ TEST_SUITE("experiments.cli") {
           Case{"train --dtype float16", "--dtype"},
           Case{"train --resume", "--resume needs --checkpoint"},
           Case{"train --attention lisa-soft --lisa-query soft", "--lisa-query: expected hard"},
+          Case{"train --attention lisa-soft --blocks 2", "--blocks: does not apply to --attention"},
+          Case{"train --attention lisa-base --target-codebooks 8x64", "--target-codebooks: does"},
+          Case{"train --attention softmax-fused --codebooks 8x32", "--codebooks: does not apply"},
+          Case{"train --attention linear-elu --features 64", "--features: does not apply"},
           Case{"train --attention quantum --epochs 0", "model kind 'quantum' is unknown"},
           Case{"approx --maps cosine", "--maps: unknown feature map 'cosine'"},
           Case{"approx --features sparse", "--features: expected iid or orth"},

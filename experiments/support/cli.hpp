@@ -49,6 +49,10 @@ class Parser {
     return vm_[name].as<T>();
   }
   bool has(const std::string& name) const { return vm_.count(name) > 0; }
+  // Set on the command line or in the --config file (not just its default).
+  bool given(const std::string& name) const {
+    return vm_.count(name) > 0 && !vm_[name].defaulted();
+  }
 
  private:
   std::string command_, usage_;
