@@ -50,8 +50,12 @@ MemoryStats memory_stats();
 void reset_peak_memory();
 
 // The cache of freed large buffers: its byte limit (default 1 GiB, or the environment variable
-// ATTNLAB_BUFFER_CACHE_MB), current size, and a way to return everything to the OS. Cached bytes
-// are not tensor bytes: memory_stats() does not count them, the process's RSS does.
+// ATTNLAB_BUFFER_CACHE_MB; 0 turns the cache off), current size, and a way to return everything
+// to the OS. Live plus cached large buffers stay within max(peak live, live + limit): the cache
+// holds at most `limit` beyond what the process has already needed at once, and a training step
+// larger than `limit` is still recycled whole. set_buffer_cache_limit also forgets the earlier
+// peak (the bound restarts from the live bytes). Cached bytes are not tensor bytes:
+// memory_stats() does not count them, the process's RSS does.
 void set_buffer_cache_limit(std::size_t bytes);
 std::size_t buffer_cache_bytes();
 void release_buffer_cache();

@@ -66,11 +66,25 @@ TEST_SUITE("core.tensor") {
     {
       Tensor again = ones({1 << 20});
       CHECK(buffer_cache_bytes() == 0);
-    }                                              // reused
-    set_buffer_cache_limit(std::size_t(1) << 20);  // below one block: everything is released
+    }  // reused
+    // A new limit forgets the earlier peak: 4 MiB is over 1 MiB, so the cache empties.
+    set_buffer_cache_limit(std::size_t(1) << 20);
+    CHECK(buffer_cache_bytes() == 0);
+    // The bound is max(peak live, live + limit): a block the process needed is kept even above
+    // the limit (a training step larger than the limit is recycled whole)...
+    { Tensor big = zeros({1 << 20}); }
+    CHECK(buffer_cache_bytes() == (std::size_t(4) << 20));
+    {
+      // ... and a miss that would break the bound evicts first: 8 MiB live + 4 MiB cached is over
+      // max(8, 8 + 1) MiB.
+      Tensor other = zeros({2 << 20});
+      CHECK(buffer_cache_bytes() == 0);
+    }
+    CHECK(buffer_cache_bytes() == (std::size_t(8) << 20));
+    set_buffer_cache_limit(0);  // off: everything goes back to the OS
     CHECK(buffer_cache_bytes() == 0);
     { Tensor big = zeros({1 << 20}); }
-    CHECK(buffer_cache_bytes() == 0);  // over the limit: returned to the OS at once
+    CHECK(buffer_cache_bytes() == 0);
     set_buffer_cache_limit(std::size_t(1) << 30);
     release_buffer_cache();
 #endif
