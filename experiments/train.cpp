@@ -191,7 +191,7 @@ int run_train(int argc, char** argv) {
   mc.tau = p.get<double>("tau");
   mc.decay = p.get<double>("decay");
   mc.selection = p.get<std::string>("selection");
-  mc.query = p.get<std::string>("lisa-query");
+  mc.query = lisa_query;
   if (!(mc.tau > 0))
     throw cli::UsageError("--tau: must be positive");
   if (!(mc.decay >= 0))
