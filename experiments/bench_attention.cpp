@@ -40,6 +40,23 @@ bool has_features(const std::string& kind) {  // kinds with random projections (
   return !is_exact(kind) && kind != "linear-elu";
 }
 
+// Useful FLOPs of a FAVOR+ kind, forward + backward (a matmul's backward costs twice its
+// forward): the projections q W^T and k W^T (2 L m d each forward), then the linear attention
+// proper with F features: forward phi(k)^T v and phi(q) S (2 L F d each, prefix-summed or not),
+// normalisers and feature maps O(L F) (not counted). F = 2m for the two-sided maps.
+double favor_flops(const std::string& kind, int64_t bh, int64_t l, int64_t d, int64_t m) {
+  const bool two_sided = kind == "favor-hyp" || kind == "favor-trig";
+  const double f = static_cast<double>(kind == "linear-elu" ? d : (two_sided ? 2 * m : m));
+  const double projections = kind == "linear-elu" ? 0.0 : 3.0 * 4.0 * l * m * d;
+  const double attention = 3.0 * 4.0 * l * f * d;
+  return (projections + attention) * static_cast<double>(bh);
+}
+
+double kernel_flops(
+    const std::string& kind, int64_t bh, int64_t l, int64_t d, int64_t m, bool causal) {
+  return is_exact(kind) ? attention_flops(bh, l, d, causal, true) : favor_flops(kind, bh, l, d, m);
+}
+
 struct Measured {
   double fwd = 0, both = 0;
   int64_t bytes = 0;
@@ -101,8 +118,8 @@ int run_attention_bench(int argc, char** argv) {
       "decay",
       cli::po::value<double>()->default_value(0.0),
       "exact kinds: distance bias -decay * |i - j| on the logits (ALiBi-style; LISA's decay)")(
-      "budget", cli::po::value<double>()->default_value(0.5), "seconds per measurement (at least)")(
       "quick", "tiny sizes for the test suite");
+  bench::add_timing_options(parser);
   if (!parser.parse(argc, argv))
     return 0;
   if (parser.has("list")) {
@@ -159,7 +176,7 @@ int run_attention_bench(int argc, char** argv) {
       parser.get<std::string>("thread-counts").empty()
           ? (all > 1 ? std::vector<int64_t>{1, all} : std::vector<int64_t>{1})
           : cli::parse_int_list(parser.get<std::string>("thread-counts"), "--thread-counts");
-  const double budget = quick ? 0.01 : parser.get<double>("budget");
+  const bench::TimingPolicy timing = bench::timing_policy(parser, quick);
   const DType dt = parser.common().dtype;
   const uint64_t seed = parser.common().seed;
 
@@ -179,8 +196,8 @@ int run_attention_bench(int argc, char** argv) {
                     "mask",
                     "L",
                     "threads",
-                    "fwd ms",
-                    "fwd+bwd ms",
+                    std::string("fwd ms (") + timing.headline_name() + ")",
+                    std::string("fwd+bwd ms (") + timing.headline_name() + ")",
                     "peak MiB",
                     "fwd+bwd GFLOP/s",
                     "% of peak"});
@@ -215,36 +232,35 @@ int run_attention_bench(int argc, char** argv) {
               Tensor k = randn(s, RngKey{seed, 2}, dt);
               Tensor v = randn(s, RngKey{seed, 3}, dt);
               Tensor g = randn(s, RngKey{seed, 4}, dt);
-              const bench::Timing fwd = bench::measure(
+              const bench::Timing fwd = timing.run(
                   [&] {
                     ag::NoGradGuard no_grad;
                     ag::Var out =
                         kernel->attend(ag::constant(q), ag::constant(k), ag::constant(v), mask);
                   },
-                  budget,
                   1);
               auto fwd_bwd = [&] {
                 ag::Var vq = ag::param(q), vk = ag::param(k), vv = ag::param(v);
                 kernel->attend(vq, vk, vv, mask).backward(g);
               };
-              const bench::Timing both = bench::measure(fwd_bwd, budget, 1);
+              const bench::Timing both = timing.run(fwd_bwd, 1);
               const int64_t bytes = bench::peak_tensor_bytes(fwd_bwd);
-              results[{kind, m, d, mask_name, threads}][l] = {fwd.best, both.best, bytes};
-              const double flops = attention_flops(batch * heads, l, d, mask.causal, true);
-              const double gflops = flops / both.best / 1e9;
+              const double t_fwd = timing.headline(fwd), t_both = timing.headline(both);
+              results[{kind, m, d, mask_name, threads}][l] = {t_fwd, t_both, bytes};
+              const double flops = kernel_flops(kind, batch * heads, l, d, m, mask.causal);
+              const double gflops = flops / t_both / 1e9;
               const double pk = peak[threads] * (dt == kFloat64 ? 0.5 : 1.0);
-              const bool exact = is_exact(kind);
               table.add_row({kind,
                              m > 0 ? cli::Cell(m) : cli::Cell("-"),
                              d,
                              mask_name,
                              l,
                              threads,
-                             cli::Cell(fwd.best * 1e3, 2),
-                             cli::Cell(both.best * 1e3, 2),
+                             cli::Cell(t_fwd * 1e3, 2),
+                             cli::Cell(t_both * 1e3, 2),
                              cli::Cell(bytes / 1048576.0, 1),
-                             exact ? cli::Cell(gflops, 1) : cli::Cell("-"),
-                             exact && pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
+                             cli::Cell(gflops, 1),
+                             pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
               std::cerr << "." << std::flush;
             }
           }
@@ -255,9 +271,12 @@ int run_attention_bench(int argc, char** argv) {
   std::cerr << "\n";
   set_num_threads(all);
   table.print(std::cout);
-  std::cout << "\npeak MiB: live tensor bytes above the inputs during forward + backward.\n"
-               "GFLOP/s counts 4 L^2 d (forward) + 10 L^2 d (backward) per head, halved when "
-               "causal.\n";
+  std::cout << "\nTimes: the " << timing.headline_name()
+            << " run. peak MiB: live tensor bytes above the inputs during forward + backward.\n"
+               "GFLOP/s: exact kinds count 4 L^2 d (forward) + 10 L^2 d (backward) per head, "
+               "halved when causal; FAVOR+ kinds 12 L m d (the two projections, forward + "
+               "backward) + 12 L F d (the prefix sums or the bidirectional products, F features "
+               "= m or 2m) per head.\n";
 
   // Crossover: per FAVOR+ configuration, the smallest L where its fwd+bwd beats softmax-fused.
   cli::Table cross({"kind",

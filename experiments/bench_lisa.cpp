@@ -114,9 +114,9 @@ int run_bench_lisa(int argc, char** argv) {
       "max-exact-length",
       cli::po::value<int64_t>()->default_value(65536),
       "skip softmax-fused above this length (its time grows as L^2)")("no-exact", "LISA rows only")(
-      "no-lisa-reference", "skip the composed LISA reference")(
-      "budget", cli::po::value<double>()->default_value(0.5), "seconds per measurement (at least)")(
-      "quick", "tiny sizes for the test suite");
+      "no-lisa-reference", "skip the composed LISA reference")("quick",
+                                                               "tiny sizes for the test suite");
+  bench::add_timing_options(parser);
   if (!parser.parse(argc, argv))
     return 0;
   const bool quick = parser.has("quick");
@@ -157,7 +157,7 @@ int run_bench_lisa(int argc, char** argv) {
       parser.get<std::string>("thread-counts").empty()
           ? std::vector<int64_t>{all}
           : cli::parse_int_list(parser.get<std::string>("thread-counts"), "--thread-counts");
-  const double budget = quick ? 0.01 : parser.get<double>("budget");
+  const bench::TimingPolicy timing = bench::timing_policy(parser, quick);
   const int64_t max_ref = parser.get<int64_t>("max-reference-length");
   const int64_t max_exact = parser.get<int64_t>("max-exact-length");
   const bool exact = !parser.has("no-exact");
@@ -168,7 +168,9 @@ int run_bench_lisa(int argc, char** argv) {
   std::cout << bench::machine_summary() << "\n";
   std::cout << "batch " << batch << ", D " << d << ", " << (causal ? "causal" : "bidirectional")
             << ", decay " << decay << ", " << dtype_name(dt) << "\n\n";
-  cli::Table table({"kind", "B x W", "L", "threads", "fwd ms", "fwd+bwd ms", "peak MiB"});
+  const std::string stat = std::string(" (") + timing.headline_name() + ")";
+  cli::Table table(
+      {"kind", "B x W", "L", "threads", "fwd ms" + stat, "fwd+bwd ms" + stat, "peak MiB"});
   // (kind, B x W, threads) -> L -> measurement
   std::map<std::tuple<std::string, std::string, int64_t>, std::map<int64_t, Measured>> results;
   auto record = [&](const std::string& kind,
@@ -177,16 +179,16 @@ int run_bench_lisa(int argc, char** argv) {
                     int64_t threads,
                     const std::function<void()>& fwd,
                     const std::function<void()>& both) {
-    const bench::Timing f = bench::measure(fwd, budget, 1);
-    const bench::Timing fb = bench::measure(both, budget, 1);
+    const double f = timing.headline(timing.run(fwd, 1));
+    const double fb = timing.headline(timing.run(both, 1));
     const int64_t bytes = bench::peak_tensor_bytes(both);
-    results[{kind, bw, threads}][l] = {f.best, fb.best, bytes};
+    results[{kind, bw, threads}][l] = {f, fb, bytes};
     table.add_row({kind,
                    bw,
                    l,
                    threads,
-                   cli::Cell(f.best * 1e3, 2),
-                   cli::Cell(fb.best * 1e3, 2),
+                   cli::Cell(f * 1e3, 2),
+                   cli::Cell(fb * 1e3, 2),
                    cli::Cell(bytes / 1048576.0, 1)});
     std::cerr << "." << std::flush;
   };

@@ -1,6 +1,7 @@
 // `attnlab bench tape`: the engine's per-op overhead, measured on tiny (scalar) tensors where the
 // arithmetic is negligible: y = y * a + b repeated N times, forward then backward then freeing
 // the graph. Reported per recorded op (2 per multiply-add).
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -39,13 +40,21 @@ TapeTimes run_chains(int64_t chains, int64_t length) {
   return {fwd / ops, bwd / ops, rel / ops};
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 int run_tape_bench(int argc, char** argv) {
   cli::Parser parser("bench tape", "[--ops N] [--reps R] [--quick]");
   parser.options().add_options()("ops",
                                  cli::po::value<int64_t>()->default_value(20000),
                                  "scalar multiply-adds per measurement (2 ops each)")(
-      "reps", cli::po::value<int>()->default_value(10), "repetitions (best is reported)")(
-      "quick", "a short run for the test suite");
+      "reps",
+      cli::po::value<int>()->default_value(10),
+      "repetitions (the best and the median total are reported)")("quick",
+                                                                  "a short run for the test suite");
   if (!parser.parse(argc, argv))
     return 0;
   const int64_t n = parser.has("quick") ? 2000 : parser.get<int64_t>("ops");
@@ -54,9 +63,15 @@ int run_tape_bench(int argc, char** argv) {
     throw cli::UsageError("--ops and --reps must be positive");
   std::cout << bench::machine_summary() << "\n"
             << n << " scalar multiply-adds (" << 2 * n << " recorded ops), forward + backward + "
-            << "freeing the graph; best of " << reps << " runs, microseconds per op\n\n";
-  cli::Table table(
-      {"graph", "ops", "forward us/op", "backward us/op", "free us/op", "total us/op"});
+            << "freeing the graph; best of " << reps << " runs (and the median total), "
+            << "microseconds per op\n\n";
+  cli::Table table({"graph",
+                    "ops",
+                    "forward us/op",
+                    "backward us/op",
+                    "free us/op",
+                    "total us/op",
+                    "median total us/op"});
   struct Layout {
     const char* name;
     int64_t chains;
@@ -65,9 +80,11 @@ int run_tape_bench(int argc, char** argv) {
     const int64_t length = n / layout.chains;
     TapeTimes best{1e9, 1e9, 1e9};
     double best_total = 1e9;
+    std::vector<double> totals;
     run_chains(layout.chains, length);  // warm-up (allocator pools)
     for (int r = 0; r < reps; ++r) {
       const TapeTimes t = run_chains(layout.chains, length);
+      totals.push_back(t.forward + t.backward + t.release);
       if (t.forward + t.backward + t.release < best_total) {
         best = t;
         best_total = t.forward + t.backward + t.release;
@@ -78,7 +95,8 @@ int run_tape_bench(int argc, char** argv) {
                    cli::Cell(best.forward, 3),
                    cli::Cell(best.backward, 3),
                    cli::Cell(best.release, 3),
-                   cli::Cell(best_total, 3)});
+                   cli::Cell(best_total, 3),
+                   cli::Cell(median(totals), 3)});
   }
   table.print(std::cout);
   if (!parser.common().out.empty())

@@ -11,6 +11,14 @@
 #include "core/storage.hpp"
 
 namespace attnlab::bench {
+namespace {
+Timing summarize(std::vector<double> t) {
+  std::sort(t.begin(), t.end());
+  const std::size_t n = t.size();
+  const double median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+  return {t.front(), median, t.back(), static_cast<int>(n)};
+}
+}  // namespace
 
 Timing measure(const std::function<void()>& fn, double budget, int min_reps, int max_reps) {
   using clock = std::chrono::steady_clock;
@@ -25,8 +33,50 @@ Timing measure(const std::function<void()>& fn, double budget, int min_reps, int
     if (static_cast<int>(t.size()) >= min_reps && elapsed >= budget)
       break;
   }
-  std::sort(t.begin(), t.end());
-  return {t.front(), t[t.size() / 2], static_cast<int>(t.size())};
+  return summarize(t);
+}
+
+Timing measure_reps(const std::function<void()>& fn, int reps) {
+  using clock = std::chrono::steady_clock;
+  if (reps < 1)
+    throw cli::UsageError("--reps: expected at least 1 repetition, got " + std::to_string(reps));
+  fn();  // warm-up
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  return summarize(t);
+}
+
+Timing TimingPolicy::run(const std::function<void()>& fn, int min_reps) const {
+  return reps > 0 ? measure_reps(fn, reps) : measure(fn, budget, min_reps);
+}
+
+void add_timing_options(cli::Parser& parser, double default_budget) {
+  parser.options().add_options()("budget",
+                                 cli::po::value<double>()->default_value(default_budget),
+                                 "seconds per measurement, reported as the best run")(
+      "reps",
+      cli::po::value<int>(),
+      "exactly N repetitions per measurement (after one warm-up), reported as the median: use "
+      "this to compare two kernels (equal repetitions on both sides)");
+}
+
+TimingPolicy timing_policy(const cli::Parser& parser, bool quick, double quick_budget) {
+  TimingPolicy p;
+  p.budget = quick ? quick_budget : parser.get<double>("budget");
+  if (!(p.budget > 0))
+    throw cli::UsageError("--budget: expected a positive number of seconds");
+  if (parser.has("reps")) {
+    p.reps = parser.get<int>("reps");
+    if (p.reps < 1)
+      throw cli::UsageError("--reps: expected at least 1, got " + std::to_string(p.reps));
+    if (quick)
+      p.reps = std::min(p.reps, 2);
+  }
+  return p;
 }
 
 namespace {

@@ -7,20 +7,44 @@
 #include <string>
 #include <vector>
 
+#include "experiments/support/cli.hpp"
+
 namespace attnlab::bench {
 
 struct Timing {
-  double best = 0;    // seconds
+  double best = 0;    // seconds (the fastest run)
   double median = 0;  // seconds
+  double worst = 0;   // seconds (the slowest run)
   int reps = 0;
 };
 
 // Runs fn once to warm up, then repeats it until `budget` seconds have passed (at least
 // min_reps, at most max_reps times). Report best (noise only makes runs slower) and median.
+// A fast kernel gets many more tries than a slow one, so best-of favours the faster side of a
+// ratio on a shared machine: compare two kernels with measure_reps (equal repetitions, median).
 Timing measure(const std::function<void()>& fn,
                double budget = 0.5,
                int min_reps = 3,
                int max_reps = 1000);
+// Runs fn once to warm up, then exactly `reps` times.
+Timing measure_reps(const std::function<void()>& fn, int reps);
+
+// How a benchmark mode times its kernels: the budgeted best-of (the default) or, with
+// `--reps N`, exactly N repetitions reported by their median. Every mode takes --budget and
+// --reps through add_timing_options.
+struct TimingPolicy {
+  double budget = 0.5;  // seconds per measurement, best-of mode
+  int reps = 0;         // > 0: equal repetitions, median
+  Timing run(const std::function<void()>& fn, int min_reps = 3) const;
+  // The time a table reports: the median with --reps, else the best run.
+  double headline(const Timing& t) const { return reps > 0 ? t.median : t.best; }
+  const char* headline_name() const { return reps > 0 ? "median" : "best"; }
+};
+
+// Adds --budget SECONDS and --reps N to a mode's options; timing_policy reads them back (quick:
+// the test suite's smoke runs, a tiny budget and at most 2 repetitions).
+void add_timing_options(cli::Parser& parser, double default_budget = 0.5);
+TimingPolicy timing_policy(const cli::Parser& parser, bool quick, double quick_budget = 0.01);
 
 // FP32 FMA peak of `threads` cores in GFLOP/s, measured with a register-resident xsimd FMA loop
 // (12 independent accumulators cover the FMA latency on every x86 core). FP64 peak is half.
