@@ -21,7 +21,7 @@ function(attnlab_add_library name)
 endfunction()
 
 # attnlab_add_experiment(<name> <source>...): a standalone experiment executable that uses the
-# same CLI conventions as the `attnlab` subcommands (see README, "Writing an experiment").
+# same CLI conventions as the `attnlab` subcommands (see README, "Your own experiment").
 function(attnlab_add_experiment name)
   add_executable(${name} ${ARGN})
   target_link_libraries(${name} PRIVATE attnlab::experiment_support)
