@@ -37,7 +37,7 @@ int run_lesson(int argc, char** argv) {
 }
 
 const cli::Register lesson_command("lesson",
-                                   "the teaching tour: attnlab lesson 1 .. 6",
+                                   "the teaching tour: attnlab lesson 0 .. 6",
                                    run_lesson);
 
 }  // namespace
