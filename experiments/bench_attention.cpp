@@ -80,10 +80,19 @@ bool asks_for_lisa(int argc, char** argv) {
   return false;
 }
 
-int run_attention_bench(int argc, char** argv) {
-  if (asks_for_lisa(argc, argv))
-    return run_bench_lisa(argc, argv);
-  cli::Parser parser("bench attention", "[--kind a,b] [--lengths 256,...] [options]");
+// What to measure: parsed and validated flags.
+struct Study {
+  std::vector<std::string> kinds, masks;
+  std::vector<int64_t> lengths, head_dims, features, thread_counts;
+  int64_t heads = 1, batch = 1, max_reference_length = 0, max_exact_length = 0;
+  double decay = 0;
+  bench::TimingPolicy timing;
+  DType dtype = kFloat32;
+  uint64_t seed = 0;
+  bool quick = false;
+};
+
+void add_options(cli::Parser& parser) {
   std::string kinds_default;
   for (const auto& k : nn::attention_kinds()) {
     if (is_exact(k.name))
@@ -120,13 +129,19 @@ int run_attention_bench(int argc, char** argv) {
       "exact kinds: distance bias -decay * |i - j| on the logits (ALiBi-style; LISA's decay)")(
       "quick", "tiny sizes for the test suite");
   bench::add_timing_options(parser);
-  if (!parser.parse(argc, argv))
-    return 0;
-  if (parser.has("list")) {
-    for (const auto& k : nn::attention_kinds()) std::cout << k.name << "  " << k.summary << "\n";
-    return 0;
+}
+
+std::vector<int64_t> positive_list(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> values = cli::parse_int_list(text, flag);
+  for (int64_t v : values) {
+    if (v <= 0)
+      throw cli::UsageError(flag + ": values must be positive, got " + std::to_string(v));
   }
-  const bool quick = parser.has("quick");
+  return values;
+}
+
+// The kinds to run: known kinds only; softmax-fused added for the crossover table.
+std::vector<std::string> parse_kinds(const cli::Parser& parser, double decay) {
   std::vector<std::string> kinds = cli::split_list(parser.get<std::string>("kind"), "--kind");
   bool any_favor = false, has_exact = false;
   for (const std::string& k : kinds) {
@@ -137,128 +152,139 @@ int run_attention_bench(int argc, char** argv) {
     any_favor = any_favor || !is_exact(k);
     has_exact = has_exact || k == "softmax-fused";
   }
-  const double decay = parser.get<double>("decay");
-  if (!(decay >= 0))
-    throw cli::UsageError("--decay: expected a number >= 0");
   if (decay > 0 && any_favor)
     throw cli::UsageError("--decay: only the exact kinds (softmax-*) take a distance decay");
   if (any_favor && !has_exact && !parser.has("no-crossover"))
     kinds.push_back("softmax-fused");
-  const std::vector<int64_t> lengths =
-      cli::parse_int_list(quick ? "32,64" : parser.get<std::string>("lengths"), "--lengths");
-  const std::vector<int64_t> head_dims =
-      cli::parse_int_list(parser.get<std::string>("head-dim"), "--head-dim");
-  const std::vector<int64_t> features =
-      cli::parse_int_list(quick ? "16" : parser.get<std::string>("features"), "--features");
-  const int64_t heads = parser.get<int64_t>("heads");
-  const int64_t batch = parser.get<int64_t>("batch");
-  const std::vector<std::string> masks = cli::split_list(parser.get<std::string>("mask"), "--mask");
-  for (const std::string& m : masks) {
+  return kinds;
+}
+
+Study parse_study(const cli::Parser& parser) {
+  Study st;
+  st.quick = parser.has("quick");
+  st.decay = parser.get<double>("decay");
+  if (!(st.decay >= 0))
+    throw cli::UsageError("--decay: expected a number >= 0");
+  st.kinds = parse_kinds(parser, st.decay);
+  st.lengths = positive_list(st.quick ? "32,64" : parser.get<std::string>("lengths"), "--lengths");
+  st.head_dims = positive_list(parser.get<std::string>("head-dim"), "--head-dim");
+  st.features = positive_list(st.quick ? "16" : parser.get<std::string>("features"), "--features");
+  st.heads = parser.get<int64_t>("heads");
+  st.batch = parser.get<int64_t>("batch");
+  if (st.heads <= 0 || st.batch <= 0)
+    throw cli::UsageError("--heads and --batch must be positive");
+  st.masks = cli::split_list(parser.get<std::string>("mask"), "--mask");
+  for (const std::string& m : st.masks) {
     if (m != "causal" && m != "none")
       throw cli::UsageError("--mask: expected causal or none, got '" + m + "'");
   }
-  for (int64_t v : lengths) {
-    if (v <= 0)
-      throw cli::UsageError("--lengths: lengths must be positive");
-  }
-  for (int64_t v : head_dims) {
-    if (v <= 0)
-      throw cli::UsageError("--head-dim: head dimensions must be positive");
-  }
-  for (int64_t v : features) {
-    if (v <= 0)
-      throw cli::UsageError("--features: feature counts must be positive");
-  }
-  if (heads <= 0 || batch <= 0)
-    throw cli::UsageError("--heads and --batch must be positive");
   const int all = num_threads();
-  std::vector<int64_t> thread_counts =
+  st.thread_counts =
       parser.get<std::string>("thread-counts").empty()
           ? (all > 1 ? std::vector<int64_t>{1, all} : std::vector<int64_t>{1})
-          : cli::parse_int_list(parser.get<std::string>("thread-counts"), "--thread-counts");
-  const bench::TimingPolicy timing = bench::timing_policy(parser, quick);
-  const DType dt = parser.common().dtype;
-  const uint64_t seed = parser.common().seed;
+          : positive_list(parser.get<std::string>("thread-counts"), "--thread-counts");
+  st.max_reference_length = parser.get<int64_t>("max-reference-length");
+  st.max_exact_length = parser.get<int64_t>("max-exact-length");
+  st.timing = bench::timing_policy(parser, st.quick);
+  st.dtype = parser.common().dtype;
+  st.seed = parser.common().seed;
+  return st;
+}
 
-  std::cout << bench::machine_summary() << "\n";
-  std::vector<double> peak(all + 1, 0.0);
-  for (int64_t t : thread_counts) {
-    if (t < 1)
-      throw cli::UsageError("--thread-counts: counts must be >= 1");
-    if (t <= all)
-      peak[t] = bench::fma_peak_gflops(static_cast<int>(t), quick);
+std::shared_ptr<nn::AttentionKernel> make_kernel(const Study& st,
+                                                 const std::string& kind,
+                                                 int64_t d,
+                                                 int64_t m) {
+  nn::KernelConfig cfg;
+  cfg.seed = st.seed;
+  cfg.head_dim = d;
+  if (m > 0)
+    cfg.features = m;
+  auto kernel = nn::make_attention_kernel(kind, cfg);
+  kernel->to(st.dtype);
+  if (auto favor = std::dynamic_pointer_cast<nn::FavorKernel>(kernel))
+    favor->keep_trace = false;  // a user's training run would not keep it either
+  return kernel;
+}
+
+bool skipped(const Study& st, const std::string& kind, int64_t l) {
+  return (kind.find("reference") != std::string::npos && l > st.max_reference_length) ||
+         (kind == "softmax-fused" && l > st.max_exact_length);
+}
+
+// Times forward alone and forward + backward of one kernel at one length.
+Measured measure_one(const Study& st,
+                     nn::AttentionKernel& kernel,
+                     const nn::AttentionMask& mask,
+                     const Shape& s) {
+  Tensor q = randn(s, RngKey{st.seed, 1}, st.dtype), k = randn(s, RngKey{st.seed, 2}, st.dtype);
+  Tensor v = randn(s, RngKey{st.seed, 3}, st.dtype), g = randn(s, RngKey{st.seed, 4}, st.dtype);
+  const bench::Timing fwd = st.timing.run(
+      [&] {
+        ag::NoGradGuard no_grad;
+        ag::Var out = kernel.attend(ag::constant(q), ag::constant(k), ag::constant(v), mask);
+      },
+      1);
+  auto fwd_bwd = [&] {
+    ag::Var vq = ag::param(q), vk = ag::param(k), vv = ag::param(v);
+    kernel.attend(vq, vk, vv, mask).backward(g);
+  };
+  const bench::Timing both = st.timing.run(fwd_bwd, 1);
+  return {st.timing.headline(fwd), st.timing.headline(both), bench::peak_tensor_bytes(fwd_bwd)};
+}
+
+cli::Table results_table(const Study& st) {
+  const std::string stat = std::string(" (") + st.timing.headline_name() + ")";
+  return cli::Table({"kind",
+                     "m",
+                     "head_dim",
+                     "mask",
+                     "L",
+                     "threads",
+                     "fwd ms" + stat,
+                     "fwd+bwd ms" + stat,
+                     "peak MiB",
+                     "fwd+bwd GFLOP/s",
+                     "% of peak"});
+}
+
+// Every (threads, mask, head_dim, kind, m, L) of the study: one table row each.
+std::map<Config, std::map<int64_t, Measured>> measure_all(const Study& st, cli::Table& table) {
+  std::vector<double> peak(num_threads() + 1, 0.0);
+  for (int64_t t : st.thread_counts) {
+    if (t < static_cast<int64_t>(peak.size()))
+      peak[t] = bench::fma_peak_gflops(static_cast<int>(t), st.quick);
   }
-  std::cout << "batch " << batch << ", heads " << heads << ", " << dtype_name(dt) << "\n\n";
-
-  cli::Table table({"kind",
-                    "m",
-                    "head_dim",
-                    "mask",
-                    "L",
-                    "threads",
-                    std::string("fwd ms (") + timing.headline_name() + ")",
-                    std::string("fwd+bwd ms (") + timing.headline_name() + ")",
-                    "peak MiB",
-                    "fwd+bwd GFLOP/s",
-                    "% of peak"});
   std::map<Config, std::map<int64_t, Measured>> results;
-  for (int64_t threads : thread_counts) {
+  for (int64_t threads : st.thread_counts) {
     set_num_threads(static_cast<int>(threads));
-    for (const std::string& mask_name : masks) {
+    for (const std::string& mask_name : st.masks) {
       nn::AttentionMask mask;
       mask.causal = mask_name == "causal";
-      mask.decay = decay;
-      for (int64_t d : head_dims) {
-        for (const std::string& kind : kinds) {
-          for (int64_t m : has_features(kind) ? features : std::vector<int64_t>{0}) {
-            nn::KernelConfig cfg;
-            cfg.seed = seed;
-            cfg.head_dim = d;
-            if (m > 0)
-              cfg.features = m;
-            auto kernel = nn::make_attention_kernel(kind, cfg);
-            kernel->to(dt);
-            if (auto favor = std::dynamic_pointer_cast<nn::FavorKernel>(kernel))
-              favor->keep_trace = false;  // a user's training run would not keep it either
-            for (int64_t l : lengths) {
-              if (kind.find("reference") != std::string::npos &&
-                  l > parser.get<int64_t>("max-reference-length")) {
+      mask.decay = st.decay;
+      for (int64_t d : st.head_dims) {
+        for (const std::string& kind : st.kinds) {
+          for (int64_t m : has_features(kind) ? st.features : std::vector<int64_t>{0}) {
+            auto kernel = make_kernel(st, kind, d, m);
+            for (int64_t l : st.lengths) {
+              if (skipped(st, kind, l))
                 continue;
-              }
-              if (kind == "softmax-fused" && l > parser.get<int64_t>("max-exact-length"))
-                continue;
-              const Shape s{batch, heads, l, d};
-              Tensor q = randn(s, RngKey{seed, 1}, dt);
-              Tensor k = randn(s, RngKey{seed, 2}, dt);
-              Tensor v = randn(s, RngKey{seed, 3}, dt);
-              Tensor g = randn(s, RngKey{seed, 4}, dt);
-              const bench::Timing fwd = timing.run(
-                  [&] {
-                    ag::NoGradGuard no_grad;
-                    ag::Var out =
-                        kernel->attend(ag::constant(q), ag::constant(k), ag::constant(v), mask);
-                  },
-                  1);
-              auto fwd_bwd = [&] {
-                ag::Var vq = ag::param(q), vk = ag::param(k), vv = ag::param(v);
-                kernel->attend(vq, vk, vv, mask).backward(g);
-              };
-              const bench::Timing both = timing.run(fwd_bwd, 1);
-              const int64_t bytes = bench::peak_tensor_bytes(fwd_bwd);
-              const double t_fwd = timing.headline(fwd), t_both = timing.headline(both);
-              results[{kind, m, d, mask_name, threads}][l] = {t_fwd, t_both, bytes};
-              const double flops = kernel_flops(kind, batch * heads, l, d, m, mask.causal);
-              const double gflops = flops / t_both / 1e9;
-              const double pk = peak[threads] * (dt == kFloat64 ? 0.5 : 1.0);
+              const Measured r = measure_one(st, *kernel, mask, {st.batch, st.heads, l, d});
+              results[{kind, m, d, mask_name, threads}][l] = r;
+              const double flops = kernel_flops(kind, st.batch * st.heads, l, d, m, mask.causal);
+              const double gflops = flops / r.both / 1e9;
+              const double pk = threads < static_cast<int64_t>(peak.size())
+                                    ? peak[threads] * (st.dtype == kFloat64 ? 0.5 : 1.0)
+                                    : 0.0;
               table.add_row({kind,
                              m > 0 ? cli::Cell(m) : cli::Cell("-"),
                              d,
                              mask_name,
                              l,
                              threads,
-                             cli::Cell(t_fwd * 1e3, 2),
-                             cli::Cell(t_both * 1e3, 2),
-                             cli::Cell(bytes / 1048576.0, 1),
+                             cli::Cell(r.fwd * 1e3, 2),
+                             cli::Cell(r.both * 1e3, 2),
+                             cli::Cell(r.bytes / 1048576.0, 1),
                              cli::Cell(gflops, 1),
                              pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
               std::cerr << "." << std::flush;
@@ -269,16 +295,12 @@ int run_attention_bench(int argc, char** argv) {
     }
   }
   std::cerr << "\n";
-  set_num_threads(all);
-  table.print(std::cout);
-  std::cout << "\nTimes: the " << timing.headline_name()
-            << " run. peak MiB: live tensor bytes above the inputs during forward + backward.\n"
-               "GFLOP/s: exact kinds count 4 L^2 d (forward) + 10 L^2 d (backward) per head, "
-               "halved when causal; FAVOR+ kinds 12 L m d (the two projections, forward + "
-               "backward) + 12 L F d (the prefix sums or the bidirectional products, F features "
-               "= m or 2m) per head.\n";
+  set_num_threads(static_cast<int>(peak.size()) - 1);
+  return results;
+}
 
-  // Crossover: per FAVOR+ configuration, the smallest L where its fwd+bwd beats softmax-fused.
+// Per FAVOR+ configuration, the smallest L where its fwd+bwd beats softmax-fused.
+cli::Table crossover_table(const std::map<Config, std::map<int64_t, Measured>>& results) {
   cli::Table cross({"kind",
                     "m",
                     "head_dim",
@@ -322,29 +344,65 @@ int run_attention_bench(int argc, char** argv) {
                    cli::Cell(e.both / f.both, 2),
                    cli::Cell(static_cast<double>(f.bytes) / std::max<int64_t>(1, e.bytes), 2)});
   }
+  return cross;
+}
+
+void write_outputs(const std::string& dir,
+                   const Study& st,
+                   const cli::Table& table,
+                   const cli::Table& cross) {
+  const std::string time_column = std::string("fwd+bwd ms (") + st.timing.headline_name() + ")";
+  table.write(dir, "attention");
+  // Log-log plots of time and memory against L, one line per configuration.
+  for (const auto& [stem, column] :
+       {std::pair<std::string, std::string>{"attention_time", time_column},
+        {"attention_memory", "peak MiB"}}) {
+    cli::PlotSpec spec;
+    spec.title = "attention forward + backward: " + column + " against L";
+    spec.x = "L";
+    spec.y = column;
+    spec.group = {"kind", "m", "head_dim", "mask", "threads"};
+    spec.log_x = spec.log_y = true;
+    spec.data = "attention";
+    cli::plot(table, dir, stem, spec);
+  }
+  if (cross.rows() > 0)
+    cross.write(dir, "attention_crossover");
+}
+
+// parse -> measure -> report.
+int run_attention_bench(int argc, char** argv) {
+  if (asks_for_lisa(argc, argv))
+    return run_bench_lisa(argc, argv);
+  cli::Parser parser("bench attention", "[--kind a,b] [--lengths 256,...] [options]");
+  add_options(parser);
+  if (!parser.parse(argc, argv))
+    return 0;
+  if (parser.has("list")) {
+    for (const auto& k : nn::attention_kinds()) std::cout << k.name << "  " << k.summary << "\n";
+    return 0;
+  }
+  const Study st = parse_study(parser);
+  std::cout << bench::machine_summary() << "\n"
+            << "batch " << st.batch << ", heads " << st.heads << ", " << dtype_name(st.dtype)
+            << "\n\n";
+  cli::Table table = results_table(st);
+  const auto results = measure_all(st, table);
+  table.print(std::cout);
+  std::cout << "\nTimes: the " << st.timing.headline_name()
+            << " run. peak MiB: live tensor bytes above the inputs during forward + backward.\n"
+               "GFLOP/s: exact kinds count 4 L^2 d (forward) + 10 L^2 d (backward) per head, "
+               "halved when causal; FAVOR+ kinds 12 L m d (the two projections, forward + "
+               "backward) + 12 L F d (the prefix sums or the bidirectional products, F features "
+               "= m or 2m) per head.\n";
+  const cli::Table cross = crossover_table(results);
   if (cross.rows() > 0) {
     std::cout << "\nCrossover against softmax-fused (forward + backward; \"at L\": the largest L "
                  "both were measured at):\n";
     cross.print(std::cout);
   }
-  if (!parser.common().out.empty()) {
-    table.write(parser.common().out, "attention");
-    // Log-log plots of time and memory against L, one line per configuration.
-    for (const auto& [stem, column] :
-         {std::pair<std::string, std::string>{"attention_time", "fwd+bwd ms"},
-          {"attention_memory", "peak MiB"}}) {
-      cli::PlotSpec spec;
-      spec.title = "attention forward + backward: " + column + " against L";
-      spec.x = "L";
-      spec.y = column;
-      spec.group = {"kind", "m", "head_dim", "mask", "threads"};
-      spec.log_x = spec.log_y = true;
-      spec.data = "attention";
-      cli::plot(table, parser.common().out, stem, spec);
-    }
-    if (cross.rows() > 0)
-      cross.write(parser.common().out, "attention_crossover");
-  }
+  if (!parser.common().out.empty())
+    write_outputs(parser.common().out, st, table, cross);
   return 0;
 }
 
