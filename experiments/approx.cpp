@@ -141,8 +141,7 @@ struct Accumulator {
   }
 };
 
-int run_approx(int argc, char** argv) {
-  cli::Parser p("approx", "[--study favor|lisa] [--preset default|fig4] [--maps LIST] [options]");
+void add_options(cli::Parser& p) {
   p.options().add_options()(
       "study",
       cli::po::value<std::string>()->default_value("favor"),
@@ -172,80 +171,51 @@ int run_approx(int argc, char** argv) {
       "kl-max-length",
       cli::po::value<int64_t>()->default_value(1024),
       "materialise attention rows for the KL only up to this L");
-  if (!p.parse(argc, argv))
-    return 0;
-  if (p.common().threads > 0)
-    set_num_threads(p.common().threads);
+}
 
-  const std::string study = p.get<std::string>("study");
-  if (study != "favor" && study != "lisa")
-    throw cli::UsageError("--study: expected favor or lisa, got '" + study + "'");
-  if (study == "lisa") {
-    approx::LisaStudyOptions lo;
-    lo.codebooks = cli::split_list(p.get<std::string>("codebooks"), "--codebooks");
-    lo.selections = cli::split_list(p.get<std::string>("selections"), "--selections");
-    for (const auto& s : lo.selections) {
-      if (s != "soft" && s != "st" && s != "gumbel-soft" && s != "gumbel-st")
-        throw cli::UsageError("--selections: expected soft, st, gumbel-soft or gumbel-st, got '" +
-                              s + "'");
-    }
-    for (const auto& t : cli::split_list(p.get<std::string>("taus"), "--taus")) {
-      char* end = nullptr;
-      const double v = std::strtod(t.c_str(), &end);
-      if (end == t.c_str() || *end != '\0' || !(v > 0))
-        throw cli::UsageError("--taus: expected positive numbers, got '" + t + "'");
-      lo.taus.push_back(v);
-    }
-    for (const auto& bw : lo.codebooks) cli::parse_codebooks(bw, "--codebooks");
-    lo.length = p.has("length") ? p.get<int64_t>("length") : 256;
-    lo.dim = p.has("head-dim") ? p.get<int64_t>("head-dim") : 32;
-    lo.samples = p.has("samples") ? p.get<int64_t>("samples") : 3;
-    lo.decay = p.get<double>("decay");
-    if (lo.length < 1 || lo.dim < 1 || lo.samples < 1)
-      throw cli::UsageError("--length, --head-dim and --samples must be >= 1");
-    if (!(lo.decay >= 0))
-      throw cli::UsageError("--decay: must be >= 0");
-    return approx::run_lisa_study(p, lo);
+approx::LisaStudyOptions parse_lisa_study(const cli::Parser& p) {
+  approx::LisaStudyOptions lo;
+  lo.codebooks = cli::split_list(p.get<std::string>("codebooks"), "--codebooks");
+  lo.selections = cli::split_list(p.get<std::string>("selections"), "--selections");
+  for (const auto& s : lo.selections) {
+    if (s != "soft" && s != "st" && s != "gumbel-soft" && s != "gumbel-st")
+      throw cli::UsageError("--selections: expected soft, st, gumbel-soft or gumbel-st, got '" + s +
+                            "'");
   }
-  const std::string preset = p.get<std::string>("preset");
-  if (preset != "default" && preset != "fig4")
-    throw cli::UsageError("--preset: expected default or fig4, got '" + preset + "'");
-  const bool fig4 = preset == "fig4";
-  auto text = [&](const char* flag, const char* def, const char* fig4_def) {
-    return p.has(flag) ? p.get<std::string>(flag) : std::string(fig4 ? fig4_def : def);
-  };
-  auto number = [&](const char* flag, int64_t def, int64_t fig4_def) {
-    return p.has(flag) ? p.get<int64_t>(flag) : (fig4 ? fig4_def : def);
-  };
-  const int64_t L = number("length", 512, 4096);
-  const int64_t d = number("head-dim", 64, 16);
-  const int64_t heads = p.get<int64_t>("heads");
-  const int64_t samples = number("samples", 5, 15);
-  const bool causal = p.get<bool>("causal");
-  const double epsilon = p.get<double>("epsilon");
-  const int64_t kl_max = p.get<int64_t>("kl-max-length");
-  if (L < 1 || d < 1 || heads < 1 || samples < 1)
-    throw cli::UsageError("--length, --head-dim, --heads and --samples must be >= 1");
-  if (epsilon < 0)
-    throw cli::UsageError("--epsilon: must be >= 0");
+  for (const auto& t : cli::split_list(p.get<std::string>("taus"), "--taus")) {
+    char* end = nullptr;
+    const double v = std::strtod(t.c_str(), &end);
+    if (end == t.c_str() || *end != '\0' || !(v > 0))
+      throw cli::UsageError("--taus: expected positive numbers, got '" + t + "'");
+    lo.taus.push_back(v);
+  }
+  for (const auto& bw : lo.codebooks) cli::parse_codebooks(bw, "--codebooks");
+  lo.length = p.has("length") ? p.get<int64_t>("length") : 256;
+  lo.dim = p.has("head-dim") ? p.get<int64_t>("head-dim") : 32;
+  lo.samples = p.has("samples") ? p.get<int64_t>("samples") : 3;
+  lo.decay = p.get<double>("decay");
+  if (lo.length < 1 || lo.dim < 1 || lo.samples < 1)
+    throw cli::UsageError("--length, --head-dim and --samples must be >= 1");
+  if (!(lo.decay >= 0))
+    throw cli::UsageError("--decay: must be >= 0");
+  return lo;
+}
 
+// The FAVOR+ study's grid and sizes (the preset's values unless a flag overrides them).
+struct FavorStudy {
+  bool fig4 = false, causal = false;
+  int64_t length = 512, head_dim = 64, heads = 1, samples = 5, kl_max_length = 1024;
   std::vector<MapChoice> maps;
-  for (const auto& name :
-       cli::split_list(text("maps", "positive,hyperbolic,trig", "positive,trig"), "--maps"))
-    maps.push_back(parse_map(name, epsilon));
   std::vector<bool> orthogonal;
-  for (const auto& f : cli::split_list(text("features", "iid,orth", "iid,orth"), "--features")) {
-    if (f != "iid" && f != "orth")
-      throw cli::UsageError("--features: expected iid or orth, got '" + f + "'");
-    orthogonal.push_back(f == "orth");
-  }
-  const std::vector<int64_t> ms =
-      cli::parse_int_list(text("m", "16,64,256", "16,32,64,128,256"), "--m");
-  for (int64_t m : ms)
-    if (m < 1)
-      throw cli::UsageError("--m: every value must be >= 1");
+  std::vector<int64_t> ms;
   std::vector<double> scales;
-  for (const auto& s : cli::split_list(text("scales", "0.25,0.5,1", "0.5,1,1.5"), "--scales")) {
+  DType dtype = kFloat32;
+  uint64_t seed = 0;
+};
+
+std::vector<double> parse_scales(const std::string& text) {
+  std::vector<double> scales;
+  for (const auto& s : cli::split_list(text, "--scales")) {
     try {
       size_t used = 0;
       scales.push_back(std::stod(s, &used));
@@ -255,112 +225,180 @@ int run_approx(int argc, char** argv) {
       throw cli::UsageError("--scales: expected positive numbers, got '" + s + "'");
     }
   }
-  const DType dtype = p.common().dtype;
-  const uint64_t seed = p.common().seed;
-  nn::AttentionMask mask;
-  mask.causal = causal;
+  return scales;
+}
 
-  // Exact results per (scale, sample) are shared by every approximate configuration.
-  struct Exact {
+FavorStudy parse_favor_study(const cli::Parser& p) {
+  FavorStudy st;
+  const std::string preset = p.get<std::string>("preset");
+  if (preset != "default" && preset != "fig4")
+    throw cli::UsageError("--preset: expected default or fig4, got '" + preset + "'");
+  st.fig4 = preset == "fig4";
+  auto text = [&](const char* flag, const char* def, const char* fig4_def) {
+    return p.has(flag) ? p.get<std::string>(flag) : std::string(st.fig4 ? fig4_def : def);
+  };
+  auto number = [&](const char* flag, int64_t def, int64_t fig4_def) {
+    return p.has(flag) ? p.get<int64_t>(flag) : (st.fig4 ? fig4_def : def);
+  };
+  st.length = number("length", 512, 4096);
+  st.head_dim = number("head-dim", 64, 16);
+  st.heads = p.get<int64_t>("heads");
+  st.samples = number("samples", 5, 15);
+  st.causal = p.get<bool>("causal");
+  st.kl_max_length = p.get<int64_t>("kl-max-length");
+  const double epsilon = p.get<double>("epsilon");
+  if (st.length < 1 || st.head_dim < 1 || st.heads < 1 || st.samples < 1)
+    throw cli::UsageError("--length, --head-dim, --heads and --samples must be >= 1");
+  if (epsilon < 0)
+    throw cli::UsageError("--epsilon: must be >= 0");
+  for (const auto& name :
+       cli::split_list(text("maps", "positive,hyperbolic,trig", "positive,trig"), "--maps"))
+    st.maps.push_back(parse_map(name, epsilon));
+  for (const auto& f : cli::split_list(text("features", "iid,orth", "iid,orth"), "--features")) {
+    if (f != "iid" && f != "orth")
+      throw cli::UsageError("--features: expected iid or orth, got '" + f + "'");
+    st.orthogonal.push_back(f == "orth");
+  }
+  st.ms = cli::parse_int_list(text("m", "16,64,256", "16,32,64,128,256"), "--m");
+  for (int64_t m : st.ms)
+    if (m < 1)
+      throw cli::UsageError("--m: every value must be >= 1");
+  st.scales = parse_scales(text("scales", "0.25,0.5,1", "0.5,1,1.5"));
+  st.dtype = p.common().dtype;
+  st.seed = p.common().seed;
+  return st;
+}
+
+// Inputs and exact results per (scale, sample), shared by every approximate configuration.
+class ExactCache {
+ public:
+  struct Entry {
     Tensor q, k, v, g;
     Gradients grads;
   };
-  std::map<std::pair<size_t, int64_t>, Exact> exact;
-  auto exact_for = [&](size_t si, int64_t s) -> const Exact& {
-    auto it = exact.find({si, s});
-    if (it != exact.end())
+  explicit ExactCache(const FavorStudy& st) : st_(st) { mask_.causal = st.causal; }
+  const Entry& get(size_t scale_index, int64_t sample) {
+    auto it = entries_.find({scale_index, sample});
+    if (it != entries_.end())
       return it->second;
-    const uint64_t stream = static_cast<uint64_t>(s) * 4;
-    Exact e;
-    e.q = randn({1, heads, L, d}, RngKey{seed, stream}, dtype) * scales[si];
-    e.k = randn({1, heads, L, d}, RngKey{seed, stream + 1}, dtype) * scales[si];
-    e.v = randn({1, heads, L, d}, RngKey{seed, stream + 2}, dtype);
-    e.g = randn({1, heads, L, d}, RngKey{seed, stream + 3}, dtype);
+    const uint64_t stream = static_cast<uint64_t>(sample) * 4;
+    const Shape s{1, st_.heads, st_.length, st_.head_dim};
+    Entry e;
+    e.q = randn(s, RngKey{st_.seed, stream}, st_.dtype) * st_.scales[scale_index];
+    e.k = randn(s, RngKey{st_.seed, stream + 1}, st_.dtype) * st_.scales[scale_index];
+    e.v = randn(s, RngKey{st_.seed, stream + 2}, st_.dtype);
+    e.g = randn(s, RngKey{st_.seed, stream + 3}, st_.dtype);
     e.grads = run_with_gradients(e.q, e.k, e.v, e.g, [&](const Var& q, const Var& k, const Var& v) {
-      return nn::softmax_attention(q, k, v, mask, nn::SoftmaxImpl::Fused);
+      return nn::softmax_attention(q, k, v, mask_, nn::SoftmaxImpl::Fused);
     });
-    return exact.emplace(std::make_pair(si, s), std::move(e)).first->second;
-  };
+    return entries_.emplace(std::make_pair(scale_index, sample), std::move(e)).first->second;
+  }
 
-  cli::Table table({"map",
-                    "features",
-                    "m",
-                    "scale",
-                    "L",
-                    "d",
-                    "causal",
-                    "samples",
-                    "out_mse",
-                    "mse_std",
-                    "rel_err",
-                    "kl",
-                    "cos_dq",
-                    "rel_dq",
-                    "cos_dk",
-                    "rel_dk",
-                    "cos_dv",
-                    "rel_dv"});
+ private:
+  const FavorStudy& st_;
+  nn::AttentionMask mask_;
+  std::map<std::pair<size_t, int64_t>, Entry> entries_;
+};
+
+// One FAVOR+ configuration on one sample, added to the accumulator.
+void measure_sample(const FavorStudy& st,
+                    const MapChoice& mc,
+                    bool orth,
+                    int64_t m,
+                    int64_t sample,
+                    const ExactCache::Entry& e,
+                    Accumulator& acc,
+                    bool& kl_defined) {
+  const bool projected = nn::uses_projection(mc.spec.map);
+  nn::ProjectionOptions po;
+  po.features = m;
+  po.dim = st.head_dim;
+  po.orthogonal = orth;
+  // Every configuration of a sample sees the same Gaussian stream: iid vs orth and the m sweep
+  // differ only in construction (common random numbers: lower-variance comparisons).
+  const Tensor w =
+      projected
+          ? draw_projection(po, RngKey{st.seed + 1, static_cast<uint64_t>(sample)}).to(st.dtype)
+          : Tensor();
+  nn::FavorAttentionOptions fo;
+  fo.features = mc.spec;
+  nn::AttentionMask mask;
+  mask.causal = st.causal;
+  const Gradients a =
+      run_with_gradients(e.q, e.k, e.v, e.g, [&](const Var& q, const Var& k, const Var& v) {
+        return nn::favor_attention(q, k, v, w.defined() ? Var(w) : Var(), mask, fo);
+      });
+  const Tensor diff = a.out - e.grads.out;
+  acc.mse.push_back(sum(diff * diff).item() / static_cast<double>(diff.numel()));
+  acc.rel += agreement(a.out, e.grads.out).second;
+  auto [cq, rq] = agreement(a.dq, e.grads.dq);
+  auto [ck, rk] = agreement(a.dk, e.grads.dk);
+  auto [cv, rv] = agreement(a.dv, e.grads.dv);
+  acc.cq += cq, acc.rq += rq, acc.ck += ck, acc.rk += rk, acc.cv += cv, acc.rv += rv;
+  if (kl_defined && projected) {
+    const double kl = attention_kl(e.q, e.k, w, mc.spec, st.causal);
+    kl_defined = std::isfinite(kl);
+    acc.kl += kl;
+  } else {
+    kl_defined = false;
+  }
+  ++acc.n;
+}
+
+cli::Table favor_table() {
+  return cli::Table({"map",
+                     "features",
+                     "m",
+                     "scale",
+                     "L",
+                     "d",
+                     "causal",
+                     "samples",
+                     "out_mse",
+                     "mse_std",
+                     "rel_err",
+                     "kl",
+                     "cos_dq",
+                     "rel_dq",
+                     "cos_dk",
+                     "rel_dk",
+                     "cos_dv",
+                     "rel_dv"});
+}
+
+// Every (map, iid/orth, m, scale) configuration over the samples: one row each.
+cli::Table run_favor_study(const FavorStudy& st) {
+  cli::Table table = favor_table();
   int64_t total = 0;
-  for (const auto& mc : maps)
-    total +=
-        static_cast<int64_t>(nn::uses_projection(mc.spec.map) ? orthogonal.size() * ms.size() : 1) *
-        static_cast<int64_t>(scales.size()) * samples;
+  for (const auto& mc : st.maps)
+    total += static_cast<int64_t>(
+                 nn::uses_projection(mc.spec.map) ? st.orthogonal.size() * st.ms.size() : 1) *
+             static_cast<int64_t>(st.scales.size()) * st.samples;
   cli::Progress progress(total, "approx");
-  for (const auto& mc : maps) {
+  ExactCache exact(st);
+  for (const auto& mc : st.maps) {
     const bool projected = nn::uses_projection(mc.spec.map);
     // elu+1 has no random features: one row per scale.
-    const std::vector<bool> orth_list = projected ? orthogonal : std::vector<bool>{false};
-    const std::vector<int64_t> m_list = projected ? ms : std::vector<int64_t>{d};
+    const std::vector<bool> orth_list = projected ? st.orthogonal : std::vector<bool>{false};
+    const std::vector<int64_t> m_list = projected ? st.ms : std::vector<int64_t>{st.head_dim};
     for (bool orth : orth_list) {
       for (int64_t m : m_list) {
-        for (size_t si = 0; si < scales.size(); ++si) {
+        for (size_t si = 0; si < st.scales.size(); ++si) {
           Accumulator acc;
-          bool kl_defined = L <= kl_max;
-          for (int64_t s = 0; s < samples; ++s) {
-            const Exact& e = exact_for(si, s);
-            nn::ProjectionOptions po;
-            po.features = m;
-            po.dim = d;
-            po.orthogonal = orth;
-            // Every configuration of sample s sees the same Gaussian stream: iid vs orth and
-            // the m sweep differ only in construction (common random numbers: lower-variance
-            // comparisons).
-            const Tensor w =
-                projected
-                    ? draw_projection(po, RngKey{seed + 1, static_cast<uint64_t>(s)}).to(dtype)
-                    : Tensor();
-            nn::FavorAttentionOptions fo;
-            fo.features = mc.spec;
-            const Gradients a = run_with_gradients(
-                e.q, e.k, e.v, e.g, [&](const Var& q, const Var& k, const Var& v) {
-                  return nn::favor_attention(q, k, v, w.defined() ? Var(w) : Var(), mask, fo);
-                });
-            const Tensor diff = a.out - e.grads.out;
-            acc.mse.push_back(sum(diff * diff).item() / static_cast<double>(diff.numel()));
-            acc.rel += agreement(a.out, e.grads.out).second;
-            auto [cq, rq] = agreement(a.dq, e.grads.dq);
-            auto [ck, rk] = agreement(a.dk, e.grads.dk);
-            auto [cv, rv] = agreement(a.dv, e.grads.dv);
-            acc.cq += cq, acc.rq += rq, acc.ck += ck, acc.rk += rk, acc.cv += cv, acc.rv += rv;
-            if (kl_defined && projected) {
-              const double kl = attention_kl(e.q, e.k, w, mc.spec, causal);
-              kl_defined = std::isfinite(kl);
-              acc.kl += kl;
-            } else {
-              kl_defined = false;
-            }
-            ++acc.n;
+          bool kl_defined = st.length <= st.kl_max_length;
+          for (int64_t s = 0; s < st.samples; ++s) {
+            measure_sample(st, mc, orth, m, s, exact.get(si, s), acc, kl_defined);
             progress.step(1, mc.name + (orth ? " orth" : " iid") + " m=" + std::to_string(m));
           }
           const double n = acc.n;
           table.add_row({mc.name,
                          projected ? (orth ? "orth" : "iid") : "-",
                          m,
-                         cli::Cell(scales[si], 2),
-                         L,
-                         d,
-                         causal ? "yes" : "no",
-                         samples,
+                         cli::Cell(st.scales[si], 2),
+                         st.length,
+                         st.head_dim,
+                         st.causal ? "yes" : "no",
+                         st.samples,
                          cli::Cell::sci(acc.mse_mean()),
                          cli::Cell::sci(acc.mse_std()),
                          cli::Cell::sci(acc.rel / n),
@@ -375,51 +413,86 @@ int run_approx(int argc, char** argv) {
       }
     }
   }
-  std::cout << "FAVOR+ against exact softmax attention (" << (causal ? "causal" : "bidirectional")
-            << ", " << dtype_name(dtype) << ", seed " << seed << "; gradients of sum(out . G))\n";
+  return table;
+}
+
+cli::PlotSpec log_plot(const std::string& stem,
+                       std::string title,
+                       std::string x,
+                       std::string y,
+                       std::vector<std::string> group,
+                       bool log_x) {
+  cli::PlotSpec ps;
+  ps.title = std::move(title);
+  ps.x = std::move(x);
+  ps.y = std::move(y);
+  ps.group = std::move(group);
+  ps.log_x = log_x;
+  ps.log_y = true;
+  ps.data = stem;
+  return ps;
+}
+
+void write_favor_outputs(const FavorStudy& st, const cli::Table& table, const std::string& out) {
+  const std::string stem = st.fig4 ? "approx_fig4" : "approx_favor";
+  table.write(out, stem);
+  table.write(out, "result");  // what `attnlab sweep --command approx` collects
+  const std::string sizes =
+      "(L = " + std::to_string(st.length) + ", d = " + std::to_string(st.head_dim) + ")";
+  bool made = cli::plot(table,
+                        out,
+                        stem + "_mse_vs_m",
+                        log_plot(stem,
+                                 "FAVOR+ output MSE against m " + sizes,
+                                 "m",
+                                 "out_mse",
+                                 {"map", "features", "scale"},
+                                 true));
+  made = cli::plot(table,
+                   out,
+                   stem + "_err_vs_scale",
+                   log_plot(stem,
+                            "FAVOR+ relative error against the input-norm scale",
+                            "scale",
+                            "rel_err",
+                            {"map", "features", "m"},
+                            false)) &&
+         made;
+  made = cli::plot(table,
+                   out,
+                   stem + "_dq_vs_m",
+                   log_plot(stem,
+                            "Gradient agreement: relative error of dL/dq against m",
+                            "m",
+                            "rel_dq",
+                            {"map", "features", "scale"},
+                            true)) &&
+         made;
+  std::cout << "wrote " << out << "/" << stem << ".csv, .jsonl" << (made ? " and plots (.png)" : "")
+            << "\n";
+}
+
+// parse -> run the chosen study -> report.
+int run_approx(int argc, char** argv) {
+  cli::Parser p("approx", "[--study favor|lisa] [--preset default|fig4] [--maps LIST] [options]");
+  add_options(p);
+  if (!p.parse(argc, argv))
+    return 0;
+  if (p.common().threads > 0)
+    set_num_threads(p.common().threads);
+  const std::string study = p.get<std::string>("study");
+  if (study != "favor" && study != "lisa")
+    throw cli::UsageError("--study: expected favor or lisa, got '" + study + "'");
+  if (study == "lisa")
+    return approx::run_lisa_study(p, parse_lisa_study(p));
+  const FavorStudy st = parse_favor_study(p);
+  const cli::Table table = run_favor_study(st);
+  std::cout << "FAVOR+ against exact softmax attention ("
+            << (st.causal ? "causal" : "bidirectional") << ", " << dtype_name(st.dtype) << ", seed "
+            << st.seed << "; gradients of sum(out . G))\n";
   table.print(std::cout);
-  const std::string& out = p.common().out;
-  if (!out.empty()) {
-    const std::string stem = fig4 ? "approx_fig4" : "approx_favor";
-    table.write(out, stem);
-    table.write(out, "result");  // what `attnlab sweep --command approx` collects
-    auto spec = [&](std::string title,
-                    std::string x,
-                    std::string y,
-                    std::vector<std::string> group,
-                    bool log_x) {
-      cli::PlotSpec ps;
-      ps.title = std::move(title);
-      ps.x = std::move(x);
-      ps.y = std::move(y);
-      ps.group = std::move(group);
-      ps.log_x = log_x;
-      ps.log_y = true;
-      ps.data = stem;
-      return ps;
-    };
-    const cli::PlotSpec mse_vs_m = spec("FAVOR+ output MSE against m (L = " + std::to_string(L) +
-                                            ", d = " + std::to_string(d) + ")",
-                                        "m",
-                                        "out_mse",
-                                        {"map", "features", "scale"},
-                                        true);
-    const cli::PlotSpec err_vs_scale = spec("FAVOR+ relative error against the input-norm scale",
-                                            "scale",
-                                            "rel_err",
-                                            {"map", "features", "m"},
-                                            false);
-    const cli::PlotSpec grad_vs_m = spec("Gradient agreement: relative error of dL/dq against m",
-                                         "m",
-                                         "rel_dq",
-                                         {"map", "features", "scale"},
-                                         true);
-    bool made = cli::plot(table, out, stem + "_mse_vs_m", mse_vs_m);
-    made = cli::plot(table, out, stem + "_err_vs_scale", err_vs_scale) && made;
-    made = cli::plot(table, out, stem + "_dq_vs_m", grad_vs_m) && made;
-    std::cout << "wrote " << out << "/" << stem << ".csv, .jsonl"
-              << (made ? " and plots (.png)" : "") << "\n";
-  }
+  if (!p.common().out.empty())
+    write_favor_outputs(st, table, p.common().out);
   return 0;
 }
 
