@@ -34,6 +34,7 @@ class Table {
   explicit Table(std::vector<std::string> columns);
   void add_row(std::vector<Cell> cells);  // one cell per column
   std::size_t rows() const { return rows_.size(); }
+  const std::vector<Cell>& row(std::size_t i) const { return rows_.at(i); }
   const std::vector<std::string>& columns() const { return columns_; }
 
   void print(std::ostream& os) const;  // aligned; numbers right-aligned

@@ -1,6 +1,7 @@
-// `attnlab bench case` and `attnlab bench compare` as a user runs them: the JSON line of one
-// case, and the paired table against a stand-in baseline (tests/data/fake_baseline, run with
-// /bin/sh, so the test needs neither Python nor PyTorch).
+// The bench modes added for fair comparisons and model-level studies, as a user runs them:
+// `bench case` (the JSON line of one case), `bench compare` (the paired table against a stand-in
+// baseline, tests/data/fake_baseline run with /bin/sh, so the test needs neither Python nor
+// PyTorch) and `bench model` (whole recommenders against L).
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -15,7 +16,7 @@ using attnlab_test::run_cli;
 
 const std::string kFake = std::string(ATTNLAB_SOURCE_DIR) + "/tests/data/fake_baseline";
 
-TEST_SUITE("experiments.bench_compare") {
+TEST_SUITE("experiments.bench_modes") {
   TEST_CASE("bench case prints one JSON line with the median of equal repetitions") {
     const auto r = run_cli("bench case --case gemm --n 32 --reps 3 --threads 1");
     CAPTURE(r.out);
@@ -67,6 +68,24 @@ TEST_SUITE("experiments.bench_compare") {
         "--python /nonexistent/python3");
     CHECK(missing.status == 1);
     CHECK(missing.out.find("failed (exit status 127)") != std::string::npos);
+  }
+
+  TEST_CASE("bench model times every model kind and reports the crossovers") {
+    const std::string dir = "/tmp/attnlab_bench_model_" + std::to_string(::getpid());
+    const auto r = run_cli("bench model --quick --reps 1 --out " + dir);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    const std::string csv = read_text(dir + "/model.csv");
+    CHECK(csv.rfind("kind,L,train step ms,inference ms,train peak MiB,inference peak MiB", 0) ==
+          0);
+    int rows = 0;
+    for (char c : csv) rows += c == '\n';
+    CHECK(rows == 1 + 6 * 2);  // six default kinds at the two quick lengths
+    const std::string cross = read_text(dir + "/model_crossover.csv");
+    for (const char* kind : {"favor,softmax-fused", "lisa-soft,softmax-reference"})
+      CHECK(cross.find(kind) != std::string::npos);
+    CHECK(run_cli("bench model --kinds nope").status == 2);
+    CHECK(run_cli("bench model --lengths 1").status == 2);
   }
 }
 
