@@ -203,6 +203,29 @@ Tensor scatter_add(const Shape& shape, int axis, const Tensor& index, const Tens
   });
 }
 
+Tensor unique(const Tensor& x, Tensor* inverse) {
+  ATTNLAB_CHECK(x.dtype() == kInt64,
+                DTypeError,
+                "unique: expected an int64 tensor, got ",
+                x.dtype(),
+                " of shape ",
+                x.shape());
+  const int64_t n = x.numel();
+  const int64_t* p = x.data<int64_t>();
+  std::vector<int64_t> values(p, p + n);
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  Tensor out = Tensor::empty({static_cast<int64_t>(values.size())}, kInt64);
+  std::copy(values.begin(), values.end(), out.data<int64_t>());
+  if (inverse) {
+    *inverse = Tensor::empty(x.shape(), kInt64);
+    int64_t* inv = inverse->data<int64_t>();
+    for (int64_t i = 0; i < n; ++i)
+      inv[i] = std::lower_bound(values.begin(), values.end(), p[i]) - values.begin();
+  }
+  return out;
+}
+
 Tensor one_hot(const Tensor& index, int64_t num_classes, DType dtype) {
   indexing_detail::check_index_tensor(index, "one_hot");
   ATTNLAB_CHECK(

@@ -21,6 +21,12 @@ Tensor gather(const Tensor& x, int axis, const Tensor& index);
 // The adjoint of gather: zeros of `shape`, then out[.., index[..], ..] += src[..].
 Tensor scatter_add(const Shape& shape, int axis, const Tensor& index, const Tensor& src);
 
+// torch.unique(sorted=True, return_inverse=True) for an int64 tensor of any shape: the distinct
+// values in increasing order ([U]), and `inverse` (int64, x's shape) with
+// x = index_select(unique, 0, inverse). Lets a layer compute a function of each distinct id once
+// and gather the results (a batch of 25,600 item positions often holds a few thousand items).
+Tensor unique(const Tensor& x, Tensor* inverse = nullptr);
+
 // One-hot rows: out.shape = index.shape + [num_classes], 1 at each index, 0 elsewhere.
 Tensor one_hot(const Tensor& index, int64_t num_classes, DType dtype = kFloat32);
 

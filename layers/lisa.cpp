@@ -103,8 +103,8 @@ Var LISA::hidden(const Tensor& ids) {
   const int64_t n = ids.size(0), l = ids.size(1);
   const double d = static_cast<double>(config_.dim);
   Tensor keep = gt(ids.to(kFloat32), 0.0);  // [N, L]: 1 for items, 0 for (left) padding
-  Var e = item_embedding->forward(ids) * std::sqrt(d);
-  QuantizedItems items = pq->forward(e, {}, keep);
+  Var e;                                    // [N, L, D], for the regulariser
+  QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e);
   Tensor keep3 = keep.to(e.dtype()).reshape({n, l, 1});
   Var x = items.reconstruction + position_embedding->forward(arange(l, kInt64).reshape({1, l}));
   x = input_dropout->forward(x) * ag::constant(keep3);
@@ -129,20 +129,27 @@ Var LISA::hidden(const Tensor& ids) {
   return out;
 }
 
+std::function<Var(const Tensor&)> LISA::embed_fn() const {
+  const double scale = std::sqrt(static_cast<double>(config_.dim));
+  return [this, scale](const Tensor& ids) {
+    return item_embedding->forward(ids) * scale;
+  };
+}
+
 Var LISA::item_vectors(const Tensor& item_ids) {
   auto s = scope();
-  Var e = item_embedding->forward(item_ids) * std::sqrt(static_cast<double>(config_.dim));
   switch (config_.variant) {
     case LisaVariant::Soft:  // targets are not quantized
-      return e;
+      return embed_fn()(item_ids);
     case LisaVariant::Mini:
-      return target_pq->forward(e, {}, gt(item_ids.to(kFloat32), 0.0)).reconstruction;
+      return target_pq->forward_ids(item_ids, embed_fn(), gt(item_ids.to(kFloat32), 0.0))
+          .reconstruction;
     case LisaVariant::Base:
     default: {
       // The same PQ as the sequence (targets fully compressed); not counted in its usage.
       const bool saved = pq->track_usage;
       pq->track_usage = false;
-      Var r = pq->forward(e).reconstruction;
+      Var r = pq->forward_ids(item_ids, embed_fn()).reconstruction;
       pq->track_usage = saved;
       return r;
     }

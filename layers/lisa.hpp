@@ -98,6 +98,8 @@ class LISA : public SequenceRecommender {
   std::shared_ptr<FeedForward> ffn;
 
  private:
+  // ids -> sqrt(D) E[ids], what the quantizers take.
+  std::function<Var(const Tensor&)> embed_fn() const;
   LISAConfig config_;
   std::shared_ptr<Generator> dropout_rng_, noise_rng_;
   Var aux_loss_;

@@ -295,26 +295,63 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
   out.logits = ag::reshape(out.logits, sel_shape);
   out.codes = codes.reshape(code_shape);
   out.noise = g.defined() ? g.reshape(sel_shape) : Tensor();
-  if (track_usage) {
-    CodewordUsage now = codeword_usage(out.codes, w, keep);
-    add_(usage_.counts, now.counts);
-    usage_.items += now.items;
-    const double* c = usage_.counts.data<double>();
-    for (int64_t b = 0; b < nb; ++b) {
-      double total = 0, h = 0;
-      int64_t used = 0;
-      for (int64_t v = 0; v < w; ++v) total += c[b * w + v];
-      for (int64_t v = 0; v < w; ++v) {
-        if (c[b * w + v] > 0) {
-          ++used;
-          h -= c[b * w + v] / total * std::log(c[b * w + v] / total);
-        }
-      }
-      usage_.used[b] = used;
-      usage_.entropy[b] = h;
-    }
-  }
+  if (track_usage)
+    record_usage(out.codes, keep);
   return out;
+}
+
+QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
+                                             const std::function<Var(const Tensor&)>& embed,
+                                             const Tensor& keep,
+                                             Var* embedded) {
+  ATTNLAB_CHECK(ids.dtype() == kInt64,
+                DTypeError,
+                "ProductQuantizer::forward_ids: ids must be int64, got ",
+                ids.dtype());
+  if (selection_is_gumbel(selection())) {
+    Var e = embed(ids);
+    if (embedded)
+      *embedded = e;
+    return forward(e, {}, keep);
+  }
+  Tensor inverse;
+  const Tensor distinct = unique(ids, &inverse);
+  Var e = embed(distinct);  // [U, D]
+  const bool tracking = track_usage;
+  track_usage = false;
+  QuantizedItems q = forward(e);
+  track_usage = tracking;
+  QuantizedItems out;
+  out.reconstruction = ag::index_select(q.reconstruction, 0, inverse);  // ids.shape + [D]
+  out.selection = ag::index_select(q.selection, 0, inverse);            // ids.shape + [B, W]
+  out.logits = ag::index_select(q.logits, 0, inverse);
+  out.codes = index_select(q.codes, 0, inverse);
+  if (embedded)
+    *embedded = ag::index_select(e, 0, inverse);
+  if (track_usage)
+    record_usage(out.codes, keep);
+  return out;
+}
+
+void ProductQuantizer::record_usage(const Tensor& codes, const Tensor& keep) {
+  const int64_t nb = options_.codebooks, w = options_.codewords;
+  CodewordUsage now = codeword_usage(codes, w, keep);
+  add_(usage_.counts, now.counts);
+  usage_.items += now.items;
+  const double* c = usage_.counts.data<double>();
+  for (int64_t b = 0; b < nb; ++b) {
+    double total = 0, h = 0;
+    int64_t used = 0;
+    for (int64_t v = 0; v < w; ++v) total += c[b * w + v];
+    for (int64_t v = 0; v < w; ++v) {
+      if (c[b * w + v] > 0) {
+        ++used;
+        h -= c[b * w + v] / total * std::log(c[b * w + v] / total);
+      }
+    }
+    usage_.used[b] = used;
+    usage_.entropy[b] = h;
+  }
 }
 
 std::string ProductQuantizer::describe() const {

@@ -19,6 +19,7 @@
 // op is a deterministic function of its inputs for gradcheck).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -112,6 +113,16 @@ class ProductQuantizer : public Module {
   // draw it from the generator when it is absent; pass it to make them deterministic).
   // keep (optional, x.shape[:-1], 0/1): items with 0 are not counted in usage().
   QuantizedItems forward(const Var& x, const Tensor& noise = {}, const Tensor& keep = {});
+  // The same for items given by id: embed(ids) ([U] -> [U, D]) is quantized once per distinct id
+  // and the results are gathered per position (index_select, whose backward sums the positions'
+  // gradients into the shared row: the values and gradients of forward(embed(ids)), at the cost
+  // of the distinct items: a batch of 128 x 200 positions holds a few thousand). Selections that
+  // draw Gumbel noise (independent per position) take forward(embed(ids)) itself. `embedded`,
+  // if given, receives the per-position embeddings [..., D].
+  QuantizedItems forward_ids(const Tensor& ids,
+                             const std::function<Var(const Tensor&)>& embed,
+                             const Tensor& keep = {},
+                             Var* embedded = nullptr);
   Selection selection() const {
     return is_training() ? options_.train_selection : options_.eval_selection;
   }
@@ -122,6 +133,8 @@ class ProductQuantizer : public Module {
   // Usage accumulated by forward since the last reset (items with keep != 0).
   const CodewordUsage& usage() const { return usage_; }
   void reset_usage();
+  // Adds codes [..., B] (where keep != 0) to usage(); forward does this when track_usage is set.
+  void record_usage(const Tensor& codes, const Tensor& keep);
   bool track_usage = true;
   std::string describe() const override;
   const ProductQuantizerOptions& options() const { return options_; }

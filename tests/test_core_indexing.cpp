@@ -79,3 +79,20 @@ TEST_SUITE("core.indexing") {
     CHECK_THROWS_AS(one_hot(from_vector(std::vector<int64_t>{3}, {1}), 3), ValueError);
   }
 }
+
+TEST_SUITE("core.indexing") {
+  TEST_CASE("unique returns the sorted distinct values and the inverse that rebuilds the input") {
+    const Tensor x = from_vector(std::vector<int64_t>{5, 2, 5, 0, 2, 9}, {2, 3});
+    Tensor inverse;
+    const Tensor u = unique(x, &inverse);
+    REQUIRE(u.shape() == Shape{4});
+    const std::vector<int64_t> want = {0, 2, 5, 9};
+    for (int64_t i = 0; i < 4; ++i) CHECK(u.data<int64_t>()[i] == want[i]);
+    CHECK(inverse.shape() == x.shape());
+    const Tensor rebuilt = index_select(u, 0, inverse);
+    for (int64_t i = 0; i < x.numel(); ++i)
+      CHECK(rebuilt.data<int64_t>()[i] == x.data<int64_t>()[i]);
+    CHECK(unique(zeros({0}, kInt64)).numel() == 0);
+    CHECK_THROWS_AS(unique(zeros({3}, kFloat32)), DTypeError);
+  }
+}
