@@ -101,7 +101,6 @@ Var LISA::hidden(const Tensor& ids) {
   check_input_ids(ids, "LISA");
   auto s = scope();
   const int64_t n = ids.size(0), l = ids.size(1);
-  const double d = static_cast<double>(config_.dim);
   Tensor keep = gt(ids.to(kFloat32), 0.0);  // [N, L]: 1 for items, 0 for (left) padding
   Var e;                                    // [N, L, D], for the regulariser
   QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e);
