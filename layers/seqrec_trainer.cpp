@@ -50,17 +50,57 @@ std::string json_metrics(const char* prefix, const RankingMetrics& m) {
                 prefix,
                 m.ndcg10);
   std::string s = buf;
+  std::snprintf(buf,
+                sizeof buf,
+                ", \"%s_tie_rate\": %.6f, \"%s_non_finite_users\": %lld",
+                prefix,
+                m.tie_rate,
+                prefix,
+                static_cast<long long>(m.non_finite_users));
+  s += buf;
   if (m.full_hr10 >= 0) {
     std::snprintf(buf,
                   sizeof buf,
-                  ", \"%s_full_hr10\": %.6f, \"%s_full_ndcg10\": %.6f",
+                  ", \"%s_full_hr10\": %.6f, \"%s_full_ndcg10\": %.6f, \"%s_full_tie_rate\": %.6f",
                   prefix,
                   m.full_hr10,
                   prefix,
-                  m.full_ndcg10);
+                  m.full_ndcg10,
+                  prefix,
+                  m.full_tie_rate);
     s += buf;
   }
   return s;
+}
+
+// A NaN or infinite loss would be backpropagated into NaN parameters, and every later
+// checkpoint would hold them: training stops before the update, the files as they were.
+void check_loss_is_finite(double loss,
+                          int64_t epoch,
+                          int64_t batch,
+                          int64_t batches,
+                          const std::string& checkpoint,
+                          int64_t checkpoint_epoch) {
+  if (std::isfinite(loss))
+    return;
+  const std::string kept = checkpoint.empty()     ? std::string("no checkpoint was requested")
+                           : checkpoint_epoch > 0 ? "the checkpoint '" + checkpoint + "' (epoch " +
+                                                        std::to_string(checkpoint_epoch) +
+                                                        ") and the log are as they were"
+                                                  : "no checkpoint was written yet";
+  const char* value = std::isnan(loss) ? "NaN" : loss > 0 ? "+inf" : "-inf";
+  throw ValueError(
+      ::attnlab::detail::concat("train_recommender: the training loss is ",
+                                value,
+                                " at epoch ",
+                                epoch,
+                                ", batch ",
+                                batch,
+                                " of ",
+                                batches,
+                                "; stopped before the update, ",
+                                kept,
+                                " (a lower learning rate or gradient clipping may help)"));
 }
 
 void progress_bar(
@@ -210,6 +250,8 @@ TrainResult train_recommender(SequenceRecommender& model,
         best_ndcg = value;
       if (name == "best_hr10")
         result.best_valid.hr10 = value;
+      if (name == "best_tie_rate")
+        result.best_valid.tie_rate = value;
       if (name == "bad_evals")
         bad_evals = static_cast<int64_t>(value);
     }
@@ -231,6 +273,7 @@ TrainResult train_recommender(SequenceRecommender& model,
     log.open(c.log, c.resume ? std::ios::app : std::ios::trunc);
     ATTNLAB_CHECK(log.good(), IOError, "train_recommender: cannot open the log '", c.log, "'");
   }
+  int64_t checkpoint_epoch = start_epoch;  // the epoch of the checkpoint on disk (0: none)
   const bool show = c.progress && ::isatty(2);
   const int64_t maxlen = model.max_length();
   const int64_t batches = (static_cast<int64_t>(users.size()) + c.batch_size - 1) / c.batch_size;
@@ -247,11 +290,15 @@ TrainResult train_recommender(SequenceRecommender& model,
       const TrainBatch batch = make_batch(data, chunk, maxlen, negatives_key(c.seed, epoch, bi));
       opt.zero_grad();
       Var loss = recommendation_loss(model, batch, c.loss);
+      const double loss_value = loss.item();
+      if (!std::isfinite(loss_value) && show)
+        std::fprintf(stderr, "\n");  // the error on a line of its own, not after the bar
+      check_loss_is_finite(loss_value, epoch, bi + 1, batches, c.checkpoint, checkpoint_epoch);
       loss.backward();
       if (c.clip_norm > 0)
         optim::clip_grad_norm(opt.params(), c.clip_norm);
       opt.step();
-      loss_sum += loss.item();
+      loss_sum += loss_value;
       if (show) {
         const double sec = std::chrono::duration<double>(clock::now() - t0).count();
         progress_bar(
@@ -314,7 +361,9 @@ TrainResult train_recommender(SequenceRecommender& model,
                              {{"best_epoch", static_cast<double>(result.best_epoch)},
                               {"best_ndcg10", best_ndcg},
                               {"best_hr10", result.best_valid.hr10},
+                              {"best_tie_rate", result.best_valid.tie_rate},
                               {"bad_evals", static_cast<double>(bad_evals)}});
+      checkpoint_epoch = epoch;
     }
     result.epochs.push_back(e);
     if (on_epoch)

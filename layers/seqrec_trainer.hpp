@@ -8,6 +8,9 @@
 //   - Adam (beta2 = 0.98 as in SASRec), evaluation on the validation split every eval_every epochs,
 //     early stopping after `patience` evaluations without a better validation NDCG@10, and the
 //     test metrics of the best validation model at the end;
+//   - a NaN or infinite training loss stops training with a ValueError naming the epoch and the
+//     batch, checked before the update: the checkpoint, its best model and the log stay as they
+//     were at the last evaluation;
 //   - every random draw (permutations, negatives, dropout) is counter-based and keyed by epoch, so
 //     a checkpoint (model, optimizer, generators, best model, bookkeeping) resumes bit-identically.
 #pragma once
