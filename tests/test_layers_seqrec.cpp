@@ -244,6 +244,9 @@ TEST_SUITE("layers.seqrec") {
     CHECK(second.epochs[0].loss == full.epochs[2].loss);
     CHECK(second.epochs[1].loss == full.epochs[3].loss);
     CHECK(second.test.ndcg10 == full.test.ndcg10);
+    CHECK(second.test.tie_rate == full.test.tie_rate);
+    CHECK(second.best_valid.ndcg10 == full.best_valid.ndcg10);
+    CHECK(second.best_valid.tie_rate == full.best_valid.tie_rate);
     const auto a = straight.parameters(), b = resumed.parameters();
     for (std::size_t i = 0; i < a.size(); ++i)
       CHECK(testing::bitwise_equal(a[i].value(), b[i].value()));

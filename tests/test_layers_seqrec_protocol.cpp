@@ -132,6 +132,58 @@ std::string file_bytes(const std::string& path) {
 }  // namespace
 
 TEST_SUITE("layers.seqrec_protocol") {
+  TEST_CASE("rank_of_positive counts higher and non-finite candidates and breaks ties at random") {
+    const RngKey key{7, 3};
+    struct Case {
+      std::string what;
+      std::vector<float> scores;
+      int64_t rank, higher;
+      bool non_finite, positive_non_finite;
+    };
+    const std::vector<Case> cases = {
+        {"two above", {0.5f, 0.9f, 0.1f, 0.7f, 0.2f}, 2, 2, false, false},
+        {"alone", {0.3f}, 0, 0, false, false},
+        {"NaN, -inf and +inf count above", {1.0f, kNaN, -kInf, kInf, 0.1f}, 3, 3, true, false},
+        {"a NaN positive ranks last", {kNaN, 0.1f, 0.2f}, 2, 2, true, true},
+        {"a +inf positive ranks last", {kInf, 0.1f}, 1, 1, true, true},
+        {"a -inf positive ranks last", {-kInf, 0.1f, kNaN}, 2, 2, true, true},
+    };
+    for (const Case& c : cases) {
+      CAPTURE(c.what);
+      RankDetail d;
+      const int64_t count = static_cast<int64_t>(c.scores.size());
+      CHECK(rank_of_positive(c.scores.data(), count, key, 0, &d) == c.rank);
+      CHECK(d.higher == c.higher);
+      CHECK(d.ties == 0);
+      CHECK(d.non_finite == c.non_finite);
+      CHECK(d.positive_non_finite == c.positive_non_finite);
+    }
+    // One candidate above and two tied: the rank is uniform in {1, 2, 3}, a function of (key,
+    // index). Over 3000 indices each place comes up a third of the time (within 4 standard
+    // errors: a false failure has probability below 1e-3).
+    const float tied[] = {0.5f, 0.5f, 0.9f, 0.5f};
+    RankDetail d;
+    rank_of_positive(tied, 4, key, 0, &d);
+    CHECK(d.higher == 1);
+    CHECK(d.ties == 2);
+    const int n = 3000;
+    std::vector<int> places(4, 0);
+    bool another_key_differs = false;
+    for (int i = 0; i < n; ++i) {
+      const int64_t rank = rank_of_positive(tied, 4, key, i);
+      REQUIRE((rank >= 1 && rank <= 3));
+      ++places[rank];
+      CHECK(rank_of_positive(tied, 4, key, i) == rank);  // reproducible
+      another_key_differs |= rank_of_positive(tied, 4, RngKey{8, 3}, i) != rank;
+    }
+    const double se = std::sqrt((1.0 / 3) * (2.0 / 3) / n);
+    for (int place = 1; place <= 3; ++place)
+      CHECK(std::fabs(places[place] / static_cast<double>(n) - 1.0 / 3) <= 4 * se);
+    CHECK(another_key_differs);
+    CHECK_THROWS_WITH_AS(
+        rank_of_positive(tied, 0, key, 0), doctest::Contains("rank_of_positive"), ValueError);
+  }
+
   TEST_CASE(
       "sampled ranking scores the positive and 100 negatives from outside the training items") {
     const SplitDataset data = protocol_data(40);
@@ -182,6 +234,7 @@ TEST_SUITE("layers.seqrec_protocol") {
       std::string what;
       std::vector<float> scores;
       double hr, ndcg;
+      bool non_finite = false;
     };
     const double rank1 = 1 / std::log2(3.0), rank3 = 1 / std::log2(5.0);
     const std::vector<Case> cases = {
@@ -201,14 +254,15 @@ TEST_SUITE("layers.seqrec_protocol") {
                   {10, 0.9f}}),
          0,
          0},
-        {"a NaN negative counts above", columns(1.0f, {{7, kNaN}}), 1, rank1},
+        {"a NaN negative counts above", columns(1.0f, {{7, kNaN}}), 1, rank1, true},
         {"NaN, -inf and +inf negatives count above",
          columns(1.0f, {{7, kNaN}, {8, -kInf}, {9, kInf}}),
          1,
-         rank3},
-        {"a NaN positive is never a hit", columns(kNaN, {}), 0, 0},
-        {"a +inf positive is never a hit", columns(kInf, {}), 0, 0},
-        {"a -inf positive is never a hit", columns(-kInf, {}), 0, 0},
+         rank3,
+         true},
+        {"a NaN positive is never a hit", columns(kNaN, {}), 0, 0, true},
+        {"a +inf positive is never a hit", columns(kInf, {}), 0, 0, true},
+        {"a -inf positive is never a hit", columns(-kInf, {}), 0, 0, true},
     };
     for (const Case& c : cases) {
       CAPTURE(c.what);
@@ -216,6 +270,9 @@ TEST_SUITE("layers.seqrec_protocol") {
       CHECK(m.users == 40);
       CHECK(m.hr10 == doctest::Approx(c.hr));
       CHECK(m.ndcg10 == doctest::Approx(c.ndcg));
+      CHECK(m.non_finite_users == (c.non_finite ? 40 : 0));
+      CHECK(m.tie_rate == 0);
+      CHECK(m.full_tie_rate == -1);  // no full ranking asked for
     }
   }
 
@@ -241,6 +298,19 @@ TEST_SUITE("layers.seqrec_protocol") {
       const Expected e = uniform_rank(c.above, c.ties, users);
       CHECK(std::fabs(m.hr10 - e.hr) <= 4 * e.hr_se);
       CHECK(std::fabs(m.ndcg10 - e.ndcg) <= 4 * e.ndcg_se);
+      CHECK(m.tie_rate == 1);
+      CHECK(m.non_finite_users == 0);
+      // Exactly the ranks of the documented stream: user u draws index 2u of tie_break_key.
+      double hr = 0, ndcg = 0;
+      for (int64_t u = 0; u < users; ++u) {
+        const int64_t rank =
+            rank_of_positive(c.scores.data(), 101, tie_break_key(RngKey{21, 4}), 2 * u);
+        CHECK((rank >= c.above && rank <= c.above + c.ties));
+        hr += rank < 10 ? 1 : 0;
+        ndcg += ndcg_at(rank, 10);
+      }
+      CHECK(m.hr10 == hr / users);
+      CHECK(m.ndcg10 == ndcg / users);
     }
   }
 
@@ -270,15 +340,29 @@ TEST_SUITE("layers.seqrec_protocol") {
     m = run({{7, kNaN}, {8, -kInf}});
     CHECK(m.full_hr10 == 1);
     CHECK(m.full_ndcg10 == doctest::Approx(1 / std::log2(4.0)));
+    CHECK(m.non_finite_users == users);  // every user's full ranking holds items 7 and 8
+    CHECK(m.full_tie_rate == 0);
     // A NaN positive is never a hit.
     m = run({{20, kNaN}});
     CHECK(m.full_hr10 == 0);
     CHECK(m.full_ndcg10 == 0);
+    CHECK(m.hr10 == 0);
+    CHECK(m.non_finite_users == users);
     // Five items tie with the positive: its rank is uniform in [0, 5].
     m = run({{15, 20.0f}, {16, 20.0f}, {17, 20.0f}, {18, 20.0f}, {19, 20.0f}});
     const Expected e = uniform_rank(0, 5, users);
     CHECK(m.full_hr10 == 1);
     CHECK(std::fabs(m.full_ndcg10 - e.ndcg) <= 4 * e.ndcg_se);
+    CHECK(m.full_tie_rate == 1);
+    CHECK(m.non_finite_users == 0);
+    // Exactly the ranks of the documented stream: user u's full ranking draws index 2u + 1; the
+    // candidates are the positive and items 4..19 (scores 4..14, then 20 five times).
+    std::vector<float> full = {20.0f};
+    for (int i = 4; i <= 19; ++i) full.push_back(i >= 15 ? 20.0f : static_cast<float>(i));
+    double ndcg = 0;
+    for (int64_t u = 0; u < users; ++u)
+      ndcg += ndcg_at(rank_of_positive(full.data(), 17, tie_break_key(o.key), 2 * u + 1), 10);
+    CHECK(m.full_ndcg10 == ndcg / users);
   }
 
   TEST_CASE("evaluate refuses a user who rated every item before scoring anyone") {
@@ -350,6 +434,26 @@ TEST_SUITE("layers.seqrec_protocol") {
     CHECK(r.out.find("attnlab train: error: train_recommender: the training loss is ") !=
           std::string::npos);
     CHECK(r.out.find(" at epoch ") != std::string::npos);
+    std::remove(log.c_str());
+  }
+
+  TEST_CASE("attnlab train prints and logs the tie rate of every evaluation") {
+    // One codebook of two codewords: LISA-Base scores against two distinct vectors, so nearly
+    // every positive ties with negatives.
+    const std::string log = scratch("cli_ties.jsonl");
+    const attnlab_test::CliRun r = attnlab_test::run_cli(
+        "train --synthetic-users 40 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 "
+        "--dim 8 --epochs 2 --eval-every 1 --batch 16 --attention lisa-base --codebooks 1x2 "
+        "--full-ranking --log " +
+        log);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("epoch 1: loss ") != std::string::npos);
+    CHECK(r.out.find(", ties ") != std::string::npos);
+    CHECK(r.out.find("valid ties  test ties  full ties") != std::string::npos);
+    const std::string lines = attnlab_test::read_text(log);
+    CHECK(lines.find("\"valid_tie_rate\": ") != std::string::npos);
+    CHECK(lines.find("\"valid_non_finite_users\": 0") != std::string::npos);
     std::remove(log.c_str());
   }
 }
