@@ -73,34 +73,70 @@ std::string json_metrics(const char* prefix, const RankingMetrics& m) {
   return s;
 }
 
-// A NaN or infinite loss would be backpropagated into NaN parameters, and every later
-// checkpoint would hold them: training stops before the update, the files as they were.
-void check_loss_is_finite(double loss,
-                          int64_t epoch,
-                          int64_t batch,
-                          int64_t batches,
-                          const std::string& checkpoint,
-                          int64_t checkpoint_epoch) {
+// Where training stopped and what is left on disk, for the errors that stop it.
+struct StopPoint {
+  int64_t epoch, batch, batches;
+  const TrainConfig& config;
+  int64_t checkpoint_epoch;  // of the checkpoint on disk (0: none)
+  bool progress_bar_shown;
+};
+
+[[noreturn]] void stop_training(const std::string& what, const StopPoint& at) {
+  if (at.progress_bar_shown)
+    std::fprintf(stderr, "\n");  // the error on a line of its own, not after the bar
+  const std::string& ckpt = at.config.checkpoint;
+  std::string kept = ckpt.empty() ? std::string("no checkpoint was requested")
+                     : at.checkpoint_epoch > 0
+                         ? "the checkpoint '" + ckpt + "' (epoch " +
+                               std::to_string(at.checkpoint_epoch) + ") is as it was"
+                         : "no checkpoint was written";
+  if (!at.config.log.empty())
+    kept += ", the log ends at the last evaluation";
+  throw ValueError(::attnlab::detail::concat("train_recommender: ",
+                                             what,
+                                             "; stopped, ",
+                                             kept,
+                                             " (a lower learning rate or gradient clipping may "
+                                             "help)"));
+}
+
+// A NaN or infinite loss would be backpropagated into the parameters, and every later checkpoint
+// would hold them: checked before the update.
+void check_loss_is_finite(double loss, const StopPoint& at) {
   if (std::isfinite(loss))
     return;
-  const std::string kept = checkpoint.empty()     ? std::string("no checkpoint was requested")
-                           : checkpoint_epoch > 0 ? "the checkpoint '" + checkpoint + "' (epoch " +
-                                                        std::to_string(checkpoint_epoch) +
-                                                        ") and the log are as they were"
-                                                  : "no checkpoint was written yet";
   const char* value = std::isnan(loss) ? "NaN" : loss > 0 ? "+inf" : "-inf";
-  throw ValueError(
-      ::attnlab::detail::concat("train_recommender: the training loss is ",
-                                value,
-                                " at epoch ",
-                                epoch,
-                                ", batch ",
-                                batch,
-                                " of ",
-                                batches,
-                                "; stopped before the update, ",
-                                kept,
-                                " (a lower learning rate or gradient clipping may help)"));
+  stop_training(::attnlab::detail::concat("the training loss is ",
+                                          value,
+                                          " at epoch ",
+                                          at.epoch,
+                                          ", batch ",
+                                          at.batch,
+                                          " of ",
+                                          at.batches,
+                                          " (before its update)"),
+                at);
+}
+
+// A finite loss can still have a non-finite gradient (an overflow in backward), and its update
+// non-finite parameters: checked after every update, so that no evaluation (which would keep the
+// first one as the best model) or checkpoint sees them.
+void check_parameters_are_finite(const optim::Optimizer& opt, const StopPoint& at) {
+  const std::vector<ag::Var> params = opt.params();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (!has_nonfinite(params[i].value()))
+      continue;
+    stop_training(::attnlab::detail::concat("the update of epoch ",
+                                            at.epoch,
+                                            ", batch ",
+                                            at.batch,
+                                            " of ",
+                                            at.batches,
+                                            " made parameter '",
+                                            opt.param_names()[i],
+                                            "' NaN or infinite (from a finite loss)"),
+                  at);
+  }
 }
 
 void progress_bar(
@@ -291,13 +327,13 @@ TrainResult train_recommender(SequenceRecommender& model,
       opt.zero_grad();
       Var loss = recommendation_loss(model, batch, c.loss);
       const double loss_value = loss.item();
-      if (!std::isfinite(loss_value) && show)
-        std::fprintf(stderr, "\n");  // the error on a line of its own, not after the bar
-      check_loss_is_finite(loss_value, epoch, bi + 1, batches, c.checkpoint, checkpoint_epoch);
+      const StopPoint at{epoch, bi + 1, batches, c, checkpoint_epoch, show};
+      check_loss_is_finite(loss_value, at);
       loss.backward();
       if (c.clip_norm > 0)
         optim::clip_grad_norm(opt.params(), c.clip_norm);
       opt.step();
+      check_parameters_are_finite(opt, at);
       loss_sum += loss_value;
       if (show) {
         const double sec = std::chrono::duration<double>(clock::now() - t0).count();

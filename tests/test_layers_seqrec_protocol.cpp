@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "autograd/ops.hpp"
 #include "core/core.hpp"
 #include "layers/sasrec.hpp"
 #include "layers/seqrec_eval.hpp"
@@ -65,6 +66,33 @@ class ScriptedRecommender : public SequenceRecommender {
   std::vector<Tensor> inputs, candidates;
 
  private:
+  int64_t num_items_, maxlen_;
+};
+
+// A model whose loss is finite while its gradient is not: hidden = 1 + 0 sqrt(p) with p = 0 has
+// the value 1 and the gradient 0 * inf = NaN with respect to p, so the first update makes p NaN.
+class NaNGradientRecommender : public SequenceRecommender {
+ public:
+  NaNGradientRecommender(int64_t num_items, int64_t maxlen)
+      : SequenceRecommender("NaNGradientRecommender"), num_items_(num_items), maxlen_(maxlen) {
+    p_ = register_parameter("p", zeros({1}));
+    table_ = rand({num_items + 1, 1}, RngKey{4, 4});
+  }
+  Var hidden(const Tensor& ids) override {
+    const Var one = ag::constant(ones({ids.size(0), ids.size(1), 1}));
+    return one + ag::sqrt(p_) * 0.0;
+  }
+  Var item_vectors(const Tensor& ids) override {
+    Shape shape = ids.shape();
+    shape.push_back(1);
+    return ag::constant(index_select(table_, 0, ids.reshape({ids.numel()})).reshape(shape));
+  }
+  int64_t num_items() const override { return num_items_; }
+  int64_t max_length() const override { return maxlen_; }
+
+ private:
+  Var p_;
+  Tensor table_;
   int64_t num_items_, maxlen_;
 };
 
@@ -421,6 +449,27 @@ TEST_SUITE("layers.seqrec_protocol") {
     CHECK(file_bytes(best) == best_bytes);
     CHECK(file_bytes(tc.log) == log_bytes);
     for (const std::string& f : {tc.checkpoint, best, tc.log}) std::remove(f.c_str());
+  }
+
+  TEST_CASE("an update that makes a parameter non-finite stops training before any evaluation") {
+    const SplitDataset data = protocol_data(20);
+    NaNGradientRecommender model(data.num_items, 32);
+    TrainConfig tc;
+    tc.epochs = 2;
+    tc.batch_size = 64;  // one batch per epoch: the next loss comes after the evaluation
+    tc.eval_every = 1;
+    tc.checkpoint = scratch("nan_update.ckpt.npz");
+    tc.log = scratch("nan_update.jsonl");
+    CHECK_THROWS_WITH_AS(train_recommender(model, data, tc),
+                         doctest::Contains("train_recommender: the update of epoch 1, batch 1 of 1 "
+                                           "made parameter 'p' NaN or infinite"),
+                         ValueError);
+    // Neither a checkpoint nor a best model of the NaN parameters, no log line.
+    CHECK_FALSE(std::ifstream(tc.checkpoint).good());
+    CHECK_FALSE(std::ifstream(tc.checkpoint + ".best.npz").good());
+    CHECK(file_bytes(tc.log).empty());
+    for (const std::string& f : {tc.checkpoint, tc.checkpoint + ".best.npz", tc.log})
+      std::remove(f.c_str());
   }
 
   TEST_CASE("attnlab train stops on a non-finite loss with one line and a non-zero exit") {
