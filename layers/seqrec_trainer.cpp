@@ -90,8 +90,10 @@ struct StopPoint {
                          ? "the checkpoint '" + ckpt + "' (epoch " +
                                std::to_string(at.checkpoint_epoch) + ") is as it was"
                          : "no checkpoint was written";
-  if (!at.config.log.empty())
-    kept += ", the log ends at the last evaluation";
+  if (!at.config.log.empty()) {
+    kept += at.epoch > 1 ? ", the log ends at epoch " + std::to_string(at.epoch - 1)
+                         : std::string(", the log has no epoch");
+  }
   throw ValueError(::attnlab::detail::concat("train_recommender: ",
                                              what,
                                              "; stopped, ",
@@ -359,7 +361,9 @@ TrainResult train_recommender(SequenceRecommender& model,
       eo.key = evaluation_key(c.seed, epoch);
       e.valid = evaluate(model, data, eo);
       e.evaluated = true;
-      if (e.valid.ndcg10 > best_ndcg) {
+      // A model that scores NaN or inf for some user is broken, whatever its metrics (and the
+      // first evaluation would otherwise always be the best).
+      if (e.valid.non_finite_users == 0 && e.valid.ndcg10 > best_ndcg) {
         best_ndcg = e.valid.ndcg10;
         result.best_epoch = epoch;
         result.best_valid = e.valid;

@@ -96,6 +96,30 @@ class NaNGradientRecommender : public SequenceRecommender {
   int64_t num_items_, maxlen_;
 };
 
+// A model that trains normally but scores NaN in evaluation (eval mode): its loss stays finite.
+class NaNInEvaluation : public SequenceRecommender {
+ public:
+  NaNInEvaluation(int64_t num_items, int64_t maxlen)
+      : SequenceRecommender("NaNInEvaluation"), num_items_(num_items), maxlen_(maxlen) {
+    table_ = register_parameter("table", rand({num_items + 1, 1}, RngKey{6, 6}));
+  }
+  Var hidden(const Tensor& ids) override {
+    const double value = is_training() ? 1.0 : NAN;
+    return ag::constant(full({ids.size(0), ids.size(1), 1}, value));
+  }
+  Var item_vectors(const Tensor& ids) override {
+    Shape shape = ids.shape();
+    shape.push_back(1);
+    return ag::reshape(ag::index_select(table_, 0, ids.reshape({ids.numel()})), shape);
+  }
+  int64_t num_items() const override { return num_items_; }
+  int64_t max_length() const override { return maxlen_; }
+
+ private:
+  Var table_;
+  int64_t num_items_, maxlen_;
+};
+
 // User u trains on the 20 consecutive items after (7 u) mod 120, then validates on the next item
 // and tests on the one after: 150 items, so 130 items are open to the negatives.
 SplitDataset protocol_data(int64_t users) {
@@ -470,6 +494,24 @@ TEST_SUITE("layers.seqrec_protocol") {
     CHECK(file_bytes(tc.log).empty());
     for (const std::string& f : {tc.checkpoint, tc.checkpoint + ".best.npz", tc.log})
       std::remove(f.c_str());
+  }
+
+  TEST_CASE("an evaluation with non-finite scores is never kept as the best model") {
+    const SplitDataset data = protocol_data(20);
+    NaNInEvaluation model(data.num_items, 32);
+    TrainConfig tc;
+    tc.epochs = 2;
+    tc.eval_every = 1;
+    tc.checkpoint = scratch("nan_eval.ckpt.npz");
+    const TrainResult r = train_recommender(model, data, tc);
+    REQUIRE(r.epochs.size() == 2);
+    CHECK(r.epochs[0].valid.non_finite_users == 20);
+    CHECK(r.epochs[0].valid.ndcg10 == 0);
+    CHECK(r.best_epoch == 0);  // no evaluation qualified
+    CHECK_FALSE(std::ifstream(tc.checkpoint + ".best.npz").good());
+    CHECK(r.test.non_finite_users == 20);
+    std::remove(tc.checkpoint.c_str());
+    std::remove((tc.checkpoint + ".best.npz").c_str());
   }
 
   TEST_CASE("attnlab train stops on a non-finite loss with one line and a non-zero exit") {
