@@ -58,7 +58,7 @@ void refuse_flags_the_kind_ignores(const cli::Parser& p) {
 std::string non_finite_note(const nn::RankingMetrics& m) {
   if (m.non_finite_users == 0)
     return "";
-  return ", non-finite scores for " + std::to_string(m.non_finite_users) + " of " +
+  return "non-finite scores for " + std::to_string(m.non_finite_users) + " of " +
          std::to_string(m.users) + " users";
 }
 
@@ -235,7 +235,8 @@ int run_train(int argc, char** argv) {
       return;
     std::cout << "epoch " << e.epoch << ": loss " << e.loss << ", " << e.seconds
               << " s, valid HR@10 " << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << ", ties "
-              << e.valid.tie_rate << non_finite_note(e.valid) << std::endl;
+              << e.valid.tie_rate << (e.valid.non_finite_users > 0 ? ", " : "")
+              << non_finite_note(e.valid) << std::endl;
   });
   for (const auto& e : r.epochs) {
     epochs.add_row({e.epoch,
@@ -276,7 +277,7 @@ int run_train(int argc, char** argv) {
   std::cout << "\n";
   final_table.print(std::cout);
   if (r.test.non_finite_users > 0)
-    std::cout << "warning: the test" << non_finite_note(r.test) << "\n";
+    std::cout << "warning: the test evaluation found " << non_finite_note(r.test) << "\n";
   if (!p.common().out.empty()) {
     epochs.write(p.common().out, "epochs");
     final_table.write(p.common().out, "result");
