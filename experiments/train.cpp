@@ -54,6 +54,14 @@ void refuse_flags_the_kind_ignores(const cli::Parser& p) {
         refuse(f, "the FAVOR+ kinds");
 }
 
+// A diverged model scores NaN or ±inf: such scores never win (seqrec_eval.hpp), and are named.
+std::string non_finite_note(const nn::RankingMetrics& m) {
+  if (m.non_finite_users == 0)
+    return "";
+  return "non-finite scores for " + std::to_string(m.non_finite_users) + " of " +
+         std::to_string(m.users) + " users";
+}
+
 int run_train(int argc, char** argv) {
   cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
   p.options().add_options()(
@@ -220,12 +228,15 @@ int run_train(int argc, char** argv) {
   tc.resume = p.has("resume");
   tc.log = p.get<std::string>("log");
   tc.progress = true;
-  cli::Table epochs({"epoch", "loss", "seconds", "seq/s", "valid HR@10", "valid NDCG@10"});
+  cli::Table epochs(
+      {"epoch", "loss", "seconds", "seq/s", "valid HR@10", "valid NDCG@10", "valid ties"});
   const nn::TrainResult r = nn::train_recommender(model, split, tc, [&](const nn::EpochLog& e) {
     if (!e.evaluated)
       return;
     std::cout << "epoch " << e.epoch << ": loss " << e.loss << ", " << e.seconds
-              << " s, valid HR@10 " << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << std::endl;
+              << " s, valid HR@10 " << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << ", ties "
+              << e.valid.tie_rate << (e.valid.non_finite_users > 0 ? ", " : "")
+              << non_finite_note(e.valid) << std::endl;
   });
   for (const auto& e : r.epochs) {
     epochs.add_row({e.epoch,
@@ -233,8 +244,12 @@ int run_train(int argc, char** argv) {
                     cli::Cell(e.seconds, 2),
                     cli::Cell(e.sequences_per_second, 0),
                     e.evaluated ? cli::Cell(e.valid.hr10, 4) : cli::Cell("-"),
-                    e.evaluated ? cli::Cell(e.valid.ndcg10, 4) : cli::Cell("-")});
+                    e.evaluated ? cli::Cell(e.valid.ndcg10, 4) : cli::Cell("-"),
+                    e.evaluated ? cli::Cell(e.valid.tie_rate, 4) : cli::Cell("-")});
   }
+  auto optional = [](double value) {
+    return value >= 0 ? cli::Cell(value, 4) : cli::Cell("-");
+  };
   cli::Table final_table({"attention",
                           "best epoch",
                           "valid HR@10",
@@ -243,6 +258,9 @@ int run_train(int argc, char** argv) {
                           "test NDCG@10",
                           "full HR@10",
                           "full NDCG@10",
+                          "valid ties",
+                          "test ties",
+                          "full ties",
                           "s/epoch"});
   final_table.add_row({mc.kind,
                        r.best_epoch,
@@ -250,11 +268,16 @@ int run_train(int argc, char** argv) {
                        cli::Cell(r.best_valid.ndcg10, 4),
                        cli::Cell(r.test.hr10, 4),
                        cli::Cell(r.test.ndcg10, 4),
-                       r.test.full_hr10 >= 0 ? cli::Cell(r.test.full_hr10, 4) : cli::Cell("-"),
-                       r.test.full_ndcg10 >= 0 ? cli::Cell(r.test.full_ndcg10, 4) : cli::Cell("-"),
+                       optional(r.test.full_hr10),
+                       optional(r.test.full_ndcg10),
+                       cli::Cell(r.best_valid.tie_rate, 4),
+                       cli::Cell(r.test.tie_rate, 4),
+                       optional(r.test.full_tie_rate),
                        cli::Cell(r.mean_epoch_seconds, 2)});
   std::cout << "\n";
   final_table.print(std::cout);
+  if (r.test.non_finite_users > 0)
+    std::cout << "warning: the test evaluation found " << non_finite_note(r.test) << "\n";
   if (!p.common().out.empty()) {
     epochs.write(p.common().out, "epochs");
     final_table.write(p.common().out, "result");

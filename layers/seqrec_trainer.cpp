@@ -50,17 +50,95 @@ std::string json_metrics(const char* prefix, const RankingMetrics& m) {
                 prefix,
                 m.ndcg10);
   std::string s = buf;
+  std::snprintf(buf,
+                sizeof buf,
+                ", \"%s_tie_rate\": %.6f, \"%s_non_finite_users\": %lld",
+                prefix,
+                m.tie_rate,
+                prefix,
+                static_cast<long long>(m.non_finite_users));
+  s += buf;
   if (m.full_hr10 >= 0) {
     std::snprintf(buf,
                   sizeof buf,
-                  ", \"%s_full_hr10\": %.6f, \"%s_full_ndcg10\": %.6f",
+                  ", \"%s_full_hr10\": %.6f, \"%s_full_ndcg10\": %.6f, \"%s_full_tie_rate\": %.6f",
                   prefix,
                   m.full_hr10,
                   prefix,
-                  m.full_ndcg10);
+                  m.full_ndcg10,
+                  prefix,
+                  m.full_tie_rate);
     s += buf;
   }
   return s;
+}
+
+// Where training stopped and what is left on disk, for the errors that stop it.
+struct StopPoint {
+  int64_t epoch, batch, batches;
+  const TrainConfig& config;
+  int64_t checkpoint_epoch;  // of the checkpoint on disk (0: none)
+  bool progress_bar_shown;
+};
+
+[[noreturn]] void stop_training(const std::string& what, const StopPoint& at) {
+  if (at.progress_bar_shown)
+    std::fprintf(stderr, "\n");  // the error on a line of its own, not after the bar
+  const std::string& ckpt = at.config.checkpoint;
+  std::string kept = ckpt.empty() ? std::string("no checkpoint was requested")
+                     : at.checkpoint_epoch > 0
+                         ? "the checkpoint '" + ckpt + "' (epoch " +
+                               std::to_string(at.checkpoint_epoch) + ") is as it was"
+                         : "no checkpoint was written";
+  if (!at.config.log.empty()) {
+    kept += at.epoch > 1 ? ", the log ends at epoch " + std::to_string(at.epoch - 1)
+                         : std::string(", the log has no epoch");
+  }
+  throw ValueError(::attnlab::detail::concat("train_recommender: ",
+                                             what,
+                                             "; stopped, ",
+                                             kept,
+                                             " (a lower learning rate or gradient clipping may "
+                                             "help)"));
+}
+
+// A NaN or infinite loss would be backpropagated into the parameters, and every later checkpoint
+// would hold them: checked before the update.
+void check_loss_is_finite(double loss, const StopPoint& at) {
+  if (std::isfinite(loss))
+    return;
+  const char* value = std::isnan(loss) ? "NaN" : loss > 0 ? "+inf" : "-inf";
+  stop_training(::attnlab::detail::concat("the training loss is ",
+                                          value,
+                                          " at epoch ",
+                                          at.epoch,
+                                          ", batch ",
+                                          at.batch,
+                                          " of ",
+                                          at.batches,
+                                          " (before its update)"),
+                at);
+}
+
+// A finite loss can still have a non-finite gradient (an overflow in backward), and its update
+// non-finite parameters: checked after every update, so that no evaluation (which would keep the
+// first one as the best model) or checkpoint sees them.
+void check_parameters_are_finite(const optim::Optimizer& opt, const StopPoint& at) {
+  const std::vector<ag::Var> params = opt.params();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (!has_nonfinite(params[i].value()))
+      continue;
+    stop_training(::attnlab::detail::concat("the update of epoch ",
+                                            at.epoch,
+                                            ", batch ",
+                                            at.batch,
+                                            " of ",
+                                            at.batches,
+                                            " made parameter '",
+                                            opt.param_names()[i],
+                                            "' NaN or infinite (from a finite loss)"),
+                  at);
+  }
 }
 
 void progress_bar(
@@ -210,6 +288,8 @@ TrainResult train_recommender(SequenceRecommender& model,
         best_ndcg = value;
       if (name == "best_hr10")
         result.best_valid.hr10 = value;
+      if (name == "best_tie_rate")
+        result.best_valid.tie_rate = value;
       if (name == "bad_evals")
         bad_evals = static_cast<int64_t>(value);
     }
@@ -231,6 +311,7 @@ TrainResult train_recommender(SequenceRecommender& model,
     log.open(c.log, c.resume ? std::ios::app : std::ios::trunc);
     ATTNLAB_CHECK(log.good(), IOError, "train_recommender: cannot open the log '", c.log, "'");
   }
+  int64_t checkpoint_epoch = start_epoch;  // the epoch of the checkpoint on disk (0: none)
   const bool show = c.progress && ::isatty(2);
   const int64_t maxlen = model.max_length();
   const int64_t batches = (static_cast<int64_t>(users.size()) + c.batch_size - 1) / c.batch_size;
@@ -247,11 +328,15 @@ TrainResult train_recommender(SequenceRecommender& model,
       const TrainBatch batch = make_batch(data, chunk, maxlen, negatives_key(c.seed, epoch, bi));
       opt.zero_grad();
       Var loss = recommendation_loss(model, batch, c.loss);
+      const double loss_value = loss.item();
+      const StopPoint at{epoch, bi + 1, batches, c, checkpoint_epoch, show};
+      check_loss_is_finite(loss_value, at);
       loss.backward();
       if (c.clip_norm > 0)
         optim::clip_grad_norm(opt.params(), c.clip_norm);
       opt.step();
-      loss_sum += loss.item();
+      check_parameters_are_finite(opt, at);
+      loss_sum += loss_value;
       if (show) {
         const double sec = std::chrono::duration<double>(clock::now() - t0).count();
         progress_bar(
@@ -276,7 +361,9 @@ TrainResult train_recommender(SequenceRecommender& model,
       eo.key = evaluation_key(c.seed, epoch);
       e.valid = evaluate(model, data, eo);
       e.evaluated = true;
-      if (e.valid.ndcg10 > best_ndcg) {
+      // A model that scores NaN or inf for some user is broken, whatever its metrics (and the
+      // first evaluation would otherwise always be the best).
+      if (e.valid.non_finite_users == 0 && e.valid.ndcg10 > best_ndcg) {
         best_ndcg = e.valid.ndcg10;
         result.best_epoch = epoch;
         result.best_valid = e.valid;
@@ -314,7 +401,9 @@ TrainResult train_recommender(SequenceRecommender& model,
                              {{"best_epoch", static_cast<double>(result.best_epoch)},
                               {"best_ndcg10", best_ndcg},
                               {"best_hr10", result.best_valid.hr10},
+                              {"best_tie_rate", result.best_valid.tie_rate},
                               {"bad_evals", static_cast<double>(bad_evals)}});
+      checkpoint_epoch = epoch;
     }
     result.epochs.push_back(e);
     if (on_epoch)

@@ -7,7 +7,11 @@
 //     real positions (SASRec's loss); "ce": full softmax cross-entropy over all items;
 //   - Adam (beta2 = 0.98 as in SASRec), evaluation on the validation split every eval_every epochs,
 //     early stopping after `patience` evaluations without a better validation NDCG@10, and the
-//     test metrics of the best validation model at the end;
+//     test metrics of the best validation model at the end (an evaluation where some user has a
+//     NaN or infinite score is never the best; if none qualifies, the last model is tested);
+//   - a NaN or infinite training loss stops training with a ValueError naming the epoch and the
+//     batch, checked before the update: the checkpoint, its best model and the log stay as they
+//     were at the last evaluation;
 //   - every random draw (permutations, negatives, dropout) is counter-based and keyed by epoch, so
 //     a checkpoint (model, optimizer, generators, best model, bookkeeping) resumes bit-identically.
 #pragma once
@@ -52,7 +56,7 @@ struct EpochLog {
 
 struct TrainResult {
   std::vector<EpochLog> epochs;  // this run's epochs (after a resume: only the new ones)
-  int64_t best_epoch = 0;
+  int64_t best_epoch = 0;  // 0: no evaluation qualified (none ran, or all had non-finite scores)
   RankingMetrics best_valid, test;  // test: of the best validation model
   double mean_epoch_seconds = 0;
   bool stopped_early = false;
