@@ -1,6 +1,8 @@
-// Differentiable ops on Var. Each is defined next to its backward in autograd/ops_*.cpp; the
-// table of backward formulas (attnlab's derivatives.yaml) is autograd/derivatives.md.
-// Shapes, broadcasting and dtype rules are those of the core kernels of the same name.
+// Differentiable ops on Var. Shapes, broadcasting and dtype rules are those of the core kernels of
+// the same name. The backward formulas are not restated here: they are in the formula comment
+// above each recorded op in autograd/ops_*.cpp and in autograd/derivatives.md (attnlab's
+// derivatives.yaml), whose rows tests/test_autograd_derivatives_table.cpp checks against this
+// header.
 #pragma once
 
 #include <initializer_list>
@@ -11,8 +13,7 @@
 
 namespace attnlab::ag {
 
-// ---- arithmetic (ops_arith.cpp); binary ops broadcast, gradients are un-broadcast
-// ----------------
+// ---- arithmetic (ops_arith.cpp); binary ops broadcast, gradients are un-broadcast ---------------
 Var add(const Var& a, const Var& b);
 Var sub(const Var& a, const Var& b);
 Var mul(const Var& a, const Var& b);
@@ -121,8 +122,7 @@ Var sum_to_shape(const Var& x, const Shape& shape);
 // weight and bias ([D]) may be undefined Vars (no affine part).
 Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps = 1e-5);
 
-// ---- matmul and softmax (ops_matmul.cpp, ops_softmax.cpp)
-// ----------------------------------------
+// ---- matmul and softmax (ops_matmul.cpp, ops_softmax.cpp) ---------------------------------------
 Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = false);
 Var softmax(const Var& x, int axis = -1);
 Var log_softmax(const Var& x, int axis = -1);
@@ -141,8 +141,7 @@ Var pad(const Var& x, const std::vector<std::pair<int64_t, int64_t>>& widths, do
 Var unsqueeze(const Var& x, int axis);
 Var squeeze(const Var& x, int axis);
 
-// ---- indexing and scans (ops_index.cpp, ops_scan.cpp)
-// ----------------------------------------------
+// ---- indexing and scans (ops_index.cpp, ops_scan.cpp) -------------------------------------------
 Var index_select(const Var& x, int axis, const Tensor& index);
 // Rows of `table` ([V, D]) for int64 ids of any shape: out.shape = ids.shape + [D]. The row
 // padding_idx (if >= 0) gets no gradient, so it stays what it was (zero for padding).

@@ -1,5 +1,6 @@
-// GEMM: the GotoBLAS/BLIS loop structure with an xsimd register-blocked micro-kernel
-// (research/autodiff.md section 3.9). gemm() is declared in core/matmul.hpp.
+// GEMM: the GotoBLAS/BLIS loop structure (Goto and van de Geijn, "Anatomy of High-Performance
+// Matrix Multiplication", ACM TOMS 2008; Van Zee and van de Geijn, "BLIS", ACM TOMS 2015) with an
+// xsimd register-blocked micro-kernel. gemm() is declared in core/matmul.hpp.
 //
 //   for jc over N in NC panels:
 //     for pc over K in KC slices:          pack op(B)[pc, jc] into NR-wide slivers (shared)

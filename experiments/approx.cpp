@@ -16,7 +16,8 @@
 //
 // --preset fig4 reproduces the setting of the Performer paper's Fig. 4 (L = 4096, d = 16, 15
 // samples; MSE against m for positive/trig x iid/orthogonal features) over several input norms,
-// which also shows the error's exponential growth with the norm (research/performer.md 1.5).
+// which also shows the error's exponential growth with the norm (the MSE of Lemma 2 grows as
+// exp(|x + y|^2); docs/derivations/favor_feature_maps.md 2).
 #include "experiments/approx.hpp"
 
 #include <cmath>

@@ -1,5 +1,6 @@
 // `attnlab approx --study lisa`: how far LISA's codeword-histogram attention is from the exact
-// softmax attention it replaces, in value and in gradient (research/lisa.md 2.3-2.4).
+// softmax attention it replaces, in value and in gradient (docs/derivations/lisa_histograms.md 4:
+// what is exact and what is approximated).
 //
 // Setting (one sample): item embeddings E [n, D] drawn around 64 cluster centres; codebooks
 // C [B, W, D] fitted by residual k-means on E (what a trained quantizer approaches); a sequence

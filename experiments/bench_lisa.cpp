@@ -1,5 +1,5 @@
-// `attnlab bench lisa`: LISA histogram attention (lisa.md 3) against exact softmax attention,
-// forward and forward + backward time and peak tensor memory against sequence length.
+// `attnlab bench lisa`: LISA histogram attention (Wu et al., WWW 2021) against exact softmax
+// attention, forward and forward + backward time and peak tensor memory against sequence length.
 //
 // LISA rows time the whole attention as a model runs it: the per-codebook projections and
 // tables (lisa_project), the decayed histograms (lisa_histograms) and the histogram

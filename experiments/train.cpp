@@ -34,7 +34,7 @@ void refuse_flags_the_kind_ignores(const cli::Parser& p) {
     throw cli::UsageError(std::string("--") + flag + ": does not apply to --attention " + kind +
                           " (it applies to " + applies_to + ")");
   };
-  if (lisa) {  // one LISA layer, its B codebooks are the heads, post-LN (lisa.md 2.8)
+  if (lisa) {  // one LISA layer, its B codebooks are the heads, post-LN (the official code)
     if (p.given("blocks") && p.get<int64_t>("blocks") != 1)
       refuse("blocks", "the SASRec kinds; LISA has one layer");
     if (p.given("heads") && p.get<int64_t>("heads") != 1)

@@ -1,4 +1,5 @@
-// FAVOR+ attention (Choromanski et al. 2021; research/performer.md) on [batch, heads, L, d]:
+// FAVOR+ attention (Choromanski et al., "Rethinking Attention with Performers", ICLR 2021) on
+// [batch, heads, L, d]:
 //
 //   bidirectional (Eq. 4 / Alg. 1):  out = D^-1 (Q' ((K')^T V)),  D = diag(Q' ((K')^T 1))
 //   causal (App. B.1, Eq. 11):       out_i = q'_i^T S_i / q'_i^T z_i,  S_i = sum_{j<=i} k'_j v_j^T,
@@ -14,9 +15,10 @@
 //
 // The fused causal op (favor_causal.cpp) keeps one m x dv state per (batch, head) and never an
 // L x m x dv tensor: the forward saves only Q', K' and V; the backward is the two-sweep recompute
-// of Katharopoulos et al. (Sec. 3.3.1) extended to the normaliser (performer.md 3.3): a forward
-// sweep rebuilds S_t for dQ', a reverse sweep with a fresh state gives dK' and another dV. States
-// are recomputed, never reconstructed by subtraction (the JAX code's subtraction drifts, 3.5).
+// of Katharopoulos et al. (Sec. 3.3.1) extended to the normaliser: a forward sweep rebuilds S_t
+// for dQ', a reverse sweep with a fresh state gives dK' and another dV. States are recomputed,
+// never reconstructed by subtraction, which loses precision at the first positions and, with the
+// log-scale below, can overflow (docs/derivations/favor_causal_backward.md).
 //
 // Key stabiliser (the detached shift c of favor_feature_maps.hpp) for the keys:
 //   bidirectional: Global (max over the sequence and features per (b, h)) by default, or None;
@@ -24,9 +26,9 @@
 //     change past outputs whenever eps > 0 (and is unknown while streaming), so Global is refused.
 //     RunningMax stores K'_j = phi(k_j) e^(-c_j) with c_j the running max of the keys' log-features
 //     up to j, and the fused op rescales its prefix state by e^(c_(t-1) - c_t) whenever the max
-//     grows (the online-softmax trick; performer.md 1.6). It thus computes
-//       N_i = sum_{j<=i} e^(c_j - c_i) (q'_i . k'_j) v_j,   D_i = sum_{j<=i} e^(c_j - c_i) q'_i .
-//       k'_j
+//     grows (the online-softmax trick). It thus computes
+//       N_i = sum_{j<=i} e^(c_j - c_i) (q'_i . k'_j) v_j
+//       D_i = sum_{j<=i} e^(c_j - c_i) (q'_i . k'_j)
 //     in which e^(-c_i) cancels between N_i and D_i: with eps = 0 the output is exactly that of the
 //     unshifted features, with no overflow for any input norm (all rescale factors are <= 1).
 //     With eps > 0 the effective key features are phi(k_j) + eps e^(c_j): still causal (c_j sees
@@ -60,8 +62,8 @@ struct FavorAttentionOptions {
   bool query_stabilizer = true;
   KeyStabilizer key_stabilizer = KeyStabilizer::Auto;
   FavorImpl impl = FavorImpl::Fused;
-  // Frozen shifts [B, H, L] (research/autodiff.md 2.6): when defined they replace the stabilisers
-  // (for the causal op the key shift is also the log-scale of the prefix state).
+  // Frozen shifts [B, H, L] (docs/derivations/favor_feature_maps.md 4): when defined they replace
+  // the stabilisers (for the causal op the key shift is also the log-scale of the prefix state).
   Tensor query_shift, key_shift;
 };
 

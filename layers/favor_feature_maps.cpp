@@ -1,6 +1,6 @@
 // The fused FAVOR+ feature-map op: one GEMM X~ W^T, then the map, stabiliser and epsilon in one
-// pass over each row (research/performer.md 6, "Feature map"); the backward is the closed form of
-// favor_feature_maps.hpp (performer.md 3.1): one GEMM for dx and, when needed, one for dW.
+// pass over each row; the backward is the closed form of favor_feature_maps.hpp (derived in
+// docs/derivations/favor_feature_maps.md 5): one GEMM for dx and, when needed, one for dW.
 #include "layers/favor_feature_maps.hpp"
 
 #include <cmath>

@@ -1,28 +1,35 @@
-// FAVOR+ feature maps phi: R^d -> R^r (Choromanski et al. 2021, Eq. 5 and Lemma 1; research/
-// performer.md 1.3-1.7, 3.1), each one differentiable op (ag::Function) with its own backward.
+// FAVOR+ feature maps phi: R^d -> R^r (Choromanski et al. 2021, Eq. 5 and Lemma 1), each one
+// differentiable op (ag::Function) with its own backward; the estimators, the stabiliser and the
+// gradients are derived in docs/derivations/favor_feature_maps.md.
 // x: [B, H, L, d] queries or keys, W: [m, d] the projection (favor_features.hpp), out [B, H, L, r].
 // x~ = d^(-1/4) x absorbs the 1/sqrt(d) of attention: exp(q.k / sqrt d) = SM(q~, k~) (Sec. 2.3).
 //
-//   Positive       phi = exp(W x~ - |x~|^2/2 - c) / sqrt(m) + eps              r = m  (SM+, Lemma
-//   1) Hyperbolic     phi = [exp(W x~ - ..), exp(-W x~ - ..)] / sqrt(2m) + eps     r = 2m (SMhyp+)
-//   Trigonometric  phi = exp(|x~|^2/2 - c) [sin(W x~), cos(W x~)] / sqrt(m) + eps r = 2m (SMtrig;
-//                  signed features: rows of the estimated attention can sum to ~0 or below)
-//   Generalized    phi = f(W x~) / sqrt(m) + eps, f in {relu, softplus, elu+1}  r = m  (Eq. 5)
-//   EluPlusOne     phi = elu(x) + 1 + eps, no projection, no d^(-1/4)         r = d  (Katharopoulos
-//                  et al. 2020, the Linear Transformer; deterministic)
+// clang-format off
+//   map            phi                                                           r    estimator
+//   Positive       exp(W x~ - |x~|^2/2 - c) / sqrt(m) + eps                      m    SM+ (Lemma 1)
+//   Hyperbolic     [exp(W x~ - ..), exp(-W x~ - ..)] / sqrt(2m) + eps            2m   SMhyp+
+//   Trigonometric  exp(|x~|^2/2 - c) [sin(W x~), cos(W x~)] / sqrt(m) + eps      2m   SMtrig
+//                  (signed features: rows of the estimated attention can sum to ~0 or below)
+//   Generalized    f(W x~) / sqrt(m) + eps, f in {relu, softplus, elu+1}         m    (Eq. 5)
+//   EluPlusOne     elu(x) + 1 + eps, no projection, no d^(-1/4)                  d    Linear
+//                  Transformer (Katharopoulos et al. 2020; deterministic)
+// clang-format on
 //
 // The stabiliser c (a per-row log-shift, exponential maps only) is a detached constant chosen by
 // FeatureShift from the rows' largest log-feature  l_i = max_r log(phi_ir) before the shift:
+// clang-format off
 //   None        c = 0
-//   RowMax      c_i = l_i                     (queries: each query row's own max; Google, pytorch)
-//   Global      c = max_i l_i per (b, h)      (keys, bidirectional: over the sequence and features)
-//   RunningMax  c_j = max_{i <= j} l_i        (keys, causal: sees no future key; -inf before the
-//                                              first real key)
-//   Given       c = the tensor passed in      (tests: the "frozen constant" version)
+//   RowMax      c_i = l_i                   (queries: each query row's own max; Google, pytorch)
+//   Global      c = max_i l_i per (b, h)    (keys, bidirectional: over the sequence and features)
+//   RunningMax  c_j = max_{i <= j} l_i      (keys, causal: sees no future key; -inf before the
+//                                            first real key)
+//   Given       c = the tensor passed in    (tests: the "frozen constant" version)
+// clang-format on
 // Padded keys (key_padding [B, L], 1 = real) get all-zero feature rows (numerator and normaliser
-// alike, performer.md 3.9) and do not enter Global / RunningMax.
+// alike: keys masked after the feature map, not only their values) and do not enter Global /
+// RunningMax.
 //
-// How the detached stabiliser enters the gradient (research/autodiff.md 2.6). The op treats c as
+// How the detached stabiliser enters the gradient (favor_feature_maps.md 4). The op treats c as
 // a constant: its backward is the gradient of phi with c frozen. In attention, query rows are
 // scaled by e^(-c_i) and keys by a common e^(-c) (or, causally, e^(c_j - c_t) as applied by the
 // fused op), so with eps = 0 every shift cancels exactly between numerator and normaliser: the
@@ -34,11 +41,15 @@
 // the tests check by passing FeatureShift::Given), not for the function a finite difference
 // sees. The dropped term is O(eps e^c) relative and vanishes as eps -> 0.
 //
-// Backward (performer.md 3.1; u = phi without eps, g = dL/dphi, s = d^(-1/4)):
-//   Positive:  dx = s (W^T(g . u) - x~ (g . u)^T 1),  dW = (g . u)^T x~
-//   Hyperbolic: the same with g.u -> g+.u+ - g-.u- in the first term and g+.u+ + g-.u- in the
-//   second; Trigonometric: dx = s (W^T(g_sin . P_cos - g_cos . P_sin) + x~ (g . u)^T 1);
-//   Generalized: dx = s W^T (g . f'(W x~)) / sqrt(m).
+// Backward (favor_feature_maps.md 5; u = phi without eps, g = dL/dphi, s = d^(-1/4)):
+// clang-format off
+//   Positive:       dx = s (W^T (g . u) - x~ (g . u)^T 1),   dW = (g . u)^T x~
+//   Hyperbolic:     the same with g . u -> g+ . u+ - g- . u- in the first term
+//                   and g+ . u+ + g- . u- in the second
+//   Trigonometric:  dx = s (W^T (g_sin . P_cos - g_cos . P_sin) + x~ (g . u)^T 1)
+//   Generalized:    dx = s W^T (g . f'(W x~)) / sqrt(m)
+//   EluPlusOne:     dx = g . min(u, 1)
+// clang-format on
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
 // FAVOR+ random projections: iid and block-orthogonal (Householder QR with the sign fix), chi or
-// fixed row norms, and the redraw schedule. See favor_features.hpp and research/performer.md 2.
+// fixed row norms, and the redraw schedule. See favor_features.hpp and
+// docs/derivations/favor_feature_maps.md 3.
 #include "layers/favor_features.hpp"
 
 #include <cmath>

@@ -1,5 +1,5 @@
 // FAVOR+ random projections (Choromanski et al. 2021, "Rethinking Attention with Performers";
-// research/performer.md sections 1.5, 2).
+// docs/derivations/favor_feature_maps.md 3).
 //
 // The projection W [m, d] holds the random directions w_1..w_m as rows. Two constructions:
 //   iid:        every entry N(0, 1), so every row is N(0, I_d) (Lemma 1: unbiased for SM);
@@ -8,9 +8,10 @@
 //               Q[:, j] *= sign(R_jj) (Mezzadri 2007). Without the fix Q is not Haar distributed:
 //               LAPACK-style Householder QR (ours included) returns a first column whose first
 //               coordinate is negative with probability 1, which biases the softmax-kernel
-//               estimate by about -28 % (performer.md 2.2; Google's and performer-pytorch's code
-//               do not apply the fix). When d does not divide m the last block is truncated;
-//               blocks are independent of each other (orthogonality holds within a block).
+//               estimate by about -28 % (favor_feature_maps.md 3; Google's and
+//               performer-pytorch's code do not apply the fix). When d does not divide m the last
+//               block is truncated; blocks are independent of each other (orthogonality holds
+//               within a block).
 // Row norms: FeatureNorm::Chi multiplies each orthogonal row by the norm of an independent
 // N(0, I_d) vector, so every row is marginally N(0, I_d) again (unbiased); FeatureNorm::Fixed
 // gives every row the norm sqrt(d) (the SMREG estimator of Theorem 1: biased low, lower variance).

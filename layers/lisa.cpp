@@ -44,7 +44,7 @@ LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
   dropout_rng_ = std::make_shared<Generator>(c.seed + 1);
   noise_rng_ = std::make_shared<Generator>(c.seed + 2);
   const double d = static_cast<double>(c.dim);
-  // lisa.md 7.1: xavier-normal item and position tables, row 0 of the items is padding.
+  // As the official code: xavier-normal item and position tables, row 0 of the items is padding.
   EmbeddingOptions item_opt;
   item_opt.padding_idx = 0;
   item_opt.init = InitSpec{Init::XavierNormal};
@@ -64,7 +64,7 @@ LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
   po.train_selection =
       c.selection ? *c.selection : (soft ? Selection::Soft : Selection::StraightThrough);
   // Evaluation: no noise; hard codes unless the training codes are soft (Soft keeps
-  // probabilities in evaluation too, lisa.md 4).
+  // probabilities in evaluation too, as in the official code).
   po.eval_selection = selection_is_hard(po.train_selection) ? Selection::Hard : Selection::Soft;
   po.temperature = TemperatureSchedule{c.tau_schedule, c.tau, c.tau_end, c.tau_steps};
   pq = register_module("pq", std::make_shared<ProductQuantizer>(po, init, noise_rng_));
@@ -90,7 +90,7 @@ LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
   attention_dropout =
       register_module("attention_dropout", std::make_shared<Dropout>(c.dropout, dropout_rng_));
   norm1 = register_module("norm1", std::make_shared<LayerNorm>(c.dim, c.norm_eps));
-  // The FFN's hidden size is D, not 4D (lisa.md 2.8.6).
+  // The FFN's hidden size is D, not 4D (the official code's block).
   ffn = register_module("ffn",
                         std::make_shared<FeedForward>(c.dim, c.dim, init, c.dropout, dropout_rng_));
   ffn_dropout = register_module("ffn_dropout", std::make_shared<Dropout>(c.dropout, dropout_rng_));
@@ -113,7 +113,7 @@ Var LISA::hidden(const Tensor& ids) {
   Var out = norm2->forward(z + ffn_dropout->forward(ffn->forward(z))) * ag::constant(keep3);
   if (config_.regularizer > 0) {
     // coef * sum ||e_i - stopgrad(x_i)||^2 / #valid: pulls the raw embeddings toward their frozen
-    // reconstruction (the Soft configs' inputs_optimize_loss, lisa.md 2.8.9).
+    // reconstruction (the official Soft configs' inputs_optimize_loss).
     Var diff = e - items.reconstruction.detach();
     aux_loss_ =
         masked_mean(ag::sum(ag::square(diff), -1), keep.to(e.dtype())) * config_.regularizer;

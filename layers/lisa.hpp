@@ -1,5 +1,5 @@
-// The LISA recommender (Wu et al., WWW 2021; research/lisa.md 2.8 and 4): one codeword-histogram
-// attention block in the official code's post-LN layout, with the variants
+// The LISA recommender (Wu et al., WWW 2021; official code github.com/libertyeagle/LISA): one
+// codeword-histogram attention block in the official code's post-LN layout, with the variants
 //   Base: hard (straight-through) codes for the sequence; targets scored against the same PQ's
 //         reconstruction (fully compressed);
 //   Soft: soft codes (probabilities) for the sequence, soft histograms; targets are the raw
@@ -8,7 +8,7 @@
 //
 //   e_i = sqrt(D) E[item_i]            (row 0 = padding: zero, no gradient)
 //   (x_i, S_i, u_i) = PQ(e_i)          (reconstruction, selections, codes)
-//   s_i = Dropout(x_i + P[i])          (positions enter the residual only, lisa.md 2.7)
+//   s_i = Dropout(x_i + P[i])          (positions enter the residual only, as in the code)
 //   y_i = LISA(S_(<=i), u_i)           (padded positions excluded from the histograms)
 //   z_i = LayerNorm(s_i + Dropout(y_i))
 //   out_i = LayerNorm(z_i + Dropout(FFN(z_i))) * mask_i   (FFN hidden size D, ReLU)
@@ -55,8 +55,9 @@ struct LISAConfig {
   int64_t target_codewords = 128;
   double dropout = 0.1;
   double norm_eps = 1e-5;
-  // Soft's regulariser coef * sum ||e_i - stopgrad(x_i)||^2 / #valid (lisa.md 2.8.9; 1e-2 in the
-  // Soft configs): LISA::auxiliary_loss(), which recommendation_loss adds to the loss.
+  // Soft's regulariser coef * sum ||e_i - stopgrad(x_i)||^2 / #valid (the official code's
+  // inputs_optimize_loss, 1e-2 in its Soft configs): LISA::auxiliary_loss(), which
+  // recommendation_loss adds to the loss.
   double regularizer = 0.0;
   uint64_t seed = 42;
 };

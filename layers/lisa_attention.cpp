@@ -135,12 +135,12 @@ Var lisa_histograms(const Var& sel, const Tensor& keep, double decay, bool causa
                   sel.size(1),
                   "], got ",
                   keep.shape());
-    // Padded positions are excluded from every histogram (lisa.md 7.4.1).
+    // Padded positions are excluded from every histogram (docs/derivations/lisa_histograms.md 2).
     x = x * ag::constant(keep.to(sel.dtype()).reshape({sel.size(0), sel.size(1), 1, 1}));
   }
   const double g = std::exp(-decay);
   if (causal)
-    return ag::decayed_scan(x, 1, g);  // h_t = g h_(t-1) + o_t (lisa.md 2.7, 7.4.2)
+    return ag::decayed_scan(x, 1, g);  // h_t = g h_(t-1) + o_t (lisa_histograms.md 2)
   if (decay == 0)
     return ag::broadcast_to(ag::sum(x, 1, true), x.shape());
   // sum_j g^|i-j| o_j = (forward scan) + (reverse scan) - o_i.
@@ -160,7 +160,7 @@ LisaProjection lisa_project(const Var& c, const Var& w_q, const Var& w_k, const 
                   ", got ",
                   p->shape());
   }
-  Var qt = w_q.defined() ? ag::matmul(c, w_q) : c;  // Qt_b = C_b W_Q^b (lisa.md 2.4)
+  Var qt = w_q.defined() ? ag::matmul(c, w_q) : c;  // Qt_b = C_b W_Q^b (projected codebooks)
   Var kt = w_k.defined() ? ag::matmul(c, w_k) : c;
   LisaProjection out;
   out.tables = ag::matmul(qt, kt, false, true);  // T_b = Qt_b Kt_b^T
@@ -332,7 +332,7 @@ Tensor LisaStream::step(const Tensor& selection, const Tensor& query_index) {
     }
     idx = query_index;
   }
-  // h <- g h + o (lisa.md 3: O(B W) per interaction).
+  // h <- g h + o: O(B W) per interaction, whatever the history length.
   scale_(hist_, std::exp(-t_.decay));
   add_(hist_, sel);
   ++steps_;

@@ -1,27 +1,30 @@
-// LISA codeword-histogram attention (Wu et al., WWW 2021; research/lisa.md 2.3-2.7, 3, 7).
+// LISA codeword-histogram attention (Wu et al., WWW 2021, Fig. 3; the derivations are in
+// docs/derivations/lisa_histograms.md).
 //
 // Every item carries, per codebook b, a selection o_j^b [W] (one-hot for hard codes, the softmax
 // probabilities for soft ones) and a query codeword u_j^b. Since items that share a codeword share
 // their key and value, softmax attention over the sequence collapses to attention over the W
 // codewords of each codebook, weighted by the (decayed) histogram of the codewords seen
-// (lisa.md 2.4):
+// (lisa_histograms.md, sections 2-3):
 //   tables   T_b = (C_b W_Q^b)(C_b W_K^b)^T [W, W],   values  V_b = C_b W_V^b [W, D]
 //   causal   h_i^b = g h_(i-1)^b + o_i^b               (g = exp(-decay); the recurrence, never
 //                                                       cumsum(g^-t o) g^t, which underflows in
-//                                                       float32 near L = 1000: lisa.md 7.4.2)
+//                                                       float32 near L = 1000: section 2)
 //   bidirectional h_i^b = sum_j g^|i-j| o_j^b          (g = 1: the whole sequence's histogram)
 //   logits   z_i^b[w] = scale * G_i^b[w],  G = T_b[u_i^b, :] (hard query) or sum_u q[u] T_b[u, :]
 //            (the expected row of a soft query q = o_i^b); scale = 1/sqrt(D) with the full D
 //   weights  alpha_i^b[w] = h[w] e^(z[w]) / sum_w' h[w'] e^(z[w'])   (masked log-sum-exp: the max
-//            is taken over codewords with h > 0, lisa.md 7.4.3)
-//   output   y_i = sum_b sum_w alpha_i^b[w] V_b[w]                   (summed, no W_O: 2.4)
+//            is taken over codewords with h > 0, section 5)
+//   output   y_i = sum_b sum_w alpha_i^b[w] V_b[w]                   (summed, no W_O, as in the
+//                                                                     official code)
 // This is exactly causal softmax attention with query Qt_b[u_i], key Kt_b[u_j], value V_b[u_j]
-// and the additive bias ln(g) (i - j), summed over codebooks (the equivalence the tests check).
+// and the additive bias ln(g) (i - j), summed over codebooks (the equivalence the tests check;
+// proof in lisa_histograms.md, section 4).
 // A row whose histogram is empty (a left pad before any item) outputs zeros with zero gradient.
 //
 // The gradient with respect to the histogram is written as dh[w] = e^(z[w] - lse) (dalpha[w] -
 // sum alpha dalpha) rather than alpha/h (...): it is finite (and non-zero) where h[w] = 0, which
-// is where the straight-through gradient of unused codewords flows (lisa.md 7.3).
+// is where the straight-through gradient of unused codewords flows (lisa_histograms.md 6-7).
 #pragma once
 
 #include <cstdint>
@@ -92,7 +95,8 @@ Var lisa_histogram_attention_fused(const Var& tables,
                                    double scale = 0.0);
 
 // ---- inference --------------------------------------------------------------------------------
-// Precomputed tables and values (plain tensors, lisa.md 3 "online / inference tricks").
+// Precomputed tables and values (plain tensors): computed once, they make every later item cost
+// O(B W D) with no projection at run time.
 struct LisaTables {
   Tensor tables;  // [B, W, W]
   Tensor values;  // [B, W, D]
@@ -133,7 +137,8 @@ struct LisaAttentionOptions {
   bool project_qk = true;  // W_Q, W_K (false: T = C C^T)
   bool project_v = true;   // W_V (false: values = codewords)
   double scale = 0.0;      // 0: 1/sqrt(D)
-  // lisa.md 7.1: xavier-uniform with PyTorch's 3-D fans (bound sqrt(6 / (D (D + B)))).
+  // As the official code (libertyeagle/LISA): xavier-uniform with PyTorch's 3-D fans (fan_in =
+  // D D, fan_out = B D: bound sqrt(6 / (D (D + B)))).
   InitSpec projection_init{Init::XavierUniform};
 };
 

@@ -10,7 +10,8 @@
 // O(kRows B W): the op itself adds nothing of size L B W (its histogram input is O(L B W)), and
 // nothing is ever O(L^2).
 //
-// Backward (lisa.md 7.3, with g = dY), per chunk after recomputing beta and alpha:
+// Backward (derived in docs/derivations/lisa_histograms.md 6; g = dY), per chunk after recomputing
+// beta and alpha:
 //   dalpha = g V_b^T;  c = sum_w alpha dalpha;  dh = beta (dalpha - c);  dz = alpha (dalpha - c)
 //   dV_b += alpha^T g;  dG = scale dz;  hard: dT_b[u_i, :] += dG;  expected: dT_b += q^T dG and
 //   dq = dG T_b^T.
@@ -175,7 +176,7 @@ void forward(const Geometry& g,
                      alpha.data() + r * bw + b * g.w);
         }
       }
-      // y = sum_b alpha_b V_b (lisa.md 7.2 step 7): B GEMMs accumulated in a fixed order.
+      // y = sum_b alpha_b V_b: B GEMMs accumulated in a fixed order.
       T* y = out + row0 * g.d;
       for (int64_t b = 0; b < g.nb; ++b) {
         gemm<T>(false,

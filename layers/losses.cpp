@@ -65,9 +65,8 @@ double stable_sigmoid(T x) {
   return e / (1.0 + e);
 }
 
-// ---- softmax cross-entropy over rows of a [rows, C] view
-// ----------------------------------------- active(r): row r counts (target not ignored and weight
-// != 0).
+// ---- softmax cross-entropy over rows of a [rows, C] view ----------------------------------------
+// active(r): row r counts (target not ignored and weight != 0).
 struct CeRows {
   int64_t rows = 0, classes = 0, ignore_index = -100;
   const int64_t* target = nullptr;

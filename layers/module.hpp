@@ -4,15 +4,19 @@
 // redraws; their state is saved too, so a resumed run draws the same numbers), and named
 // submodules. Names are hierarchical: "blocks.0.attn.w_q.weight".
 //
+// clang-format off
 //   class Mlp : public nn::Module {
 //    public:
 //     Mlp() : Module("Mlp") {
 //       fc1 = register_module("fc1", std::make_shared<nn::Linear>(2, 8, ...));
 //       ...
 //     }
-//     ag::Var forward(const ag::Var& x) { auto s = scope(); return
-//     fc2->forward(relu(fc1->forward(x))); }
+//     ag::Var forward(const ag::Var& x) {
+//       auto s = scope();
+//       return fc2->forward(relu(fc1->forward(x)));
+//     }
 //   };
+// clang-format on
 #pragma once
 
 #include <memory>

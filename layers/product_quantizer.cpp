@@ -1,4 +1,5 @@
-// Product quantization with differentiable codeword selection (research/lisa.md 2.2).
+// Product quantization with differentiable codeword selection (Wu et al., WWW 2021, after
+// LightRec, Lian et al., WWW 2020; docs/derivations/lisa_histograms.md 1 and 7).
 #include "layers/product_quantizer.hpp"
 
 #include <cmath>
@@ -255,7 +256,7 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
   QuantizedItems out;
   Tensor codes;
   if (options_.residual) {
-    // r_1 = x; logits_b = (r_b M) C_b^T; q_b = s_b C_b; r_(b+1) = r_b - q_b (lisa.md 2.2).
+    // r_1 = x; logits_b = (r_b M) C_b^T; q_b = s_b C_b; r_(b+1) = r_b - q_b (official code).
     Var r = xf, recon;
     std::vector<Var> sels, logit_list;
     std::vector<Tensor> idx;

@@ -1,5 +1,6 @@
 // Product quantization of item embeddings with differentiable codeword selection: the codes that
-// LISA's codeword histograms count (research/lisa.md 2.2, LightRec-style).
+// LISA's codeword histograms count (Wu et al., WWW 2021, after LightRec: Lian et al., WWW 2020;
+// docs/derivations/lisa_histograms.md 1 and 7).
 //
 //   B codebooks of W codewords, one [B, W, D] tensor C; one bilinear matrix M [D, D] shared by all
 //   codebooks (the official code's similarity, no linear terms). Residual ("recurrent") encoding:
@@ -14,8 +15,8 @@
 //   GumbelSoft             p with G ~ Gumbel(0, 1)    gradient of the softmax (Jang et al. 2017)
 //   GumbelStraightThrough  onehot(argmax p), G drawn  gradient of the softmax
 //   Hard                   onehot(argmax p)           no gradient (evaluation)
-// argmax breaks ties by the lowest index (lisa.md 7.4.1: the official "== row max" gives a
-// multi-hot row on ties). Gumbel noise is drawn from a Generator or passed in explicitly (so the
+// argmax breaks ties by the lowest index (the official code's "== row max" gives a multi-hot row
+// on ties). Gumbel noise is drawn from a Generator or passed in explicitly (so the
 // op is a deterministic function of its inputs for gradcheck).
 #pragma once
 
@@ -72,7 +73,7 @@ struct TemperatureSchedule {
 
 // Per-codebook usage of codewords: counts [B, W] (float64), the number of codewords with a
 // non-zero count, and the entropy (nats) of the empirical code distribution (ln W when uniform,
-// 0 when one codeword takes everything; codebook collapse shows as low entropy, lisa.md 7.4.8).
+// 0 when one codeword takes everything; codebook collapse shows as low entropy).
 struct CodewordUsage {
   Tensor counts;
   std::vector<int64_t> used;
@@ -91,7 +92,8 @@ struct ProductQuantizerOptions {
   Selection train_selection = Selection::StraightThrough;
   Selection eval_selection = Selection::Hard;
   TemperatureSchedule temperature;  // tau = temperature.at(step())
-  // Initialisers (lisa.md 7.1: xavier-normal with PyTorch's 3-D fans for C, xavier-normal for M).
+  // Initialisers (as the official code: xavier-normal with PyTorch's 3-D fans for C, xavier-normal
+  // for M).
   InitSpec codebook_init{Init::XavierNormal};
   InitSpec bilinear_init{Init::XavierNormal};
 };

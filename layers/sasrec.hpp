@@ -3,7 +3,8 @@
 //   dropout, zero at padding, then N transformer blocks (causal + key-padding mask), then a final
 //   LayerNorm. The default block layout is the original code's ("sasrec": queries from the
 //   normalised input, keys and values from the raw input, no output projection, LayerNorm
-//   epsilon 1e-8); pre-LN and post-LN are options. See research/sasrec.md section 3.
+//   epsilon 1e-8, as in the official code, github.com/kang205/SASRec, model.py and modules.py);
+//   pre-LN and post-LN are options. The paper describes the block in Sec. III-B and III-C.
 #pragma once
 
 #include <memory>

@@ -1,4 +1,5 @@
-// The fused softmax attention kernel (FlashAttention-2 structure, Dao 2023) as one custom op.
+// The fused softmax attention kernel (FlashAttention-2 structure, Dao 2023) as one custom op,
+// derived in docs/derivations/flash_attention_backward.md.
 //
 // Forward, per (batch*head, tile of Br queries), over tiles of Bc keys:
 //   S = scale * Q_i K_j^T + bias, -inf where masked;  m' = max(m, rowmax S)

@@ -194,7 +194,7 @@ TEST_SUITE("layers.favor_attention") {
   }
 
   TEST_CASE("eps > 0 - the frozen-constant version passes and the unfrozen one misses a path") {
-    // research/autodiff.md 2.6: with eps > 0 the shift no longer cancels, so the detached gradient
+    // favor_feature_maps.md 4: with eps > 0 the shift no longer cancels, so the detached gradient
     // is exact only for the function with the shifts frozen (passed as Given constants).
     const Tensor w = randn({6, 3}, RngKey{230, 0}, kFloat64);
     const Tensor q = rnd({1, 1, 5, 3}, 231, kFloat64, -2, 2),
@@ -341,7 +341,7 @@ TEST_SUITE("layers.favor_attention") {
   }
 
   TEST_CASE("many features and small norms approach softmax attention - error ~ 1/sqrt(m)") {
-    // PRF variance (e^(|x~ + y~|^2) - 1) / m (performer.md 1.5): small-norm q, k keep it small.
+    // PRF variance (e^(|x~ + y~|^2) - 1) / m (Performer Lemma 2): small-norm q, k keep it small.
     const int64_t l = 24, d = 16;
     double err[2] = {0, 0};
     const int64_t ms[2] = {64, 1024};
@@ -376,7 +376,7 @@ TEST_SUITE("layers.favor_attention") {
 
   TEST_CASE("a large epsilon pulls attention towards uniform") {
     // performer-pytorch's eps = 1e-4 after a global key max: most key features are below it, so
-    // the output drifts to the plain mean of the values (performer.md 1.6).
+    // the output drifts to the plain mean of the values (docs/derivations/favor_feature_maps.md 4).
     const int64_t l = 256, d = 16;
     Tensor q = randn({1, 1, l, d}, RngKey{310, 0}, kFloat64),
            k = randn({1, 1, l, d}, RngKey{311, 0}, kFloat64);

@@ -87,7 +87,7 @@ TEST_SUITE("layers.favor_features") {
 
   TEST_CASE("the sign fix makes first coordinates positive about half the time") {
     // Without the fix the LAPACK convention makes Q[0, 0] = -|g_00| / |g_0| < 0 in every draw
-    // (research/performer.md 2.2); with Q[:, j] *= sign(R_jj) Q is Haar: P(Q[0, 0] > 0) = 1/2.
+    // (favor_feature_maps.md 3); with Q[:, j] *= sign(R_jj) Q is Haar: P(Q[0, 0] > 0) = 1/2.
     const int draws = 400, d = 8;
     int fixed_pos = 0, raw_pos = 0, fixed_last_pos = 0;
     for (int n = 0; n < draws; ++n) {

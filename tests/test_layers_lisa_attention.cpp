@@ -45,8 +45,9 @@ Tensor gather_rows(const Tensor& proj, const Tensor& codes) {
   return out;
 }
 
-// The explicit form (lisa.md 2.4): per codebook, exact softmax attention with query Qt_b[u_i],
-// key Kt_b[u_j], value Vt_b[u_j] and the bias ln(g) |i - j|; summed over codebooks.
+// The explicit form (docs/derivations/lisa_histograms.md 4): per codebook, exact softmax attention
+// with query Qt_b[u_i], key Kt_b[u_j], value Vt_b[u_j] and the bias ln(g) |i - j|; summed over
+// codebooks.
 Tensor exact_attention(const Tensor& c,
                        const Tensor& wq,
                        const Tensor& wk,

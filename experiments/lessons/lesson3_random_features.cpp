@@ -1,4 +1,5 @@
-// Lesson 3: from softmax attention to random features (Performer's FAVOR+; research/performer.md).
+// Lesson 3: from softmax attention to random features (Performer's FAVOR+, Choromanski et al.,
+// ICLR 2021; docs/derivations/favor_feature_maps.md).
 //
 // The softmax kernel is an expectation over Gaussian directions w (Lemma 1):
 //   exp(x . y) = E_w[ exp(w.x - |x|^2/2) exp(w.y - |y|^2/2) ],  w ~ N(0, I_d),

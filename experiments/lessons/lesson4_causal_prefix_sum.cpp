@@ -1,5 +1,5 @@
-// Lesson 4: causal attention as a prefix sum (Katharopoulos et al. 2020, Eq. 9-12; Performer
-// App. B.1; research/performer.md 3.3).
+// Lesson 4: causal attention as a prefix sum (Katharopoulos et al. 2020, Sec. 3.3; Performer
+// App. B.1; docs/derivations/favor_causal_backward.md).
 //
 // With features Q' = phi(Q), K' = phi(K), causal linear attention is
 //   out_i = q'_i^T S_i / q'_i^T z_i,   S_i = sum_{j<=i} k'_j v_j^T  (m x d),  z_i = sum_{j<=i}

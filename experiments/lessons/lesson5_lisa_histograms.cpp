@@ -1,4 +1,4 @@
-// Lesson 5: LISA's codeword histograms (Wu et al., WWW 2021; research/lisa.md 2.2-2.4, 3, 7).
+// Lesson 5: LISA's codeword histograms (Wu et al., WWW 2021; docs/derivations/lisa_histograms.md).
 //
 // Quantize every item into one codeword per codebook; items that share a codeword share their key
 // and value, so softmax attention over the L positions of a sequence collapses to attention over
@@ -62,9 +62,10 @@ Quantized quantize(const Tensor& items, int64_t B, int64_t W, uint64_t seed) {
   return {pq.codebooks.value(), q.codes, q.selection.value()};
 }
 
-// The explicit form (lisa.md 2.4): per codebook b, exact causal softmax attention with query
-// (C_b W_Q^b)[u_i], key (C_b W_K^b)[u_j], value (C_b W_V^b)[u_j] and bias -lambda (i - j);
-// the codebooks' outputs summed. `weights0` receives codebook 0's L x L attention weights.
+// The explicit form (docs/derivations/lisa_histograms.md 4): per codebook b, exact causal softmax
+// attention with query (C_b W_Q^b)[u_i], key (C_b W_K^b)[u_j], value (C_b W_V^b)[u_j] and bias
+// -lambda (i - j); the codebooks' outputs summed. `weights0` receives codebook 0's L x L attention
+// weights.
 Tensor exact_attention(const Tensor& codebooks,
                        const Tensor& wq,
                        const Tensor& wk,
@@ -104,7 +105,7 @@ bool lesson_lisa_histograms(std::ostream& out, bool quick) {
   heading(out, "1. Codes and codeword histograms (one codebook, B = 1, W = 4, D = 4)");
   const Quantized q1 = quantize(items, 1, W, 11);
   const std::vector<int64_t> codes1 = q1.codes.to_vector<int64_t>();
-  out << "each item's code (argmax_w of (x M) C^T, lisa.md 2.2):\n  position ";
+  out << "each item's code (argmax_w of (x M) C^T):\n  position ";
   for (int64_t i = 0; i < L; ++i) out << "  " << i;
   out << "\n  code     ";
   for (int64_t c : codes1) out << "  " << c;
@@ -182,9 +183,10 @@ bool lesson_lisa_histograms(std::ostream& out, bool quick) {
   out << "\n       max |histogram attention (fused op) - sum over codebooks of exact attention| = "
       << diff2
       << "\n\nWith B codebooks every codebook is its own attention \"head\" with full-D values;\n"
-         "cross-codebook query-key terms are dropped (the approximation, lisa.md 2.3 (9)).\n";
+         "cross-codebook query-key terms are dropped (the approximation; see\n"
+         "docs/derivations/lisa_histograms.md, section 4).\n";
 
-  // Online: one item at a time, the [B, W] histogram is the whole state (lisa.md 3).
+  // Online: one item at a time, the [B, W] histogram is the whole state.
   nn::LisaTables tables;
   tables.tables = lp2.tables.value();
   tables.values = lp2.values.value();
@@ -214,7 +216,7 @@ bool lesson_lisa_histograms(std::ostream& out, bool quick) {
     if (len == 4096)
       ratio_4096 = exact / lisa;
   }
-  out << "\nThe advantage needs L > B W against the full L x L matrix (lisa.md 7.4.9), L > 2 B W\n"
+  out << "\nThe advantage needs L > B W against the full L x L matrix, L > 2 B W\n"
          "against causal attention, which computes only half of it: at L = 64 LISA does more\n"
          "work. At L = 4096 the histogram form needs x"
       << std::setprecision(3) << ratio_4096 << std::setprecision(6)
@@ -331,8 +333,7 @@ bool lesson_lisa_histograms(std::ostream& out, bool quick) {
          "deterministic straight-through gradient: the noise moves p before it is differentiated.\n"
          "The sampled code's expected loss is E[loss] = sum_w softmax(logits)_w cost_w; neither\n"
          "gradient equals its gradient (the last row): both are biased surrogate gradients,\n"
-         "and the official LISA code uses plain straight-through (lisa.md 2.2: no Gumbel "
-         "noise).\n\n";
+         "and the official LISA code uses plain straight-through (no Gumbel noise).\n\n";
 
   bool one_hot_forward = sum(st.selection).item() == 1.0 && max(st.selection).item() == 1.0;
   for (const Grad& r : gumbel_st)

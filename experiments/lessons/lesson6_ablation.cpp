@@ -1,5 +1,6 @@
-// Lesson 6: a small ablation, three attention kinds in the same recommender (research/lisa.md 5.3
-// for the protocol, research/performer.md for FAVOR+; `attnlab demo` is the full-size version).
+// Lesson 6: a small ablation, three attention kinds in the same recommender (the leave-one-out
+// protocol of SASRec, Kang and McAuley, ICDM 2018; FAVOR+ from Choromanski et al., ICLR 2021;
+// LISA from Wu et al., WWW 2021; `attnlab demo` is the full-size version).
 //
 // One SASRec-style next-item recommender, trained three times on the built-in synthetic data with
 // a different attention each time: exact softmax attention (SASRec, the tiled "softmax-fused"

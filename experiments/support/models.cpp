@@ -50,7 +50,7 @@ std::shared_ptr<nn::SequenceRecommender> make_model(const ModelOptions& o) {
     lc.target_codebooks = o.target_codebooks;
     lc.target_codewords = o.target_codewords;
     lc.dropout = o.dropout;
-    // lisa.md 4: the official Soft configs add 1e-2 * ||e - stopgrad(x_hat)||^2.
+    // The official LISA code's Soft configs add 1e-2 * ||e - stopgrad(x_hat)||^2.
     lc.regularizer = lc.variant == nn::LisaVariant::Soft ? 1e-2 : 0.0;
     lc.seed = o.seed;
     return std::make_shared<nn::LISA>(lc);
