@@ -12,18 +12,34 @@
 namespace attnlab::ag {
 namespace {
 
-thread_local uint64_t t_next_seq = 1;
+// Node numbers, shared by all threads so that backward can order nodes recorded on different
+// threads. Numbers are a topological order: a node's input Var must exist before the node is
+// recorded, so on another thread its producer's numbering (sequenced before the output is made)
+// happens-before the consumer's numbering (the Var was handed over with some synchronization,
+// such as a thread join). fetch_adds on one atomic form a single modification order consistent
+// with happens-before (coherence, which holds for relaxed operations too), so the producer
+// always draws the smaller number. A thread_local counter lost this: a graph continued on a
+// fresh thread restarted at 1 and backward ran consumers before producers (silently 0 gradients).
+std::atomic<uint64_t> g_next_seq{1};
 thread_local bool t_anomaly = false;
 thread_local std::string t_scope;
 // Nodes waiting to be destroyed by the outermost Node destructor on this thread.
 thread_local std::vector<std::shared_ptr<Node>>* t_release_list = nullptr;
 std::atomic<uint64_t> g_backward_epoch{0};
 
+// "'op' (node #n, label 'a', scope 's')"; a node with several outputs lists every label
+// ("labels 'a', 'b'", "-" for an unlabelled output).
 std::string describe_node(const Node& n) {
   std::string s = "'" + std::string(n.op) + "' (node #" + std::to_string(n.seq);
-  const std::string label = n.output_label(0);
-  if (!label.empty())
-    s += ", label '" + label + "'";
+  const std::string labels = n.output_labels();
+  if (!labels.empty()) {
+    std::string quoted;
+    for (std::size_t i = 0; i < n.outputs.size(); ++i) {
+      const std::string l = n.output_label(static_cast<int>(i));
+      quoted += (i ? ", " : "") + (l.empty() ? std::string("-") : "'" + l + "'");
+    }
+    s += (n.outputs.size() > 1 ? ", labels " : ", label ") + quoted;
+  }
   if (!n.scope().empty())
     s += ", scope '" + n.scope() + "'";
   return s + ")";
@@ -43,7 +59,34 @@ void accumulate(Tensor& slot, bool& owned, const Tensor& g) {
   }
 }
 
-Tensor apply_hooks(const AutogradMeta& m, Tensor g) {
+// Anomaly mode: a hook's result is checked like an op's, so that a hook that injects NaN or Inf
+// is blamed instead of the op that next reads its gradient. `owner` is the producing node (null
+// for a leaf).
+void check_hook_result(const AutogradMeta& m,
+                       const Node* owner,
+                       int id,
+                       const Tensor& received,
+                       const Tensor& returned) {
+  if (!has_nonfinite(returned))
+    return;
+  const std::string kind = owner ? "Var" : "leaf";
+  const std::string var =
+      m.label.empty() ? "an unlabelled " + kind : (owner ? "'" : "leaf '") + m.label + "'";
+  throw AnomalyError(detail::concat(
+      "anomaly: gradient hook ",
+      id,
+      " on ",
+      var,
+      owner ? " (output " + std::to_string(m.output_nr) + " of " + describe_node(*owner) + ")"
+            : std::string(),
+      " returned NaN or Inf for a gradient of shape ",
+      returned.shape(),
+      has_nonfinite(received) ? " (the gradient it received was already non-finite)"
+                              : " (the gradient it received was finite: the hook made "
+                                "them)"));
+}
+
+Tensor apply_hooks(const AutogradMeta& m, Tensor g, const Node* owner) {
   for (const auto& [id, hook] : m.hooks) {
     Tensor replaced = hook(g);
     ATTNLAB_CHECK(
@@ -57,6 +100,8 @@ Tensor apply_hooks(const AutogradMeta& m, Tensor g) {
         replaced.defined() ? replaced.shape().str() : std::string("an undefined tensor"),
         " for a gradient of shape ",
         g.shape());
+    if (t_anomaly)
+      check_hook_result(m, owner, id, g, replaced);
     g = replaced;
   }
   return g;
@@ -104,6 +149,17 @@ std::string Node::output_label(int i) const {
   return "";
 }
 
+std::string Node::output_labels() const {
+  std::string joined;
+  bool any = false;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const std::string l = output_label(static_cast<int>(i));
+    any = any || !l.empty();
+    joined += (i ? ", " : "") + (l.empty() ? std::string("-") : l);
+  }
+  return any ? joined : std::string();
+}
+
 // ---- anomaly mode and scopes ------------------------------------------------------------------
 bool anomaly_enabled() {
   return t_anomaly;
@@ -145,6 +201,9 @@ void OpRecorder::init(const char* op, const Var* const* inputs, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
       if (has_nonfinite(inputs[i]->value()))
         check_inputs_finite_ = false;
+      const std::string& l = inputs[i]->label();
+      anomaly_inputs_ += (i ? ", " : "") + (l.empty() ? "unlabelled" : "'" + l + "'") + " " +
+                         inputs[i]->shape().str();
     }
   }
   if (!grad_enabled())
@@ -155,6 +214,8 @@ void OpRecorder::init(const char* op, const Var* const* inputs, std::size_t n) {
     return;
   node_ = std::allocate_shared<Node>(detail::PoolAllocator<Node>());
   node_->op = op;
+  // Numbered now, not when the outputs exist, so that a forward anomaly error can name the node.
+  node_->seq = g_next_seq.fetch_add(1, std::memory_order_relaxed);
   for (std::size_t i = 0; i < n; ++i) {
     const bool needs = inputs[i]->requires_grad();
     node_->inputs.push_back(needs ? inputs[i]->impl()->meta : nullptr);
@@ -184,18 +245,25 @@ bool OpRecorder::needs_input_grad(std::size_t i) const {
 }
 
 void OpRecorder::check_output_finite(const Tensor& value, std::size_t i) const {
-  ATTNLAB_CHECK(!has_nonfinite(value),
-                AnomalyError,
-                "anomaly: forward of '",
-                op_,
-                "'",
-                t_scope.empty() ? std::string() : " in scope '" + t_scope + "'",
-                " produced NaN or Inf in output ",
-                i,
-                " of shape ",
-                value.shape(),
-                check_inputs_finite_ ? " (all of its inputs were finite: this op created them)"
-                                     : " (some input was already non-finite)");
+  if (!has_nonfinite(value))
+    return;
+  const std::string node = node_             ? "node #" + std::to_string(node_->seq)
+                           : !grad_enabled() ? std::string("no node: grad mode is off")
+                                             : std::string("no node: no input requires grad");
+  throw AnomalyError(detail::concat("anomaly: forward of '",
+                                    op_,
+                                    "' (",
+                                    node,
+                                    t_scope.empty() ? std::string() : ", scope '" + t_scope + "'",
+                                    ", inputs: ",
+                                    anomaly_inputs_.empty() ? std::string("none") : anomaly_inputs_,
+                                    ") produced NaN or Inf in output ",
+                                    i,
+                                    " of shape ",
+                                    value.shape(),
+                                    check_inputs_finite_
+                                        ? " (all of its inputs were finite: this op created them)"
+                                        : " (some input was already non-finite)"));
 }
 
 Var OpRecorder::make_output(const Tensor& value, std::size_t i, bool differentiable) {
@@ -223,7 +291,6 @@ Var OpRecorder::make_output(const Tensor& value, std::size_t i, bool differentia
 }
 
 void OpRecorder::finish(SavedTensors saved, BackwardFn backward) {
-  node_->seq = t_next_seq++;
   for (const Tensor& t : saved) node_->saved_bytes += t.defined() ? t.nbytes() : 0;
   node_->saved = std::move(saved);
   node_->backward = std::move(backward);
@@ -437,7 +504,7 @@ void backward(const std::vector<Var>& roots,
       if (i < n.outputs.size() && n.output_metas[i] && !n.outputs[i].expired()) {
         AutogradMeta* m = n.output_metas[i];
         if (!m->hooks.empty())
-          grads[i] = apply_hooks(*m, grads[i]);
+          grads[i] = apply_hooks(*m, grads[i], &n);
         if (m->retains_grad)
           m->grad = grads[i];
       }
@@ -510,7 +577,7 @@ void backward(const std::vector<Var>& roots,
   // Leaves: run their hooks on the summed gradient, then accumulate into .grad.
   for (LeafSlot& slot : leaves) {
     AutogradMeta* m = slot.meta;
-    Tensor g = m->hooks.empty() ? slot.grad : apply_hooks(*m, slot.grad);
+    Tensor g = m->hooks.empty() ? slot.grad : apply_hooks(*m, slot.grad, nullptr);
     if (!m->grad.defined()) {
       // Keep the buffer only if the engine made it (never alias a caller's tensor).
       m->grad = slot.owned && g.same_storage(slot.grad) ? g : g.clone();

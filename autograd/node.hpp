@@ -1,8 +1,9 @@
 // Node: one recorded differentiable op. It keeps what its backward needs and nothing else:
 // edges to its inputs' AutogradMeta (not their values), the tensors it saved, and the backward
-// function. Nodes are numbered by a thread-local sequence counter at creation; creation order is
-// a topological order, so backward sweeps nodes by decreasing sequence number (no sort by
-// dependencies, no recursion).
+// function. Nodes are numbered when their recording starts by one process-wide atomic counter,
+// whatever thread records them; the numbers are a topological order (a node's inputs exist, and
+// so are numbered, before it starts), so backward sweeps nodes by decreasing number (no sort by
+// dependencies, no recursion). engine.cpp explains why this holds across threads.
 #pragma once
 
 #include <cstdint>
@@ -75,6 +76,8 @@ struct Node {
 
   ~Node();
   std::string output_label(int i) const;
+  // Every output's label joined by ", " ("-" for an unlabelled one); "" when none is labelled.
+  std::string output_labels() const;
   const std::string& scope() const;
 };
 
