@@ -37,9 +37,9 @@
 //   - recording ops on Vars of a graph while a backward over that graph runs on another thread
 //     (backward releases saved tensors and writes the nodes; record after it returns).
 // Per thread: a Tape records only the nodes its own thread creates (Tape::current is
-// thread-local), and grad mode (NoGradGuard), anomaly mode (AnomalyGuard) and Scope names apply
-// only to the thread that set them: a worker thread starts with grad mode on, anomaly mode off,
-// no scope and no tape.
+// thread-local) and is used by that thread only, and grad mode (NoGradGuard), anomaly mode
+// (AnomalyGuard) and Scope names apply only to the thread that set them: a worker thread starts
+// with grad mode on, anomaly mode off, no scope and no tape.
 #pragma once
 
 #include <chrono>
