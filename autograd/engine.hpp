@@ -19,8 +19,8 @@
 // When grad mode is off or no input requires grad, output() builds no node and drops `saved`.
 //
 // Threads. What may run at the same time:
-//   - recording on several threads, including graphs that share read-only inputs (constants,
-//     tensors, and Vars that several graphs read but none differentiates concurrently);
+//   - recording on several threads, including graphs that share read-only inputs: constants,
+//     tensors, and leaves (parameters) that no backward reaches meanwhile;
 //   - a graph recorded in pieces on several threads: a Var made on one thread may be used on
 //     another once handed over with synchronization (a join, a mutex, a future). Nodes are
 //     numbered by a process-wide atomic counter, so backward orders them correctly whatever
@@ -28,10 +28,14 @@
 //   - backward on several threads over disjoint graphs (no node and no leaf that requires grad
 //     in common; shared constants are fine).
 // What may not:
-//   - two backwards that reach a common node or a common leaf that requires grad (a shared
-//     parameter, a shared intermediate Var): backward writes scratch fields in the nodes
-//     (visit_epoch, sweep_slot) and leaves (pending_epoch, pending_slot) and accumulates into
-//     leaves' grad(). Run them one after the other, or give each thread its own parameters;
+//   - backward, or freeing the graphs, on several threads at once when the graphs share a
+//     non-leaf Var (a common node): backward writes scratch fields in the nodes (visit_epoch,
+//     sweep_slot), and ~Node's iterative release of producers reads their reference counts
+//     without synchronizing with other threads. Finish them one after the other, or detach()
+//     the Var into a leaf per thread;
+//   - two backwards that reach a common leaf that requires grad (a shared parameter): backward
+//     writes scratch fields in leaves (pending_epoch, pending_slot) and accumulates into their
+//     grad(). Run them one after the other, or give each thread its own parameters;
 //   - reading or changing a Var's grad(), hooks, label or requires_grad while a backward that
 //     reaches it runs (backward writes grad() and calls hooks on its own thread);
 //   - recording ops on Vars of a graph while a backward over that graph runs on another thread
