@@ -12,15 +12,32 @@
 namespace attnlab::ag {
 namespace {
 
-// Node numbers, shared by all threads so that backward can order nodes recorded on different
-// threads. Numbers are a topological order: a node's input Var must exist before the node is
-// recorded, so on another thread its producer's numbering (sequenced before the output is made)
-// happens-before the consumer's numbering (the Var was handed over with some synchronization,
-// such as a thread join). fetch_adds on one atomic form a single modification order consistent
-// with happens-before (coherence, which holds for relaxed operations too), so the producer
-// always draws the smaller number. A thread_local counter lost this: a graph continued on a
-// fresh thread restarted at 1 and backward ran consumers before producers (silently 0 gradients).
-std::atomic<uint64_t> g_next_seq{1};
+// Node numbers: a topological order (every node above its inputs' producers) whatever thread
+// recorded each node, which backward relies on. A thread_local counter broke it: a graph continued
+// on a fresh thread restarted at 1, and backward ran consumers before producers (silently 0
+// gradients). One atomic fetch_add per node would fix it but costs ~20 ns, a tenth of a small
+// op's forward, so threads number their nodes from blocks of kSeqBlock numbers taken from
+// g_seq_blocks, and take a fresh block when theirs is used up or when an input's producer holds
+// a number >= the next one (it was recorded on another thread, from a block taken later). A fresh
+// block is always above that producer: the producer's block came from a fetch_add sequenced
+// before the producer was numbered, which happens-before this recording (the input Var was
+// handed over with some synchronization: a join, a mutex). fetch_adds on one atomic follow a
+// single modification order consistent with happens-before (coherence, true of relaxed
+// operations too), so this fetch_add returns a base above the producer's whole block. Blocks are
+// disjoint, so numbers stay unique (reports and DOT graphs use them as ids).
+constexpr uint64_t kSeqBlock = 1024;
+std::atomic<uint64_t> g_seq_blocks{1};  // 0 is reserved for "no producer" (NodeInfo)
+thread_local uint64_t t_seq_next = 0;
+thread_local uint64_t t_seq_end = 0;
+
+// The number for a node whose inputs' producers have numbers <= max_input_seq.
+uint64_t next_seq(uint64_t max_input_seq) {
+  if (t_seq_next == t_seq_end || t_seq_next <= max_input_seq) {
+    t_seq_next = g_seq_blocks.fetch_add(kSeqBlock, std::memory_order_relaxed);
+    t_seq_end = t_seq_next + kSeqBlock;
+  }
+  return t_seq_next++;
+}
 thread_local bool t_anomaly = false;
 thread_local std::string t_scope;
 // Nodes waiting to be destroyed by the outermost Node destructor on this thread.
@@ -214,13 +231,17 @@ void OpRecorder::init(const char* op, const Var* const* inputs, std::size_t n) {
     return;
   node_ = std::allocate_shared<Node>(detail::PoolAllocator<Node>());
   node_->op = op;
-  // Numbered now, not when the outputs exist, so that a forward anomaly error can name the node.
-  node_->seq = g_next_seq.fetch_add(1, std::memory_order_relaxed);
+  uint64_t max_input_seq = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const bool needs = inputs[i]->requires_grad();
     node_->inputs.push_back(needs ? inputs[i]->impl()->meta : nullptr);
     node_->needs_input_grad.push_back(needs);
+    const Node* producer = needs ? inputs[i]->impl()->meta->grad_fn.get() : nullptr;
+    if (producer)
+      max_input_seq = std::max(max_input_seq, producer->seq);
   }
+  // Numbered now, not when the outputs exist, so that a forward anomaly error can name the node.
+  node_->seq = next_seq(max_input_seq);
   Tape* tape = Tape::current();
   if (tape || t_anomaly) {
     node_->info = std::make_unique<NodeInfo>();

@@ -22,9 +22,9 @@
 //   - recording on several threads, including graphs that share read-only inputs: constants,
 //     tensors, and leaves (parameters) that no backward reaches meanwhile;
 //   - a graph recorded in pieces on several threads: a Var made on one thread may be used on
-//     another once handed over with synchronization (a join, a mutex, a future). Nodes are
-//     numbered by a process-wide atomic counter, so backward orders them correctly whatever
-//     thread recorded each one;
+//     another once handed over with synchronization (a join, a mutex, a future). Node numbers
+//     are a topological order across threads (engine.cpp, next_seq), so backward orders nodes
+//     correctly whatever thread recorded each one;
 //   - backward on several threads over disjoint graphs (no node and no leaf that requires grad
 //     in common; shared constants are fine).
 // What may not:

@@ -1,9 +1,10 @@
 // Node: one recorded differentiable op. It keeps what its backward needs and nothing else:
 // edges to its inputs' AutogradMeta (not their values), the tensors it saved, and the backward
-// function. Nodes are numbered when their recording starts by one process-wide atomic counter,
-// whatever thread records them; the numbers are a topological order (a node's inputs exist, and
-// so are numbered, before it starts), so backward sweeps nodes by decreasing number (no sort by
-// dependencies, no recursion). engine.cpp explains why this holds across threads.
+// function. Nodes are numbered when their recording starts, from blocks of a process-wide
+// atomic counter, whatever thread records them; the numbers are unique and a topological order
+// (every node is numbered above its inputs' producers), so backward sweeps nodes by decreasing
+// number (no sort by dependencies, no recursion). engine.cpp (next_seq) explains why this holds
+// across threads.
 #pragma once
 
 #include <cstdint>

@@ -36,10 +36,15 @@ void on_new_thread(F f) {
 TEST_SUITE("autograd.threads") {
   TEST_CASE("a graph continued on another thread differentiates correctly") {
     Var x = param(scalar_tensor(1.0, kFloat64));
+    Var warm_up = x * 1.0;  // this thread now numbers nodes from a block older than the workers'
     Var y, z;
     on_new_thread([&] { y = add_ones(x, 11); });  // y = 12
     on_new_thread([&] { z = y * y; });            // dz/dx = 2y = 24
-    z.backward();
+    z.backward(/*retain_graph=*/true);
+    CHECK(x.grad().item() == 24);
+    x.zero_grad();
+    Var w = y * y;  // continued on this thread
+    w.backward();
     CHECK(x.grad().item() == 24);
   }
 
