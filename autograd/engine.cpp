@@ -15,16 +15,16 @@ namespace {
 // Node numbers: a topological order (every node above its inputs' producers) whatever thread
 // recorded each node, which backward relies on. A thread_local counter broke it: a graph continued
 // on a fresh thread restarted at 1, and backward ran consumers before producers (silently 0
-// gradients). One atomic fetch_add per node would fix it but costs ~20 ns, a tenth of a small
-// op's forward, so threads number their nodes from blocks of kSeqBlock numbers taken from
-// g_seq_blocks, and take a fresh block when theirs is used up or when an input's producer holds
-// a number >= the next one (it was recorded on another thread, from a block taken later). A fresh
-// block is always above that producer: the producer's block came from a fetch_add sequenced
-// before the producer was numbered, which happens-before this recording (the input Var was
-// handed over with some synchronization: a join, a mutex). fetch_adds on one atomic follow a
-// single modification order consistent with happens-before (coherence, true of relaxed
-// operations too), so this fetch_add returns a base above the producer's whole block. Blocks are
-// disjoint, so numbers stay unique (reports and DOT graphs use them as ids).
+// gradients). One atomic fetch_add per node would fix it but cost ~20 ns on the 2-core test
+// machine, 5-10 % of a scalar op's forward in `attnlab bench tape`, so threads number their nodes
+// from blocks of kSeqBlock numbers taken from g_seq_blocks, and take a fresh block when theirs is
+// used up or when an input's producer holds a number >= the next one (it was recorded on another
+// thread, from a block taken later). A fresh block is always above that producer: the producer's
+// block came from a fetch_add sequenced before the producer was numbered, which happens-before this
+// recording (the input Var was handed over with some synchronization: a join, a mutex). fetch_adds
+// on one atomic follow a single modification order consistent with happens-before (coherence, true
+// of relaxed operations too), so this fetch_add returns a base above the producer's whole block.
+// Blocks are disjoint, so numbers stay unique (reports and DOT graphs use them as ids).
 constexpr uint64_t kSeqBlock = 1024;
 std::atomic<uint64_t> g_seq_blocks{1};  // 0 is reserved for "no producer" (NodeInfo)
 thread_local uint64_t t_seq_next = 0;
@@ -38,6 +38,7 @@ uint64_t next_seq(uint64_t max_input_seq) {
   }
   return t_seq_next++;
 }
+
 thread_local bool t_anomaly = false;
 thread_local std::string t_scope;
 // Nodes waiting to be destroyed by the outermost Node destructor on this thread.
