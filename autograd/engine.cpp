@@ -12,18 +12,52 @@
 namespace attnlab::ag {
 namespace {
 
-thread_local uint64_t t_next_seq = 1;
+// Node numbers: a topological order (every node above its inputs' producers) whatever thread
+// recorded each node, which backward relies on. A thread_local counter broke it: a graph continued
+// on a fresh thread restarted at 1, and backward ran consumers before producers (silently 0
+// gradients). One atomic fetch_add per node would fix it but cost ~20 ns on the 2-core test
+// machine, 5-10 % of a scalar op's forward in `attnlab bench tape`, so threads number their nodes
+// from blocks of kSeqBlock numbers taken from g_seq_blocks, and take a fresh block when theirs is
+// used up or when an input's producer holds a number >= the next one (it was recorded on another
+// thread, from a block taken later). A fresh block is always above that producer: the producer's
+// block came from a fetch_add sequenced before the producer was numbered, which happens-before this
+// recording (the input Var was handed over with some synchronization: a join, a mutex). fetch_adds
+// on one atomic follow a single modification order consistent with happens-before (coherence, true
+// of relaxed operations too), so this fetch_add returns a base above the producer's whole block.
+// Blocks are disjoint, so numbers stay unique (reports and DOT graphs use them as ids).
+constexpr uint64_t kSeqBlock = 1024;
+std::atomic<uint64_t> g_seq_blocks{1};  // 0 is reserved for "no producer" (NodeInfo)
+thread_local uint64_t t_seq_next = 0;
+thread_local uint64_t t_seq_end = 0;
+
+// The number for a node whose inputs' producers have numbers <= max_input_seq.
+uint64_t next_seq(uint64_t max_input_seq) {
+  if (t_seq_next == t_seq_end || t_seq_next <= max_input_seq) {
+    t_seq_next = g_seq_blocks.fetch_add(kSeqBlock, std::memory_order_relaxed);
+    t_seq_end = t_seq_next + kSeqBlock;
+  }
+  return t_seq_next++;
+}
+
 thread_local bool t_anomaly = false;
 thread_local std::string t_scope;
 // Nodes waiting to be destroyed by the outermost Node destructor on this thread.
 thread_local std::vector<std::shared_ptr<Node>>* t_release_list = nullptr;
 std::atomic<uint64_t> g_backward_epoch{0};
 
+// "'op' (node #n, label 'a', scope 's')"; a node with several outputs lists every label
+// ("labels 'a', 'b'", "-" for an unlabelled output).
 std::string describe_node(const Node& n) {
   std::string s = "'" + std::string(n.op) + "' (node #" + std::to_string(n.seq);
-  const std::string label = n.output_label(0);
-  if (!label.empty())
-    s += ", label '" + label + "'";
+  const std::string labels = n.output_labels();
+  if (!labels.empty()) {
+    std::string quoted;
+    for (std::size_t i = 0; i < n.outputs.size(); ++i) {
+      const std::string l = n.output_label(static_cast<int>(i));
+      quoted += (i ? ", " : "") + (l.empty() ? std::string("-") : "'" + l + "'");
+    }
+    s += (n.outputs.size() > 1 ? ", labels " : ", label ") + quoted;
+  }
   if (!n.scope().empty())
     s += ", scope '" + n.scope() + "'";
   return s + ")";
@@ -43,7 +77,34 @@ void accumulate(Tensor& slot, bool& owned, const Tensor& g) {
   }
 }
 
-Tensor apply_hooks(const AutogradMeta& m, Tensor g) {
+// Anomaly mode: a hook's result is checked like an op's, so that a hook that injects NaN or Inf
+// is blamed instead of the op that next reads its gradient. `owner` is the producing node (null
+// for a leaf).
+void check_hook_result(const AutogradMeta& m,
+                       const Node* owner,
+                       int id,
+                       const Tensor& received,
+                       const Tensor& returned) {
+  if (!has_nonfinite(returned))
+    return;
+  const std::string kind = owner ? "Var" : "leaf";
+  const std::string var =
+      m.label.empty() ? "an unlabelled " + kind : (owner ? "'" : "leaf '") + m.label + "'";
+  throw AnomalyError(detail::concat(
+      "anomaly: gradient hook ",
+      id,
+      " on ",
+      var,
+      owner ? " (output " + std::to_string(m.output_nr) + " of " + describe_node(*owner) + ")"
+            : std::string(),
+      " returned NaN or Inf for a gradient of shape ",
+      returned.shape(),
+      has_nonfinite(received) ? " (the gradient it received was already non-finite)"
+                              : " (the gradient it received was finite: the hook made "
+                                "them)"));
+}
+
+Tensor apply_hooks(const AutogradMeta& m, Tensor g, const Node* owner) {
   for (const auto& [id, hook] : m.hooks) {
     Tensor replaced = hook(g);
     ATTNLAB_CHECK(
@@ -57,6 +118,8 @@ Tensor apply_hooks(const AutogradMeta& m, Tensor g) {
         replaced.defined() ? replaced.shape().str() : std::string("an undefined tensor"),
         " for a gradient of shape ",
         g.shape());
+    if (t_anomaly)
+      check_hook_result(m, owner, id, g, replaced);
     g = replaced;
   }
   return g;
@@ -104,6 +167,17 @@ std::string Node::output_label(int i) const {
   return "";
 }
 
+std::string Node::output_labels() const {
+  std::string joined;
+  bool any = false;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const std::string l = output_label(static_cast<int>(i));
+    any = any || !l.empty();
+    joined += (i ? ", " : "") + (l.empty() ? std::string("-") : l);
+  }
+  return any ? joined : std::string();
+}
+
 // ---- anomaly mode and scopes ------------------------------------------------------------------
 bool anomaly_enabled() {
   return t_anomaly;
@@ -145,6 +219,9 @@ void OpRecorder::init(const char* op, const Var* const* inputs, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
       if (has_nonfinite(inputs[i]->value()))
         check_inputs_finite_ = false;
+      const std::string& l = inputs[i]->label();
+      anomaly_inputs_ += (i ? ", " : "") + (l.empty() ? "unlabelled" : "'" + l + "'") + " " +
+                         inputs[i]->shape().str();
     }
   }
   if (!grad_enabled())
@@ -155,11 +232,17 @@ void OpRecorder::init(const char* op, const Var* const* inputs, std::size_t n) {
     return;
   node_ = std::allocate_shared<Node>(detail::PoolAllocator<Node>());
   node_->op = op;
+  uint64_t max_input_seq = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const bool needs = inputs[i]->requires_grad();
     node_->inputs.push_back(needs ? inputs[i]->impl()->meta : nullptr);
     node_->needs_input_grad.push_back(needs);
+    const Node* producer = needs ? inputs[i]->impl()->meta->grad_fn.get() : nullptr;
+    if (producer)
+      max_input_seq = std::max(max_input_seq, producer->seq);
   }
+  // Numbered now, not when the outputs exist, so that a forward anomaly error can name the node.
+  node_->seq = next_seq(max_input_seq);
   Tape* tape = Tape::current();
   if (tape || t_anomaly) {
     node_->info = std::make_unique<NodeInfo>();
@@ -184,18 +267,25 @@ bool OpRecorder::needs_input_grad(std::size_t i) const {
 }
 
 void OpRecorder::check_output_finite(const Tensor& value, std::size_t i) const {
-  ATTNLAB_CHECK(!has_nonfinite(value),
-                AnomalyError,
-                "anomaly: forward of '",
-                op_,
-                "'",
-                t_scope.empty() ? std::string() : " in scope '" + t_scope + "'",
-                " produced NaN or Inf in output ",
-                i,
-                " of shape ",
-                value.shape(),
-                check_inputs_finite_ ? " (all of its inputs were finite: this op created them)"
-                                     : " (some input was already non-finite)");
+  if (!has_nonfinite(value))
+    return;
+  const std::string node = node_             ? "node #" + std::to_string(node_->seq)
+                           : !grad_enabled() ? std::string("no node: grad mode is off")
+                                             : std::string("no node: no input requires grad");
+  throw AnomalyError(detail::concat("anomaly: forward of '",
+                                    op_,
+                                    "' (",
+                                    node,
+                                    t_scope.empty() ? std::string() : ", scope '" + t_scope + "'",
+                                    ", inputs: ",
+                                    anomaly_inputs_.empty() ? std::string("none") : anomaly_inputs_,
+                                    ") produced NaN or Inf in output ",
+                                    i,
+                                    " of shape ",
+                                    value.shape(),
+                                    check_inputs_finite_
+                                        ? " (all of its inputs were finite: this op created them)"
+                                        : " (some input was already non-finite)"));
 }
 
 Var OpRecorder::make_output(const Tensor& value, std::size_t i, bool differentiable) {
@@ -223,7 +313,6 @@ Var OpRecorder::make_output(const Tensor& value, std::size_t i, bool differentia
 }
 
 void OpRecorder::finish(SavedTensors saved, BackwardFn backward) {
-  node_->seq = t_next_seq++;
   for (const Tensor& t : saved) node_->saved_bytes += t.defined() ? t.nbytes() : 0;
   node_->saved = std::move(saved);
   node_->backward = std::move(backward);
@@ -437,7 +526,7 @@ void backward(const std::vector<Var>& roots,
       if (i < n.outputs.size() && n.output_metas[i] && !n.outputs[i].expired()) {
         AutogradMeta* m = n.output_metas[i];
         if (!m->hooks.empty())
-          grads[i] = apply_hooks(*m, grads[i]);
+          grads[i] = apply_hooks(*m, grads[i], &n);
         if (m->retains_grad)
           m->grad = grads[i];
       }
@@ -510,7 +599,7 @@ void backward(const std::vector<Var>& roots,
   // Leaves: run their hooks on the summed gradient, then accumulate into .grad.
   for (LeafSlot& slot : leaves) {
     AutogradMeta* m = slot.meta;
-    Tensor g = m->hooks.empty() ? slot.grad : apply_hooks(*m, slot.grad);
+    Tensor g = m->hooks.empty() ? slot.grad : apply_hooks(*m, slot.grad, nullptr);
     if (!m->grad.defined()) {
       // Keep the buffer only if the engine made it (never alias a caller's tensor).
       m->grad = slot.owned && g.same_storage(slot.grad) ? g : g.clone();

@@ -17,6 +17,33 @@
 //   }
 //
 // When grad mode is off or no input requires grad, output() builds no node and drops `saved`.
+//
+// Threads. What may run at the same time:
+//   - recording on several threads, including graphs that share read-only inputs: constants,
+//     tensors, and leaves (parameters) that no backward reaches meanwhile;
+//   - a graph recorded in pieces on several threads: a Var made on one thread may be used on
+//     another once handed over with synchronization (a join, a mutex, a future). Node numbers
+//     are a topological order across threads (engine.cpp, next_seq), so backward orders nodes
+//     correctly whatever thread recorded each one;
+//   - backward on several threads over disjoint graphs (no node and no leaf that requires grad
+//     in common; shared constants are fine).
+// What may not:
+//   - backward, or freeing the graphs, on several threads at once when the graphs share a
+//     non-leaf Var (a common node): backward writes scratch fields in the nodes (visit_epoch,
+//     sweep_slot), and ~Node's iterative release of producers reads their reference counts
+//     without synchronizing with other threads. Finish them one after the other, or detach()
+//     the Var into a leaf per thread;
+//   - two backwards that reach a common leaf that requires grad (a shared parameter): backward
+//     writes scratch fields in leaves (pending_epoch, pending_slot) and accumulates into their
+//     grad(). Run them one after the other, or give each thread its own parameters;
+//   - reading or changing a Var's grad(), hooks, label or requires_grad while a backward that
+//     reaches it runs (backward writes grad() and calls hooks on its own thread);
+//   - recording ops on Vars of a graph while a backward over that graph runs on another thread
+//     (backward releases saved tensors and writes the nodes; record after it returns).
+// Per thread: a Tape records only the nodes its own thread creates (Tape::current is
+// thread-local) and is used by that thread only, and grad mode (NoGradGuard), anomaly mode
+// (AnomalyGuard) and Scope names apply only to the thread that set them: a worker thread starts
+// with grad mode on, anomaly mode off, no scope and no tape.
 #pragma once
 
 #include <chrono>
@@ -59,6 +86,7 @@ class OpRecorder {
   std::chrono::steady_clock::time_point start_;
   bool timed_ = false;
   bool check_inputs_finite_ = true;  // anomaly mode: were all inputs finite?
+  std::string anomaly_inputs_;       // anomaly mode: the inputs' labels and shapes, for errors
 };
 
 // A Var for the output of a non-differentiable op (argmax, one_hot, ...): a constant that
@@ -72,8 +100,14 @@ void backward(const std::vector<Var>& outputs,
               bool retain_graph = false);
 
 // ---- anomaly mode -----------------------------------------------------------------------------
-// When enabled (thread-local), every forward and backward output is checked for NaN/Inf and an
-// AnomalyError names the op, its label, its scope and its node number.
+// When enabled (thread-local), every forward and backward output, and every gradient a hook
+// returns, is checked for NaN/Inf and an AnomalyError names where it came from:
+//   forward:  the op, its node number (when a node is recorded), its scope and its inputs'
+//             labels and shapes. Not the output's label: a Var is labelled after the op returns
+//             it, so no label exists yet when the check runs;
+//   backward: the op, its node number, its outputs' labels and its scope;
+//   hook:     the hook's id and the label of the Var it is registered on (and, for a non-leaf,
+//             the node that produced the Var).
 bool anomaly_enabled();
 void set_anomaly_enabled(bool on);
 class AnomalyGuard {

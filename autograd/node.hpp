@@ -1,8 +1,10 @@
 // Node: one recorded differentiable op. It keeps what its backward needs and nothing else:
 // edges to its inputs' AutogradMeta (not their values), the tensors it saved, and the backward
-// function. Nodes are numbered by a thread-local sequence counter at creation; creation order is
-// a topological order, so backward sweeps nodes by decreasing sequence number (no sort by
-// dependencies, no recursion).
+// function. Nodes are numbered when their recording starts, from blocks of a process-wide
+// atomic counter, whatever thread records them; the numbers are unique and a topological order
+// (every node is numbered above its inputs' producers), so backward sweeps nodes by decreasing
+// number (no sort by dependencies, no recursion). engine.cpp (next_seq) explains why this holds
+// across threads.
 #pragma once
 
 #include <cstdint>
@@ -75,6 +77,8 @@ struct Node {
 
   ~Node();
   std::string output_label(int i) const;
+  // Every output's label joined by ", " ("-" for an unlabelled one); "" when none is labelled.
+  std::string output_labels() const;
   const std::string& scope() const;
 };
 

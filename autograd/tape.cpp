@@ -121,7 +121,7 @@ std::string Tape::report() const {
     total_bwd_ms += info.backward_ms > 0 ? info.backward_ms : 0;
     rows.push_back({std::to_string(i + 1),
                     n.op,
-                    n.output_label(0),
+                    n.output_labels(),
                     info.scope,
                     inputs,
                     outputs,
@@ -149,7 +149,7 @@ std::string Tape::to_dot() const {
       continue;  // recorded nodes always carry their info
     const NodeInfo& info = *n.info;
     std::string text = "#" + std::to_string(n.seq) + " " + n.op;
-    const std::string label = n.output_label(0);
+    const std::string label = n.output_labels();
     if (!label.empty())
       text += "\\n" + dot_escape(label);
     for (const Shape& s : n.output_shapes) text += "\\n" + s.str();

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
@@ -163,9 +165,10 @@ TEST_SUITE("autograd.engine") {
     {
       AnomalyGuard anomaly;
       Scope scope("encoder");
-      CHECK_THROWS_WITH_AS(log(x),
-                           doctest::Contains("forward of 'log' in scope 'encoder' produced NaN"),
-                           AnomalyError);
+      CHECK_THROWS_WITH_AS(
+          log(x),
+          doctest::Contains("scope 'encoder', inputs: unlabelled [2]) produced NaN"),
+          AnomalyError);
     }
     CHECK_NOTHROW(log(x));  // off again outside the guard
     Var z = param(tensor({0.0, 4.0}, kFloat64));
@@ -178,6 +181,58 @@ TEST_SUITE("autograd.engine") {
     Var r2 = sqrt(w);
     label(r2, "root2");
     CHECK_THROWS_WITH_AS(sum(r2).backward(), doctest::Contains("label 'root2'"), AnomalyError);
+  }
+
+  TEST_CASE("anomaly mode: the forward error names the node / op / scope and input labels") {
+    Var x = param(tensor({-1.0, 4.0}, kFloat64));
+    label(x, "logits");
+    AnomalyGuard anomaly;
+    Scope scope("head");
+    try {
+      log(x);
+      FAIL("log of a negative number should raise an AnomalyError");
+    } catch (const AnomalyError& e) {
+      const std::string m = e.what();
+      CAPTURE(m);
+      CHECK(m.find("forward of 'log' (node #") != std::string::npos);
+      CHECK(m.find("scope 'head'") != std::string::npos);
+      CHECK(m.find("inputs: 'logits'") != std::string::npos);
+      CHECK(m.find("this op created them") != std::string::npos);
+    }
+    // Without a node (nothing requires grad) the error still names the op and the inputs.
+    CHECK_THROWS_WITH_AS(log(constant(tensor({-1.0}, kFloat64))),
+                         doctest::Contains("forward of 'log' (no node: no input requires grad"),
+                         AnomalyError);
+  }
+
+  TEST_CASE("anomaly mode blames a gradient hook that returns NaN / non-leaf and leaf") {
+    const auto nan_hook = [](const Tensor& g) {
+      return attnlab::mul(g, std::numeric_limits<double>::quiet_NaN());
+    };
+    AnomalyGuard anomaly;
+    {
+      Var x = param(tensor({1, 2}, kFloat64));
+      Var h = x * 3.0;
+      label(h, "hidden");
+      const int id = h.register_hook(nan_hook);
+      CHECK_THROWS_WITH_AS(
+          sum(exp(h)).backward(),
+          doctest::Contains(
+              ("gradient hook " + std::to_string(id) + " on 'hidden' (output 0 of").c_str()),
+          AnomalyError);
+    }
+    {
+      Var w = param(tensor({1, 2}, kFloat64));
+      label(w, "weight");
+      w.register_hook([](const Tensor& g) { return g; });
+      const int id = w.register_hook(nan_hook);
+      CHECK_THROWS_WITH_AS(
+          sum(w * 2.0).backward(),
+          doctest::Contains(
+              ("gradient hook " + std::to_string(id) + " on leaf 'weight' returned NaN").c_str()),
+          AnomalyError);
+      CHECK_FALSE(w.has_grad());  // the poisoned gradient was not accumulated
+    }
   }
 
   TEST_CASE("dtype and shape errors name the op") {

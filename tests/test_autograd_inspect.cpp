@@ -50,6 +50,23 @@ class ScaleAndArgmax : public Function {
   double scale_;
 };
 
+// Two differentiable outputs (x * 2, x * 3); backward_nan plants a NaN in the input gradient.
+class TwoOutputs : public Function {
+ public:
+  explicit TwoOutputs(bool backward_nan = false) : backward_nan_(backward_nan) {}
+  const char* name() const override { return "two_outputs"; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    return {attnlab::mul(in[0], 2.0), attnlab::mul(in[0], 3.0)};
+  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& grad) override {
+    Tensor g = attnlab::add(attnlab::mul(grad[0], 2.0), attnlab::mul(grad[1], 3.0));
+    return {backward_nan_ ? attnlab::mul(g, std::nan("")) : g};
+  }
+
+ private:
+  bool backward_nan_;
+};
+
 }  // namespace
 
 TEST_SUITE("autograd.inspect") {
@@ -83,6 +100,29 @@ TEST_SUITE("autograd.inspect") {
     CHECK(dot.find("n" + std::to_string(tape.nodes()[0]->seq) + " -> n" +
                    std::to_string(tape.nodes()[1]->seq)) != std::string::npos);
     CHECK(dot.find("x\\n[2, 2]") != std::string::npos);
+  }
+
+  TEST_CASE("a two-output node shows both output labels / report / DOT / anomaly error") {
+    Var x = param(tensor({1.0, 2.0}, kFloat64));
+    {
+      Tape tape;
+      auto out = apply<TwoOutputs>({x});
+      label(out[0], "doubled");
+      label(out[1], "tripled");
+      const std::string r = tape.report();
+      CAPTURE(r);
+      CHECK(r.find("doubled, tripled") != std::string::npos);
+      const std::string dot = tape.to_dot();
+      CAPTURE(dot);
+      CHECK(dot.find("doubled, tripled") != std::string::npos);
+    }
+    AnomalyGuard anomaly;
+    auto out = apply<TwoOutputs>({x}, true);
+    label(out[0], "doubled");
+    label(out[1], "tripled");
+    CHECK_THROWS_WITH_AS(sum(out[0] + out[1]).backward(),
+                         doctest::Contains("labels 'doubled', 'tripled'"),
+                         AnomalyError);
   }
 
   TEST_CASE("without a tape nothing is recorded") {
