@@ -141,8 +141,15 @@ struct Accumulator {
   }
 };
 
+// --validate-only stops here, every flag checked.
+int flags_are_valid() {
+  std::cout << "approx: the flags are valid\n";
+  return 0;
+}
+
 int run_approx(int argc, char** argv) {
   cli::Parser p("approx", "[--study favor|lisa] [--preset default|fig4] [--maps LIST] [options]");
+  p.enable_validate_only();
   p.options().add_options()(
       "study",
       cli::po::value<std::string>()->default_value("favor"),
@@ -196,7 +203,11 @@ int run_approx(int argc, char** argv) {
         throw cli::UsageError("--taus: expected positive numbers, got '" + t + "'");
       lo.taus.push_back(v);
     }
-    for (const auto& bw : lo.codebooks) cli::parse_codebooks(bw, "--codebooks");
+    for (const auto& bw : lo.codebooks) {
+      if (cli::parse_codebooks(bw, "--codebooks").second > approx::kLisaStudyItems)
+        throw cli::UsageError("--codebooks: W must be at most " +
+                              std::to_string(approx::kLisaStudyItems));
+    }
     lo.length = p.has("length") ? p.get<int64_t>("length") : 256;
     lo.dim = p.has("head-dim") ? p.get<int64_t>("head-dim") : 32;
     lo.samples = p.has("samples") ? p.get<int64_t>("samples") : 3;
@@ -205,7 +216,7 @@ int run_approx(int argc, char** argv) {
       throw cli::UsageError("--length, --head-dim and --samples must be >= 1");
     if (!(lo.decay >= 0))
       throw cli::UsageError("--decay: must be >= 0");
-    return approx::run_lisa_study(p, lo);
+    return p.validate_only() ? flags_are_valid() : approx::run_lisa_study(p, lo);
   }
   const std::string preset = p.get<std::string>("preset");
   if (preset != "default" && preset != "fig4")
@@ -255,6 +266,8 @@ int run_approx(int argc, char** argv) {
       throw cli::UsageError("--scales: expected positive numbers, got '" + s + "'");
     }
   }
+  if (p.validate_only())
+    return flags_are_valid();
   const DType dtype = p.common().dtype;
   const uint64_t seed = p.common().seed;
   nn::AttentionMask mask;
@@ -426,7 +439,8 @@ int run_approx(int argc, char** argv) {
 const cli::Register approx_command(
     "approx",
     "approximation error of FAVOR+ against exact attention, in value and gradient",
-    run_approx);
+    run_approx,
+    cli::Validates::Yes);
 
 }  // namespace
 }  // namespace attnlab
