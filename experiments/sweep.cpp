@@ -150,7 +150,8 @@ int collect(const Sweep& sweep, const std::string& out) {
       header = rows[0];
       double v;
       for (std::size_t c = 0; c < header.size() && c < rows[1].size(); ++c) {
-        if (!is_number(rows[1][c], v) && !is_grid_key(header[c]))
+        // "-" is a metric the run did not measure (train's full ranking), not a label.
+        if (!is_number(rows[1][c], v) && rows[1][c] != "-" && !is_grid_key(header[c]))
           label_columns.push_back(c);
       }
     }

@@ -278,6 +278,8 @@ TEST_SUITE("experiments.cli") {
     int attention = 0;
     while (std::getline(cells, cell, ',')) attention += cell == "attention" ? 1 : 0;
     CHECK(attention == 1);
+    // Metrics no run measured ("-": train without --full-ranking) are no columns either.
+    CHECK(header.find("full HR@10") == std::string::npos);
     CHECK(csv.find("\nfavor,") != std::string::npos);
   }
 
