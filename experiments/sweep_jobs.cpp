@@ -120,12 +120,14 @@ void set_threads(Sweep& sweep, const cli::Parser& parser, bool emit) {
   } else if (!in_args.empty()) {
     threads = thread_count(in_args, "--args --threads");
   } else if (in_grid) {
-    for (const auto& v : axis->values) {  // the largest sizes the task; 0 (all cores) cannot
+    // The largest value sizes the task; a 0 (all cores) cannot size it.
+    bool all_cores = false;
+    for (const auto& v : axis->values) {
       const int n = thread_count(v, "--grid threads");
-      threads = n == 0 ? 0 : std::max(threads, n);
-      if (n == 0)
-        break;
+      threads = std::max(threads, n);
+      all_cores = all_cores || n == 0;
     }
+    threads = all_cores ? 0 : threads;
   } else if (emit) {
     threads = 1;
     add = true;

@@ -188,6 +188,13 @@ TEST_SUITE("experiments.cli") {
     // Threads given in --args: the task asks for as many CPUs.
     REQUIRE(run(base + " --args \"--threads 3\"").status == 0);
     CHECK(read(dir + "/slurm.sh").find("#SBATCH --cpus-per-task=3\n") != std::string::npos);
+    // A threads axis: the largest value sizes every task.
+    const std::string axis = "sweep --dir " + dir + "_axis --emit-jobs --grid \"dim=8;threads=";
+    REQUIRE(run(axis + "1,2\"").status == 0);
+    CHECK(read(dir + "_axis/slurm.sh").find("#SBATCH --cpus-per-task=2\n") != std::string::npos);
+    const Run all_cores = run(axis + "0,2\"");  // a 0 (all cores) sizes nothing
+    CHECK(all_cores.status == 2);
+    CHECK(all_cores.out.find("0 (all cores) cannot size a Slurm task") != std::string::npos);
     // The same number for the sweep and in --args: said once in each command.
     REQUIRE(run(base + " --threads 3 --args \"--threads 3\"").status == 0);
     const std::string jobs = read(dir + "/jobs.txt");
