@@ -142,6 +142,12 @@ struct Accumulator {
   }
 };
 
+// --validate-only stops here, every flag checked.
+int flags_are_valid() {
+  std::cout << "approx: the flags are valid\n";
+  return 0;
+}
+
 void add_options(cli::Parser& p) {
   p.options().add_options()(
       "study",
@@ -190,7 +196,11 @@ approx::LisaStudyOptions parse_lisa_study(const cli::Parser& p) {
       throw cli::UsageError("--taus: expected positive numbers, got '" + t + "'");
     lo.taus.push_back(v);
   }
-  for (const auto& bw : lo.codebooks) cli::parse_codebooks(bw, "--codebooks");
+  for (const auto& bw : lo.codebooks) {
+    if (cli::parse_codebooks(bw, "--codebooks").second > approx::kLisaStudyItems)
+      throw cli::UsageError("--codebooks: W must be at most " +
+                            std::to_string(approx::kLisaStudyItems));
+  }
   lo.length = p.has("length") ? p.get<int64_t>("length") : 256;
   lo.dim = p.has("head-dim") ? p.get<int64_t>("head-dim") : 32;
   lo.samples = p.has("samples") ? p.get<int64_t>("samples") : 3;
@@ -476,6 +486,7 @@ void write_favor_outputs(const FavorStudy& st, const cli::Table& table, const st
 // parse -> run the chosen study -> report.
 int run_approx(int argc, char** argv) {
   cli::Parser p("approx", "[--study favor|lisa] [--preset default|fig4] [--maps LIST] [options]");
+  p.enable_validate_only();
   add_options(p);
   if (!p.parse(argc, argv))
     return 0;
@@ -484,9 +495,13 @@ int run_approx(int argc, char** argv) {
   const std::string study = p.get<std::string>("study");
   if (study != "favor" && study != "lisa")
     throw cli::UsageError("--study: expected favor or lisa, got '" + study + "'");
-  if (study == "lisa")
-    return approx::run_lisa_study(p, parse_lisa_study(p));
+  if (study == "lisa") {
+    const approx::LisaStudyOptions lo = parse_lisa_study(p);
+    return p.validate_only() ? flags_are_valid() : approx::run_lisa_study(p, lo);
+  }
   const FavorStudy st = parse_favor_study(p);
+  if (p.validate_only())
+    return flags_are_valid();
   const cli::Table table = run_favor_study(st);
   std::cout << "FAVOR+ against exact softmax attention ("
             << (st.causal ? "causal" : "bidirectional") << ", " << dtype_name(st.dtype) << ", seed "
@@ -500,7 +515,8 @@ int run_approx(int argc, char** argv) {
 const cli::Register approx_command(
     "approx",
     "approximation error of FAVOR+ against exact attention, in value and gradient",
-    run_approx);
+    run_approx,
+    cli::Validates::Yes);
 
 }  // namespace
 }  // namespace attnlab

@@ -25,6 +25,9 @@ inline std::pair<double, double> agreement(const Tensor& approx, const Tensor& e
   return {cos, ne > 0 ? frobenius(approx - exact) / ne : frobenius(approx)};
 }
 
+// The LISA study's item vocabulary (its codebooks' W is at most this).
+constexpr int64_t kLisaStudyItems = 512;
+
 struct LisaStudyOptions {
   std::vector<std::string> codebooks;   // "BxW" each
   std::vector<std::string> selections;  // soft, st, gumbel-soft, gumbel-st

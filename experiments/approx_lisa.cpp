@@ -91,7 +91,7 @@ struct Result {
 
 int run_lisa_study(const cli::Parser& p, const LisaStudyOptions& o) {
   const uint64_t seed = p.common().seed;
-  const int64_t L = o.length, D = o.dim, n_items = 512, clusters = 64;
+  const int64_t L = o.length, D = o.dim, n_items = kLisaStudyItems, clusters = 64;
   nn::AttentionMask mask;
   mask.causal = true;
   mask.decay = o.decay;

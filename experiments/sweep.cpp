@@ -5,15 +5,21 @@
 //   attnlab sweep --command train --grid "attention=softmax-fused,favor;seed=1,2,3"
 //                 --args "--epochs 20 --data synthetic" --dir sweeps/attn
 //
+// Every configuration's flags are checked first (the command's --validate-only), so a bad grid
+// value fails the sweep at once, naming the configuration, instead of inside a run.
 // Resumable: configuration k writes <dir>/runs/<k>/result.csv (train and approx write it to
 // --out, atomically, at their end; one row or several, see collect()); a
 // configuration whose result exists is skipped, so an interrupted sweep is simply started again.
 // --emit-jobs writes <dir>/jobs.txt (one command per line, for GNU parallel) and <dir>/slurm.sh
-// (a job array); --collect merges whatever results exist.
+// (a job array), see sweep_jobs.cpp; --collect merges whatever results exist.
+#include "experiments/sweep.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -23,13 +29,8 @@
 #include "experiments/support/cli.hpp"
 #include "experiments/support/table.hpp"
 
-namespace attnlab {
+namespace attnlab::sweep {
 namespace {
-
-struct Axis {
-  std::string key;
-  std::vector<std::string> values;
-};
 
 // "a=1,2;b=x,y" -> axes in order. Keys are subcommand flags without the leading "--".
 std::vector<Axis> parse_grid(const std::string& grid) {
@@ -74,28 +75,17 @@ std::vector<std::vector<std::string>> combinations(const std::vector<Axis>& axes
   return out;
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string o = "'";
-  for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return o + "'";
-}
-
 std::string self_path() {
   char buf[4096];
   const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
   return n > 0 ? std::string(buf, n) : std::string("attnlab");
 }
 
-std::string command_for(const std::string& exe,
-                        const std::string& sub,
-                        const std::string& args,
-                        const std::vector<Axis>& axes,
-                        const std::vector<std::string>& combo,
-                        const std::string& out_dir) {
-  std::string cmd = shell_quote(exe) + " " + sub + " " + args;
-  for (std::size_t i = 0; i < axes.size(); ++i)
-    cmd += " --" + axes[i].key + " " + shell_quote(combo[i]);
-  return cmd + " --out " + shell_quote(out_dir);
+// The job files name the directory from wherever they run: absolute, without "." or "..".
+std::string absolute_directory(const std::string& dir) {
+  std::string path = std::filesystem::absolute(dir).lexically_normal().string();
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
 }
 
 bool exists(const std::string& path) {
@@ -125,16 +115,20 @@ bool is_number(const std::string& s, double& v) {
   return !s.empty() && end == s.c_str() + s.size();
 }
 
-int collect(const std::string& dir,
-            const std::vector<Axis>& axes,
-            const std::vector<std::vector<std::string>>& combos,
-            const std::string& out) {
+int collect(const Sweep& sweep, const std::string& out) {
+  const std::vector<Axis>& axes = sweep.axes;
+  const auto& combos = sweep.configurations;
+  const std::string& dir = sweep.dir;
   // Group key: every axis but "seed"; numeric result columns are averaged within a group.
   std::vector<std::size_t> keep;
   for (std::size_t i = 0; i < axes.size(); ++i) {
     if (axes[i].key != "seed")
       keep.push_back(i);
   }
+  // A result column named as a grid key (train's "attention") repeats the key's value: shown once.
+  auto is_grid_key = [&](const std::string& name) {
+    return std::any_of(axes.begin(), axes.end(), [&](const Axis& a) { return a.key == name; });
+  };
   // A run's result.csv may hold several rows (approx: one per map x features x m x scale): row r
   // of every seed is the same configuration, so the group key is (axes but seed, r), and the
   // row's text cells (map names, ...) are shown as labels.
@@ -145,7 +139,7 @@ int collect(const std::string& dir,
   std::vector<std::vector<std::string>> order;
   int found = 0;
   for (std::size_t k = 0; k < combos.size(); ++k) {
-    const std::string path = dir + "/runs/" + std::to_string(k) + "/result.csv";
+    const std::string path = sweep.run_dir(k) + "/result.csv";
     if (!exists(path))
       continue;
     const auto rows = read_csv(path);
@@ -156,7 +150,8 @@ int collect(const std::string& dir,
       header = rows[0];
       double v;
       for (std::size_t c = 0; c < header.size() && c < rows[1].size(); ++c) {
-        if (!is_number(rows[1][c], v))
+        // "-" is a metric the run did not measure (train's full ranking), not a label.
+        if (!is_number(rows[1][c], v) && rows[1][c] != "-" && !is_grid_key(header[c]))
           label_columns.push_back(c);
       }
     }
@@ -185,7 +180,7 @@ int collect(const std::string& dir,
   columns.push_back("runs");
   std::vector<std::string> metrics;
   for (const auto& h : header) {
-    if (stats.begin()->second.count(h))
+    if (stats.begin()->second.count(h) && !is_grid_key(h))
       metrics.push_back(h);
   }
   for (const auto& m : metrics) {
@@ -224,72 +219,28 @@ int collect(const std::string& dir,
   return 0;
 }
 
-int run_sweep(int argc, char** argv) {
-  cli::Parser p("sweep", "--grid \"key=v1,v2;key2=...\" --dir DIR [options]");
-  p.options().add_options()("command",
-                            cli::po::value<std::string>()->default_value("train"),
-                            "the attnlab subcommand to run for each configuration")(
-      "grid",
-      cli::po::value<std::string>(),
-      "axes: \"key=v1,v2;key2=...\" (keys are the command's flags)")(
-      "args", cli::po::value<std::string>()->default_value(""), "arguments common to every run")(
-      "dir", cli::po::value<std::string>(), "sweep directory (runs/<k>/ per configuration)")(
-      "jobs", cli::po::value<int>()->default_value(1), "configurations run at the same time")(
-      "emit-jobs", "write jobs.txt and slurm.sh instead of running")(
-      "collect", "only merge the finished results");
-  if (!p.parse(argc, argv))
-    return 0;
-  if (!p.has("grid"))
-    throw cli::UsageError("--grid is required");
-  if (!p.has("dir"))
-    throw cli::UsageError("--dir is required");
-  const int jobs = p.get<int>("jobs");
-  if (jobs < 1)
-    throw cli::UsageError("--jobs: must be >= 1");
-  const std::string dir = p.get<std::string>("dir"), sub = p.get<std::string>("command");
-  const std::vector<Axis> axes = parse_grid(p.get<std::string>("grid"));
-  const auto combos = combinations(axes);
-  cli::make_directories(dir + "/runs");
-  // The configuration list, so that --collect later needs only --dir and --grid.
+// The configuration list, so that --collect later needs only --dir and --grid. runs/<k> belongs
+// to configuration k of the grid that made it: resuming (or collecting) with another grid in the
+// same directory would take other configurations' results for these.
+void write_manifest(const Sweep& sweep, const std::string& given_dir) {
   std::ostringstream manifest;
-  for (std::size_t k = 0; k < combos.size(); ++k) {
+  for (std::size_t k = 0; k < sweep.configurations.size(); ++k) {
     manifest << k;
-    for (std::size_t i = 0; i < axes.size(); ++i)
-      manifest << "\t" << axes[i].key << "=" << combos[k][i];
+    for (std::size_t i = 0; i < sweep.axes.size(); ++i)
+      manifest << "\t" << sweep.axes[i].key << "=" << sweep.configurations[k][i];
     manifest << "\n";
   }
-  // runs/<k> belongs to configuration k of the grid that made it: resuming (or collecting) with
-  // another grid in the same directory would take other configurations' results for these.
-  const std::string manifest_path = dir + "/configurations.tsv";
-  if (exists(manifest_path) && read_file(manifest_path) != manifest.str()) {
-    throw cli::UsageError("--dir: " + dir +
+  const std::string path = sweep.dir + "/configurations.tsv";
+  if (exists(path) && read_file(path) != manifest.str()) {
+    throw cli::UsageError("--dir: " + given_dir +
                           " holds a sweep of another grid (see its configurations.tsv): use the "
                           "same --grid to resume or collect, or a new --dir");
   }
-  write_file_atomic(manifest_path, manifest.str());
-  const std::string exe = self_path(), args = p.get<std::string>("args");
-  if (p.has("collect"))
-    return collect(dir, axes, combos, p.common().out);
-  if (p.has("emit-jobs")) {
-    std::ostringstream list, slurm;
-    slurm << "#!/bin/bash\n#SBATCH --array=0-" << combos.size() - 1
-          << "\n# One configuration per array task; rerunning skips finished ones.\n"
-          << "case \"$SLURM_ARRAY_TASK_ID\" in\n";
-    for (std::size_t k = 0; k < combos.size(); ++k) {
-      const std::string run_dir = dir + "/runs/" + std::to_string(k);
-      const std::string cmd = "test -f " + shell_quote(run_dir + "/result.csv") + " || " +
-                              command_for(exe, sub, args, axes, combos[k], run_dir);
-      list << cmd << "\n";
-      slurm << "  " << k << ") " << cmd << " ;;\n";
-    }
-    slurm << "esac\n";
-    write_file_atomic(dir + "/jobs.txt", list.str());
-    write_file_atomic(dir + "/slurm.sh", slurm.str());
-    std::cout
-        << "wrote " << dir << "/jobs.txt (parallel -j N < jobs.txt) and " << dir
-        << "/slurm.sh (sbatch); then: attnlab sweep --collect with the same --grid and --dir\n";
-    return 0;
-  }
+  write_file_atomic(path, manifest.str());
+}
+
+// Runs the configurations without a result, `jobs` at a time; returns how many failed.
+int run_locally(const Sweep& sweep, int jobs) {
   int failed = 0, skipped = 0, ran = 0;
   std::vector<std::pair<pid_t, std::size_t>> running;
   auto reap = [&](bool block) {
@@ -307,16 +258,16 @@ int run_sweep(int argc, char** argv) {
       }
     }
   };
-  for (std::size_t k = 0; k < combos.size(); ++k) {
-    const std::string run_dir = dir + "/runs/" + std::to_string(k);
+  for (std::size_t k = 0; k < sweep.configurations.size(); ++k) {
+    const std::string run_dir = sweep.run_dir(k);
     if (exists(run_dir + "/result.csv")) {
       ++skipped;
       continue;
     }
     while (static_cast<int>(running.size()) >= jobs) reap(true);
     cli::make_directories(run_dir);
-    const std::string cmd = command_for(exe, sub, args, axes, combos[k], run_dir) + " > " +
-                            shell_quote(run_dir + "/output.txt") + " 2>&1";
+    const std::string cmd =
+        sweep.command_line(k) + " > " + shell_quote(run_dir + "/output.txt") + " 2>&1";
     const pid_t pid = ::fork();
     if (pid < 0)
       throw Error("sweep: fork failed");
@@ -330,7 +281,61 @@ int run_sweep(int argc, char** argv) {
   }
   while (!running.empty()) reap(true);
   std::cerr << ran << " run, " << skipped << " already finished, " << failed << " failed\n";
-  collect(dir, axes, combos, p.common().out);
+  return failed;
+}
+
+int run_sweep(int argc, char** argv) {
+  cli::Parser p("sweep", "--grid \"key=v1,v2;key2=...\" --dir DIR [options]");
+  p.options().add_options()("command",
+                            cli::po::value<std::string>()->default_value("train"),
+                            "the attnlab subcommand to run for each configuration")(
+      "grid",
+      cli::po::value<std::string>(),
+      "axes: \"key=v1,v2;key2=...\" (keys are the command's flags)")(
+      "args", cli::po::value<std::string>()->default_value(""), "arguments common to every run")(
+      "dir", cli::po::value<std::string>(), "sweep directory (runs/<k>/ per configuration)")(
+      "jobs", cli::po::value<int>()->default_value(1), "configurations run at the same time")(
+      "emit-jobs",
+      "write jobs.txt (GNU parallel) and slurm.sh (a Slurm job array) instead of running; "
+      "--threads "
+      "N is each run's threads and the Slurm task's CPUs (default 1)")(
+      "slurm-time", cli::po::value<std::string>(), "slurm.sh: time limit per task (H:M:S, ...)")(
+      "slurm-mem", cli::po::value<std::string>(), "slurm.sh: memory per task (e.g. 4G)")(
+      "slurm-partition", cli::po::value<std::string>(), "slurm.sh: partition")(
+      "collect", "only merge the finished results");
+  if (!p.parse(argc, argv))
+    return 0;
+  if (!p.has("grid"))
+    throw cli::UsageError("--grid is required");
+  if (!p.has("dir"))
+    throw cli::UsageError("--dir is required");
+  const int jobs = p.get<int>("jobs");
+  if (jobs < 1)
+    throw cli::UsageError("--jobs: must be >= 1");
+  const bool emit = p.has("emit-jobs"), collect_only = p.has("collect");
+  Sweep sweep;
+  sweep.exe = self_path();
+  sweep.command = p.get<std::string>("command");
+  sweep.args = p.get<std::string>("args");
+  sweep.grid = p.get<std::string>("grid");
+  sweep.axes = parse_grid(sweep.grid);
+  sweep.configurations = combinations(sweep.axes);
+  sweep.dir = absolute_directory(p.get<std::string>("dir"));
+  const SlurmLimits limits = slurm_limits(p, emit);
+  if (!collect_only) {
+    set_threads(sweep, p, emit);
+    validate_configurations(sweep);
+  }
+  cli::make_directories(sweep.dir + "/runs");
+  write_manifest(sweep, p.get<std::string>("dir"));
+  if (collect_only)
+    return collect(sweep, p.common().out);
+  if (emit) {
+    emit_jobs(sweep, limits);
+    return 0;
+  }
+  const int failed = run_locally(sweep, jobs);
+  collect(sweep, p.common().out);
   return failed == 0 ? 0 : 1;
 }
 
@@ -339,4 +344,4 @@ const cli::Register sweep_command("sweep",
                                   run_sweep);
 
 }  // namespace
-}  // namespace attnlab
+}  // namespace attnlab::sweep

@@ -1,5 +1,6 @@
 // `attnlab train`: a sequential recommender (SASRec with any attention kind) on MovieLens-1M
 // (SASRec format or raw ratings.dat) or on the built-in synthetic data, with the SASRec protocol.
+#include <fstream>
 #include <iostream>
 #include <tuple>
 
@@ -62,8 +63,106 @@ std::string non_finite_note(const nn::RankingMetrics& m) {
          std::to_string(m.users) + " users";
 }
 
+// The flags' values, checked before any data is read.
+void check_flags(const cli::Parser& p) {
+  auto positive = [&](const char* name) {
+    if (p.get<int64_t>(name) <= 0) {
+      throw cli::UsageError(std::string("--") + name + ": must be positive, got " +
+                            std::to_string(p.get<int64_t>(name)));
+    }
+  };
+  for (const char* n : {"synthetic-users",
+                        "synthetic-items",
+                        "synthetic-max-length",
+                        "dim",
+                        "heads",
+                        "maxlen",
+                        "batch",
+                        "eval-every"}) {
+    positive(n);
+  }
+  if (p.get<int64_t>("blocks") < 0 || p.get<int64_t>("epochs") < 0) {
+    throw cli::UsageError("--blocks and --epochs must be >= 0");
+  }
+  const double dropout = p.get<double>("dropout");
+  if (!(dropout >= 0 && dropout < 1))
+    throw cli::UsageError("--dropout: must be in [0, 1)");
+  const std::string lisa_query = p.get<std::string>("lisa-query");
+  if (lisa_query != "hard" && lisa_query != "expected")
+    throw cli::UsageError("--lisa-query: expected hard or expected, got '" + lisa_query + "'");
+  if (!(p.get<double>("lr") > 0))
+    throw cli::UsageError("--lr: must be positive");
+  if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
+    throw cli::UsageError("--resume needs --checkpoint FILE");
+  }
+  if (!cli::is_model_kind(p.get<std::string>("attention"))) {
+    std::string names;
+    for (const auto& k : cli::model_kinds()) names += (names.empty() ? "" : ", ") + k.first;
+    throw cli::UsageError("--attention: model kind '" + p.get<std::string>("attention") +
+                          "' is unknown (known: " + names + ")");
+  }
+  if (p.get<std::string>("loss") != "bce" && p.get<std::string>("loss") != "ce") {
+    throw cli::UsageError("--loss: expected bce or ce, got '" + p.get<std::string>("loss") + "'");
+  }
+  nn::parse_norm_placement(p.get<std::string>("norm"));  // throws on a bad name
+  refuse_flags_the_kind_ignores(p);
+}
+
+// The model's options from the flags (all but the item count, which the data gives), checked.
+cli::ModelOptions model_options(const cli::Parser& p) {
+  cli::ModelOptions mc;
+  mc.kind = p.get<std::string>("attention");
+  mc.max_length = p.get<int64_t>("maxlen");
+  mc.dim = p.get<int64_t>("dim");
+  mc.blocks = p.get<int64_t>("blocks");
+  mc.heads = p.get<int64_t>("heads");
+  mc.dropout = p.get<double>("dropout");
+  mc.norm = nn::parse_norm_placement(p.get<std::string>("norm"));
+  mc.kernel.features = p.get<int64_t>("features");
+  try {
+    mc.kernel.redraw.policy = nn::parse_redraw_policy(p.get<std::string>("redraw"));
+  } catch (const Error& e) {
+    throw cli::UsageError(std::string("--redraw: ") + e.what());
+  }
+  mc.kernel.redraw.interval = p.get<int64_t>("redraw-interval");
+  if (mc.kernel.features < 1 || mc.kernel.redraw.interval < 1)
+    throw cli::UsageError("--features and --redraw-interval must be >= 1");
+  std::tie(mc.codebooks, mc.codewords) =
+      cli::parse_codebooks(p.get<std::string>("codebooks"), "--codebooks");
+  std::tie(mc.target_codebooks, mc.target_codewords) =
+      cli::parse_codebooks(p.get<std::string>("target-codebooks"), "--target-codebooks");
+  mc.tau = p.get<double>("tau");
+  mc.decay = p.get<double>("decay");
+  mc.selection = p.get<std::string>("selection");
+  mc.query = p.get<std::string>("lisa-query");
+  if (!(mc.tau > 0))
+    throw cli::UsageError("--tau: must be positive");
+  if (!(mc.decay >= 0))
+    throw cli::UsageError("--decay: must be >= 0");
+  if (!mc.selection.empty() && mc.selection != "soft" && mc.selection != "st" &&
+      mc.selection != "gumbel-soft" && mc.selection != "gumbel-st")
+    throw cli::UsageError("--selection: expected soft, st, gumbel-soft or gumbel-st, got '" +
+                          mc.selection + "'");
+  mc.seed = p.common().seed;
+  return mc;
+}
+
+// --validate-only: everything a run checks before training, without reading the data or training.
+// The model is built to check its shapes (heads dividing dim, ...), which do not depend on the
+// item count, so one item stands in for the data's.
+int validate_only(const cli::Parser& p, cli::ModelOptions mc) {
+  const std::string data = p.get<std::string>("data");
+  if (data != "synthetic" && !std::ifstream(data))
+    throw cli::UsageError("--data: cannot open '" + data + "'");
+  mc.num_items = 1;
+  cli::make_model(mc);
+  std::cout << "train: the flags are valid\n";
+  return 0;
+}
+
 int run_train(int argc, char** argv) {
   cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
+  p.enable_validate_only();
   p.options().add_options()(
       "data",
       cli::po::value<std::string>()->default_value("synthetic"),
@@ -129,86 +228,14 @@ int run_train(int argc, char** argv) {
                                               "JSON-lines log, one line per epoch");
   if (!p.parse(argc, argv))
     return 0;
-  auto positive = [&](const char* name) {
-    if (p.get<int64_t>(name) <= 0) {
-      throw cli::UsageError(std::string("--") + name + ": must be positive, got " +
-                            std::to_string(p.get<int64_t>(name)));
-    }
-  };
-  for (const char* n : {"synthetic-users",
-                        "synthetic-items",
-                        "synthetic-max-length",
-                        "dim",
-                        "heads",
-                        "maxlen",
-                        "batch",
-                        "eval-every"}) {
-    positive(n);
-  }
-  if (p.get<int64_t>("blocks") < 0 || p.get<int64_t>("epochs") < 0) {
-    throw cli::UsageError("--blocks and --epochs must be >= 0");
-  }
-  const double dropout = p.get<double>("dropout");
-  if (!(dropout >= 0 && dropout < 1))
-    throw cli::UsageError("--dropout: must be in [0, 1)");
-  const std::string lisa_query = p.get<std::string>("lisa-query");
-  if (lisa_query != "hard" && lisa_query != "expected")
-    throw cli::UsageError("--lisa-query: expected hard or expected, got '" + lisa_query + "'");
-  if (!(p.get<double>("lr") > 0))
-    throw cli::UsageError("--lr: must be positive");
-  if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
-    throw cli::UsageError("--resume needs --checkpoint FILE");
-  }
-  if (!cli::is_model_kind(p.get<std::string>("attention"))) {
-    std::string names;
-    for (const auto& k : cli::model_kinds()) names += (names.empty() ? "" : ", ") + k.first;
-    throw cli::UsageError("--attention: model kind '" + p.get<std::string>("attention") +
-                          "' is unknown (known: " + names + ")");
-  }
-  if (p.get<std::string>("loss") != "bce" && p.get<std::string>("loss") != "ce") {
-    throw cli::UsageError("--loss: expected bce or ce, got '" + p.get<std::string>("loss") + "'");
-  }
-  nn::parse_norm_placement(p.get<std::string>("norm"));  // throws on a bad name
-  refuse_flags_the_kind_ignores(p);
+  check_flags(p);
+  cli::ModelOptions mc = model_options(p);
+  if (p.validate_only())
+    return validate_only(p, mc);
   const nn::SequenceDataset data = load_data(p);
   const nn::SplitDataset split = nn::leave_one_out(data);
   std::cout << "data: " << data.summary() << "\n";
-
-  cli::ModelOptions mc;
-  mc.kind = p.get<std::string>("attention");
   mc.num_items = data.num_items;
-  mc.max_length = p.get<int64_t>("maxlen");
-  mc.dim = p.get<int64_t>("dim");
-  mc.blocks = p.get<int64_t>("blocks");
-  mc.heads = p.get<int64_t>("heads");
-  mc.dropout = dropout;
-  mc.norm = nn::parse_norm_placement(p.get<std::string>("norm"));
-  mc.kernel.features = p.get<int64_t>("features");
-  try {
-    mc.kernel.redraw.policy = nn::parse_redraw_policy(p.get<std::string>("redraw"));
-  } catch (const Error& e) {
-    throw cli::UsageError(std::string("--redraw: ") + e.what());
-  }
-  mc.kernel.redraw.interval = p.get<int64_t>("redraw-interval");
-  if (mc.kernel.features < 1 || mc.kernel.redraw.interval < 1)
-    throw cli::UsageError("--features and --redraw-interval must be >= 1");
-  std::tie(mc.codebooks, mc.codewords) =
-      cli::parse_codebooks(p.get<std::string>("codebooks"), "--codebooks");
-  std::tie(mc.target_codebooks, mc.target_codewords) =
-      cli::parse_codebooks(p.get<std::string>("target-codebooks"), "--target-codebooks");
-  mc.tau = p.get<double>("tau");
-  mc.decay = p.get<double>("decay");
-  mc.selection = p.get<std::string>("selection");
-  mc.query = lisa_query;
-  if (!(mc.tau > 0))
-    throw cli::UsageError("--tau: must be positive");
-  if (!(mc.decay >= 0))
-    throw cli::UsageError("--decay: must be >= 0");
-  if (!mc.selection.empty() && mc.selection != "soft" && mc.selection != "st" &&
-      mc.selection != "gumbel-soft" && mc.selection != "gumbel-st")
-    throw cli::UsageError("--selection: expected soft, st, gumbel-soft or gumbel-st, got '" +
-                          mc.selection + "'");
-  mc.seed = p.common().seed;
   const std::shared_ptr<nn::SequenceRecommender> model_ptr = cli::make_model(mc);
   nn::SequenceRecommender& model = *model_ptr;
   model.to(p.common().dtype);
@@ -287,7 +314,8 @@ int run_train(int argc, char** argv) {
 
 const cli::Register train_command("train",
                                   "train a sequential recommender (SASRec protocol)",
-                                  run_train);
+                                  run_train,
+                                  cli::Validates::Yes);
 
 }  // namespace
 }  // namespace attnlab

@@ -29,6 +29,21 @@ std::string read(const std::string& path) {
   return attnlab_test::read_text(path);
 }
 
+// Runs the enclosed code in another working directory (a relative path's meaning), then returns.
+class WorkingDirectory {
+ public:
+  explicit WorkingDirectory(const std::string& path) {
+    REQUIRE(::getcwd(previous_.data(), previous_.size()) != nullptr);
+    REQUIRE(::chdir(path.c_str()) == 0);
+  }
+  ~WorkingDirectory() { CHECK(::chdir(previous_.data()) == 0); }
+  WorkingDirectory(const WorkingDirectory&) = delete;
+  WorkingDirectory& operator=(const WorkingDirectory&) = delete;
+
+ private:
+  std::array<char, 4096> previous_{};
+};
+
 // CSV: a header with the expected first column, and at least one data row with as many fields.
 void check_csv(const std::string& path, const std::string& first_column) {
   const std::string text = read(path);
@@ -88,8 +103,10 @@ TEST_SUITE("experiments.cli") {
     CHECK(again.out.find("1 run, 3 already finished, 0 failed") != std::string::npos);
     const Run jobs = run(base + " --emit-jobs");
     CHECK(jobs.status == 0);
-    const std::string list = read(dir + "/jobs.txt");
-    CHECK(std::count(list.begin(), list.end(), '\n') == 4);
+    std::istringstream list(read(dir + "/jobs.txt"));
+    int commands = 0;
+    for (std::string line; std::getline(list, line);) commands += line.rfind('#', 0) == 0 ? 0 : 1;
+    CHECK(commands == 4);
     CHECK(read(dir + "/slurm.sh").find("SLURM_ARRAY_TASK_ID") != std::string::npos);
     const Run merged = run(base + " --collect");
     CHECK(merged.status == 0);
@@ -111,6 +128,166 @@ TEST_SUITE("experiments.cli") {
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 4);  // 2 m x 2 maps, seeds merged
     CHECK(csv.find("trig") != std::string::npos);
     CHECK(csv.find("rel_dq mean") != std::string::npos);
+  }
+
+  TEST_CASE("sweep --emit-jobs: cluster-ready scripts") {
+    // A relative --dir, emitted from another working directory than the jobs will run in: every
+    // path in the scripts must be absolute.
+    const std::string parent = scratch_dir("emit");
+    REQUIRE(::mkdir(parent.c_str(), 0755) == 0);
+    const std::string dir = parent + "/grid";
+    const Run r = [&] {
+      WorkingDirectory cd(parent);
+      return run(
+          "sweep --grid \"dim=8,16;seed=1,2\" --dir grid --threads 2 --emit-jobs "
+          "--slurm-time 0:10:00 --slurm-mem 500M --slurm-partition short "
+          "--args \"--synthetic-users 50 --epochs 1\"");
+    }();
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    const std::string slurm = read(dir + "/slurm.sh"), jobs = read(dir + "/jobs.txt");
+    CAPTURE(slurm);
+    CAPTURE(jobs);
+    // Headers: how to submit and how to collect, with the absolute directory.
+    CHECK(slurm.find("# Submit:  sbatch " + dir + "/slurm.sh") != std::string::npos);
+    CHECK(jobs.find("parallel") != std::string::npos);
+    const std::string collect = "sweep --collect --grid 'dim=8,16;seed=1,2' --dir '" + dir + "'";
+    CHECK(slurm.find(collect) != std::string::npos);
+    CHECK(jobs.find(collect) != std::string::npos);
+    // Slurm: one task per configuration, the CPUs the runs' threads use, one log per task, the
+    // limits passed through.
+    for (const char* line : {"#SBATCH --array=0-3\n",
+                             "#SBATCH --cpus-per-task=2\n",
+                             "#SBATCH --time=0:10:00\n",
+                             "#SBATCH --mem=500M\n",
+                             "#SBATCH --partition=short\n"})
+      CHECK(slurm.find(line) != std::string::npos);
+    CHECK(slurm.find("#SBATCH --output=" + dir + "/runs/%a/slurm-%A.out\n") != std::string::npos);
+    CHECK(slurm.find("#SBATCH --chdir=" + parent + "\n") != std::string::npos);
+    // Every command: the absolute executable and run directory, the threads, its own log.
+    std::istringstream lines(jobs);
+    std::string line;
+    int commands = 0;
+    while (std::getline(lines, line)) {
+      if (line.empty() || line[0] == '#')
+        continue;
+      const std::string run_dir = dir + "/runs/" + std::to_string(commands);
+      CHECK(line.find("'" + std::string(ATTNLAB_CLI_PATH) + "' train") != std::string::npos);
+      CHECK(line.find("--threads 2") != std::string::npos);
+      CHECK(line.find("--out '" + run_dir + "'") != std::string::npos);
+      CHECK(line.find("> '" + run_dir + "/output.txt' 2>&1") != std::string::npos);
+      CHECK(slurm.find(line.substr(line.find("test -f"))) != std::string::npos);
+      ++commands;
+    }
+    CHECK(commands == 4);
+  }
+
+  TEST_CASE("sweep --emit-jobs: the runs' threads size the Slurm task - bad limits are refused") {
+    const std::string dir = scratch_dir("emit_flags");
+    const std::string base = "sweep --grid \"dim=8,16\" --dir " + dir + " --emit-jobs";
+    // Threads given in --args: the task asks for as many CPUs.
+    REQUIRE(run(base + " --args \"--threads 3\"").status == 0);
+    CHECK(read(dir + "/slurm.sh").find("#SBATCH --cpus-per-task=3\n") != std::string::npos);
+    // A threads axis: the largest value sizes every task.
+    const std::string axis = "sweep --dir " + dir + "_axis --emit-jobs --grid \"dim=8;threads=";
+    REQUIRE(run(axis + "1,2\"").status == 0);
+    CHECK(read(dir + "_axis/slurm.sh").find("#SBATCH --cpus-per-task=2\n") != std::string::npos);
+    const Run all_cores = run(axis + "0,2\"");  // a 0 (all cores) sizes nothing
+    CHECK(all_cores.status == 2);
+    CHECK(all_cores.out.find("0 (all cores) cannot size a Slurm task") != std::string::npos);
+    // The same number for the sweep and in --args: said once in each command.
+    REQUIRE(run(base + " --threads 3 --args \"--threads 3\"").status == 0);
+    const std::string jobs = read(dir + "/jobs.txt");
+    CHECK(jobs.find("--threads 3 --threads") == std::string::npos);
+    CHECK(read(dir + "/slurm.sh").find("#SBATCH --cpus-per-task=3\n") != std::string::npos);
+    // Nothing said: one thread per run, one CPU per task (a run would otherwise use every core of
+    // a node it shares).
+    REQUIRE(run(base).status == 0);
+    CHECK(read(dir + "/slurm.sh").find("#SBATCH --cpus-per-task=1\n") != std::string::npos);
+    CHECK(read(dir + "/jobs.txt").find("--threads 1") != std::string::npos);
+    for (const char* bad : {" --slurm-time 10x",
+                            " --slurm-time 1:2:3:4",
+                            " --slurm-mem lots",
+                            " --slurm-mem 0",
+                            " --slurm-partition 'a b'",
+                            " --threads 2 --args \"--threads 1\"",
+                            " --args \"--threads 0\""}) {
+      const Run r = run(base + bad);
+      CAPTURE(bad);
+      CAPTURE(r.out);
+      CHECK(r.status == 2);
+      CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+    }
+    CHECK(run("sweep --grid \"dim=8\" --dir " + dir + " --slurm-mem 1G").status == 2);
+  }
+
+  TEST_CASE("sweep: a bad grid value is refused - naming its configuration - before any run") {
+    const std::string dir = scratch_dir("sweep_invalid");
+    const std::string grid = " --grid \"attention=softmax-fused,nope;seed=1\" --dir " + dir;
+    for (const char* mode : {"", " --emit-jobs"}) {
+      const Run r = run("sweep" + std::string(mode) + grid + " --args \"--epochs 1\"");
+      CAPTURE(r.out);
+      CHECK(r.status == 2);
+      CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+      CHECK(r.out.find("configuration 1 (attention=nope seed=1)") != std::string::npos);
+      CHECK(r.out.find("--attention: model kind 'nope' is unknown") != std::string::npos);
+      CHECK(read(dir + "/jobs.txt").empty());
+      CHECK(read(dir + "/runs/0/result.csv").empty());
+    }
+    // A value another flag of the run makes invalid (LISA has one layer).
+    const Run lisa = run("sweep --grid \"attention=lisa-base\" --dir " + dir +
+                         "_lisa --args \"--blocks 2\" --emit-jobs");
+    CHECK(lisa.status == 2);
+    CHECK(lisa.out.find("--blocks: does not apply") != std::string::npos);
+    // approx checks its flags the same way.
+    const Run approx = run("sweep --command approx --grid \"m=8,0\" --dir " + dir + "_approx");
+    CHECK(approx.status == 2);
+    CHECK(approx.out.find("configuration 1 (m=0)") != std::string::npos);
+    const Run unknown = run("sweep --command frobnicate --grid \"m=8\" --dir " + dir + "_cmd");
+    CHECK(unknown.status == 2);
+    CHECK(unknown.out.find("--command: unknown command 'frobnicate'") != std::string::npos);
+  }
+
+  TEST_CASE("train and approx --validate-only: the flags checked - nothing run") {
+    const std::string dir = scratch_dir("validate_only");
+    const Run ok = run("train --validate-only --attention lisa-soft --log " + dir + "_log.jsonl");
+    CHECK(ok.status == 0);
+    CHECK(ok.out == "train: the flags are valid\n");
+    CHECK(read(dir + "_log.jsonl").empty());
+    CHECK(run("train --validate-only --attention nope").status == 2);
+    // Checks a run makes only when it builds the model: 3 heads do not divide dim 50.
+    const Run heads = run("train --validate-only --heads 3");
+    CHECK(heads.status != 0);
+    CHECK(heads.out.find("multiple of heads 3") != std::string::npos);
+    CHECK(run("train --validate-only --data " + dir + "_missing.txt").status == 2);
+    CHECK(run("approx --validate-only --maps nope").status == 2);
+    CHECK(run("approx --validate-only --study lisa --codebooks 8x1024").status == 2);
+    CHECK(run("approx --validate-only --study lisa").status == 0);
+    // Hidden, and only where a command honours it.
+    CHECK(run("train --help").out.find("validate-only") == std::string::npos);
+    CHECK(run("bench gemm --validate-only").status == 2);
+  }
+
+  TEST_CASE("sweep --collect: a grid key that is also a result column is shown once") {
+    const std::string dir = scratch_dir("sweep_columns");
+    const Run r = run(
+        "sweep --grid \"attention=softmax-fused,favor\" --dir " + dir +
+        " --args \"--synthetic-users 50 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 "
+        "--blocks 1 --epochs 1 --eval-every 1\"");
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    check_csv(dir + "/sweep.csv", "attention");
+    const std::string csv = read(dir + "/sweep.csv");
+    const std::string header = csv.substr(0, csv.find('\n'));
+    CAPTURE(header);
+    std::istringstream cells(header);
+    std::string cell;
+    int attention = 0;
+    while (std::getline(cells, cell, ',')) attention += cell == "attention" ? 1 : 0;
+    CHECK(attention == 1);
+    // Metrics no run measured ("-": train without --full-ranking) are no columns either.
+    CHECK(header.find("full HR@10") == std::string::npos);
+    CHECK(csv.find("\nfavor,") != std::string::npos);
   }
 
   TEST_CASE("help and unknown commands") {

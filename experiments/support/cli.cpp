@@ -56,8 +56,13 @@ bool Parser::parse(int argc, char** argv) {
       "directory for CSV / JSON-lines results and plots");
   po::options_description all;
   all.add(own_).add(common);
+  po::options_description hidden, parsed;
+  if (validate_only_enabled_)
+    hidden.add_options()("validate-only", "check the flags and values, then exit");
+  parsed.add(all).add(hidden);
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(positional_).run(), vm_);
+    po::store(po::command_line_parser(argc, argv).options(parsed).positional(positional_).run(),
+              vm_);
     if (vm_.count("help")) {
       std::cout << "usage: attnlab " << command_ << " " << usage_ << "\n\n" << all << "\n";
       return false;
@@ -67,7 +72,7 @@ bool Parser::parse(int argc, char** argv) {
       std::ifstream in(path);
       if (!in)
         throw UsageError("--config: cannot open '" + path + "'");
-      po::store(po::parse_config_file(in, all), vm_);
+      po::store(po::parse_config_file(in, parsed), vm_);
     }
     po::notify(vm_);
   } catch (const po::error_with_option_name& e) {
@@ -136,8 +141,15 @@ std::vector<Subcommand>& registry() {
   return commands;
 }
 
-Register::Register(std::string name, std::string summary, Handler run) {
-  registry().push_back({std::move(name), std::move(summary), std::move(run)});
+const Subcommand* find_subcommand(const std::string& name) {
+  for (const auto& c : registry())
+    if (c.name == name)
+      return &c;
+  return nullptr;
+}
+
+Register::Register(std::string name, std::string summary, Handler run, Validates validates) {
+  registry().push_back({std::move(name), std::move(summary), std::move(run), validates});
 }
 
 int run_guarded(const std::string& command, const std::function<int()>& handler) {

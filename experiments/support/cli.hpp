@@ -53,6 +53,12 @@ class Parser {
   bool given(const std::string& name) const {
     return vm_.count(name) > 0 && !vm_[name].defaulted();
   }
+  // Accepts the hidden --validate-only flag (not in --help): the command checks its flags and
+  // values, then stops with exit 0 before doing any work when validate_only() is true. `attnlab
+  // sweep` checks every configuration of a grid this way before running or emitting any. Call
+  // before parse(); the command must be registered with Validates::Yes.
+  void enable_validate_only() { validate_only_enabled_ = true; }
+  bool validate_only() const { return vm_.count("validate-only") > 0; }
 
  private:
   std::string command_, usage_;
@@ -60,6 +66,7 @@ class Parser {
   po::positional_options_description positional_;
   po::variables_map vm_;
   Common common_;
+  bool validate_only_enabled_ = false;
 };
 
 // Splits "a,b,c" into {"a", "b", "c"} (for list-valued flags); empty items are a UsageError.
@@ -68,14 +75,19 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
 
 // Registration: each subcommand file defines a handler and registers it at static-init time.
 using Handler = std::function<int(int argc, char** argv)>;
+// Whether the command accepts --validate-only (Parser::enable_validate_only).
+enum class Validates { No, Yes };
 struct Subcommand {
   std::string name;
   std::string summary;
   Handler run;
+  Validates validates = Validates::No;
 };
 std::vector<Subcommand>& registry();
+// The registered command of that name, or nullptr.
+const Subcommand* find_subcommand(const std::string& name);
 struct Register {
-  Register(std::string name, std::string summary, Handler run);
+  Register(std::string name, std::string summary, Handler run, Validates validates = Validates::No);
 };
 
 // Runs `handler`, turning UsageError / attnlab::Error into a one-line message and an exit code
