@@ -417,10 +417,12 @@ GradcheckResult check_straight_through(const GradcheckFn& st,
                                        const GradcheckFn& hard,
                                        const GradcheckFn& surrogate,
                                        const std::vector<Tensor>& inputs,
-                                       uint64_t seed) {
+                                       uint64_t seed,
+                                       const std::vector<Var>& params) {
   using namespace gradcheck_detail;
   GradcheckOptions o;
   o.seed = seed;
+  o.params = params;
   const Problem p = prepare(inputs, o);
   GradcheckResult r;
   r.mode = "straight-through";
@@ -447,7 +449,7 @@ GradcheckResult check_straight_through(const GradcheckFn& st,
   tight.atol = 1e-12;
   tight.rtol = 1e-12;
   for (std::size_t i = 0; i < g_st.size(); ++i) {
-    if (!p.wrt[i])
+    if (!checked(p, i))
       continue;
     for (int64_t j = 0; j < g_st[i].numel(); ++j) {
       record(r,
