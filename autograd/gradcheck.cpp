@@ -306,14 +306,18 @@ GradcheckResult fast(const GradcheckFn& f, const Problem& p, const GradcheckOpti
     // their sums).
     std::vector<Tensor> u, v;
     double sum_u = 0, sum_v = 0, norm_u = 0;
+    // Inputs that are not checked (int64 indices among them) get no direction (undefined).
     std::vector<Tensor> x0 = p.x;
     for (std::size_t i = 0; i < p.count(); ++i) {
       const Tensor& t = target(p, x0, i);
       const RngKey key{o.seed, 1000 * static_cast<uint64_t>(trial) + 100 + i};
-      u.push_back(checked(p, i) ? rand(t.shape(), key, t.dtype()) : zeros_like(t));
-      norm_u += dot(u[i], u[i]);
+      u.push_back(checked(p, i) ? rand(t.shape(), key, t.dtype()) : Tensor());
+      if (u[i].defined())
+        norm_u += dot(u[i], u[i]);
     }
     for (Tensor& ui : u) {
+      if (!ui.defined())
+        continue;
       scale_(ui, 1.0 / std::sqrt(norm_u));
       sum_u += sum(ui).item();
     }
@@ -351,7 +355,10 @@ GradcheckResult fast(const GradcheckFn& f, const Problem& p, const GradcheckOpti
     }
     const auto g = vjp(v);
     double analytic = 0;
-    for (std::size_t i = 0; i < g.size(); ++i) analytic += dot(g[i], u[i]);
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      if (u[i].defined())
+        analytic += dot(g[i], u[i]);
+    }
     GradcheckOptions scaled = o;
     scaled.atol = o.atol * sum_u * sum_v;
     record(r, scaled, -1, -1, trial, Shape{}, analytic, numeric, bad);
@@ -410,10 +417,12 @@ GradcheckResult check_straight_through(const GradcheckFn& st,
                                        const GradcheckFn& hard,
                                        const GradcheckFn& surrogate,
                                        const std::vector<Tensor>& inputs,
-                                       uint64_t seed) {
+                                       uint64_t seed,
+                                       const std::vector<Var>& params) {
   using namespace gradcheck_detail;
   GradcheckOptions o;
   o.seed = seed;
+  o.params = params;
   const Problem p = prepare(inputs, o);
   GradcheckResult r;
   r.mode = "straight-through";
@@ -440,7 +449,7 @@ GradcheckResult check_straight_through(const GradcheckFn& st,
   tight.atol = 1e-12;
   tight.rtol = 1e-12;
   for (std::size_t i = 0; i < g_st.size(); ++i) {
-    if (!p.wrt[i])
+    if (!checked(p, i))
       continue;
     for (int64_t j = 0; j < g_st[i].numel(); ++j) {
       record(r,

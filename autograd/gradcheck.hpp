@@ -78,11 +78,13 @@ GradcheckResult gradcheck(const std::function<Var(const std::vector<Var>&)>& f,
 // Straight-through estimators cannot be finite-differenced (their true derivative is zero almost
 // everywhere). This checks what they promise instead: the forward of `st` equals the forward of
 // `hard` exactly, and st's gradient (for a random output gradient) equals the gradient of
-// `surrogate` to within 1e-12 relative (float64).
+// `surrogate` to within 1e-12 relative (float64). `params`: captured float64 leaves (a module's
+// parameters) whose gradients are compared too, numbered after the inputs as in gradcheck.
 GradcheckResult check_straight_through(const GradcheckFn& st,
                                        const GradcheckFn& hard,
                                        const GradcheckFn& surrogate,
                                        const std::vector<Tensor>& inputs,
-                                       uint64_t seed = 0);
+                                       uint64_t seed = 0,
+                                       const std::vector<Var>& params = {});
 
 }  // namespace attnlab::ag

@@ -6,6 +6,27 @@
 #include "core/simd.hpp"  // brings <immintrin.h> with GCC 12's AVX-512 warning workaround
 
 namespace attnlab {
+
+// (k + 0.5) / 2^52 with k < 2^52 needs 53 significant bits: exact in float64, so the value is in
+// [2^-53, 1 - 2^-53]. (With 53 bits, (k + 0.5) / 2^53 rounded to 1.0 for k = 2^53 - 1.)
+double uniform01_from_bits(uint64_t bits) {
+  const uint64_t k = bits >> 12;
+  return (static_cast<double>(k) + 0.5) * (1.0 / 4503599627370496.0);
+}
+
+double gumbel_from_bits(uint64_t bits) {
+  return -std::log(-std::log(uniform01_from_bits(bits)));
+}
+
+double normal_from_bits(uint64_t bits1, uint64_t bits2) {
+  const double u1 = uniform01_from_bits(bits1), u2 = uniform01_from_bits(bits2);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+}
+
+double bernoulli_from_bits(uint64_t bits, double p) {
+  return uniform01_from_bits(bits) < p ? 1.0 : 0.0;
+}
+
 namespace rng_detail {
 
 constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
@@ -17,10 +38,12 @@ inline void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
   lo = static_cast<uint32_t>(p);
 }
 
-// 53 random bits -> (0, 1): (k + 0.5) / 2^53 never hits 0 or 1, so log() is always finite.
+inline uint64_t join(uint32_t a, uint32_t b) {
+  return (static_cast<uint64_t>(a) << 32) | b;
+}
+
 inline double to_open01(uint32_t a, uint32_t b) {
-  const uint64_t k = ((static_cast<uint64_t>(a) << 32) | b) >> 11;
-  return (static_cast<double>(k) + 0.5) * (1.0 / 9007199254740992.0);
+  return uniform01_from_bits(join(a, b));
 }
 
 // Fills a tensor with value(w0, w1, w2, w3) of the Philox words of counter i (computed 16 at a
@@ -208,8 +231,7 @@ Tensor randn(const Shape& shape, RngKey key, DType dtype, double mean, double st
                 stddev);
   return rng_detail::generate(
       shape, dtype, "randn", key, true, [&](uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
-        const double u1 = rng_detail::to_open01(w0, w1), u2 = rng_detail::to_open01(w2, w3);
-        return mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+        return mean + stddev * normal_from_bits(rng_detail::join(w0, w1), rng_detail::join(w2, w3));
       });
 }
 
@@ -218,14 +240,14 @@ Tensor bernoulli(const Shape& shape, double p, RngKey key, DType dtype) {
       p >= 0.0 && p <= 1.0, ValueError, "bernoulli: probability must be in [0, 1], got ", p);
   return rng_detail::generate(
       shape, dtype, "bernoulli", key, false, [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
-        return rng_detail::to_open01(w0, w1) < p ? 1.0 : 0.0;
+        return bernoulli_from_bits(rng_detail::join(w0, w1), p);
       });
 }
 
 Tensor gumbel(const Shape& shape, RngKey key, DType dtype) {
   return rng_detail::generate(
       shape, dtype, "gumbel", key, false, [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
-        return -std::log(-std::log(rng_detail::to_open01(w0, w1)));
+        return gumbel_from_bits(rng_detail::join(w0, w1));
       });
 }
 

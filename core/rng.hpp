@@ -21,8 +21,20 @@ struct RngKey {
 
 // The raw generator: 128 random bits for counter `index` of the sequence `key`.
 std::array<uint32_t, 4> philox4x32(RngKey key, uint64_t index);
-// Uniform in the open interval (0, 1) with 53 random bits, for element `index`.
+// Uniform in the open interval (0, 1) with 52 random bits, for element `index`.
 double uniform01(RngKey key, uint64_t index);
+
+// The maps from raw random bits to the distributions, exposed so that tests can feed them the
+// extreme bit patterns. `bits` are words 0 and 1 of a Philox output, (w0 << 32) | w1.
+//   uniform01_from_bits: the top 52 bits k give (k + 0.5) / 2^52, exact in float64, so the value
+//     lies in [2^-53, 1 - 2^-53] and never rounds to 0 or 1 (log stays finite).
+//   gumbel_from_bits: -log(-log u), within [-3.6, 36.8] (finite in float32 too).
+//   normal_from_bits: Box-Muller sqrt(-2 log u1) cos(2 pi u2), |z| <= 8.6.
+//   bernoulli_from_bits: 1 if u < p else 0 (p = 1 always gives 1, p = 0 always 0).
+double uniform01_from_bits(uint64_t bits);
+double gumbel_from_bits(uint64_t bits);
+double normal_from_bits(uint64_t bits1, uint64_t bits2);
+double bernoulli_from_bits(uint64_t bits, double p);
 
 // Bulk forms, vectorised (AVX-512 or AVX2 when compiled for them) and bit-identical to the
 // scalar ones: words k of philox4x32(key, first + i) for i in [0, n) (w2/w3 may be null), and

@@ -17,7 +17,6 @@ struct GradcheckCase {
   std::function<ag::Var(const std::vector<ag::Var>&)> fn;
   std::vector<Tensor> inputs;
   std::shared_ptr<nn::Module> module;  // its parameters are checked too (converted to float64)
-  bool large = false;                  // many parameters: use fast mode even in slow mode
   // Hard (straight-through) ops have no finite-difference derivative: when set, the case is
   // ag::check_straight_through(fn, hard, surrogate): fn's forward must equal `hard` and its
   // gradient the gradient of `surrogate`.
@@ -29,5 +28,6 @@ void add_op_cases(std::vector<GradcheckCase>& out);
 void add_layer_cases(std::vector<GradcheckCase>& out);
 void add_attention_cases(std::vector<GradcheckCase>& out);
 void add_lisa_cases(std::vector<GradcheckCase>& out);
+void add_lisa_module_cases(std::vector<GradcheckCase>& out);  // quantizer, layer, models
 
 }  // namespace attnlab::experiments

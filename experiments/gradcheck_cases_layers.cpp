@@ -43,8 +43,7 @@ void add_layer_cases(std::vector<GradcheckCase>& out) {
     out.push_back({"layer/multihead_attention_" + kind,
                    [mha, m](V v) { return mha->forward(v[0], m); },
                    {u({2, 3, 4}, 4)},
-                   mha,
-                   true});
+                   mha});
   }
   for (const char* norm : {"pre", "post", "sasrec"}) {
     nn::TransformerBlockOptions bo;
@@ -63,8 +62,7 @@ void add_layer_cases(std::vector<GradcheckCase>& out) {
     out.push_back({std::string("layer/transformer_block_") + norm,
                    [block, m](V v) { return block->forward(v[0], m); },
                    {u({2, 3, 4}, 5)},
-                   block,
-                   true});
+                   block});
   }
   nn::SASRecConfig sc;
   sc.num_items = 9;
@@ -74,8 +72,7 @@ void add_layer_cases(std::vector<GradcheckCase>& out) {
   sc.dropout = 0.0;
   auto sasrec = std::make_shared<nn::SASRec>(sc);
   const Tensor seq = from_vector(std::vector<int64_t>{0, 3, 4, 1, 9, 2, 2, 5, 6, 7}, {2, 5});
-  out.push_back(
-      {"model/sasrec", [sasrec, seq](V) { return sasrec->hidden(seq); }, {}, sasrec, true});
+  out.push_back({"model/sasrec", [sasrec, seq](V) { return sasrec->hidden(seq); }, {}, sasrec});
 
   // Losses.
   const Tensor t = from_vector(std::vector<double>{1, 0, 1, 1, 0, 0}, {2, 3}, kFloat64);

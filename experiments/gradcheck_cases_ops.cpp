@@ -20,7 +20,7 @@ void add_op_cases(std::vector<GradcheckCase>& out) {
   using ag::Var;
   using V = const std::vector<Var>&;
   auto add = [&](std::string name, std::function<Var(V)> fn, std::vector<Tensor> in) {
-    out.push_back({"op/" + name, std::move(fn), std::move(in), nullptr, false});
+    out.push_back({"op/" + name, std::move(fn), std::move(in), nullptr});
   };
   const Tensor a = u({2, 3}, 1), b = u({3}, 2, 0.5, 2.0), pos = u({2, 3}, 3, 0.5, 2.0);
   const Tensor k = away({2, 3}, 4), x3 = u({2, 3, 4}, 5);

@@ -239,6 +239,27 @@ TEST_SUITE("autograd.inspect") {
     CHECK_MESSAGE(r.ok, r.report());
   }
 
+  TEST_CASE("int64 inputs pass through as constants in slow and fast mode") {
+    // x [3] float64 and idx int64: f = x[idx] * x, the index is a constant of the function.
+    const auto f = [](const std::vector<Var>& v) {
+      return mul(index_select(v[0], 0, v[1].value()), v[0]);
+    };
+    const Tensor x = tensor({0.5, -1.5, 2.0}, kFloat64);
+    const Tensor idx = from_vector(std::vector<int64_t>{2, 0, 0}, {3});
+    GradcheckOptions o;
+    const auto slow = gradcheck(f, {x, idx}, o);
+    CHECK_MESSAGE(slow.ok, slow.report());
+    o.fast_mode = true;
+    const auto fast = gradcheck(f, {x, idx}, o);
+    CHECK_MESSAGE(fast.ok, fast.report());
+    CHECK(fast.mode == "fast");
+    // A wrong backward is still caught in fast mode with an int64 input present.
+    const auto broken = [](const std::vector<Var>& v) {
+      return mul(apply<BrokenSquare>({v[0]})[0], index_select(v[0], 0, v[1].value()));
+    };
+    CHECK_FALSE(gradcheck(broken, {x, idx}, o).ok);
+  }
+
   TEST_CASE("gradcheck rejects unusable inputs clearly") {
     const auto f = [](const std::vector<Var>& v) {
       return sum(v[0]);

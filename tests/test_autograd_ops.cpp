@@ -231,4 +231,29 @@ TEST_SUITE("autograd.ops") {
     };
     CHECK_FALSE(check_straight_through(st, hard, wrong, {logits}).ok);
   }
+
+  TEST_CASE("check_straight_through compares the gradients of captured parameters too") {
+    // st(x) = ST(one_hot(argmax(x w)), softmax(x w)) with a captured leaf w: its gradient must
+    // equal the surrogate's. A surrogate right in x but wrong in w is caught only through w.
+    const Var w = param(tensor({0.5, -1.0, 2.0, 1.5}, kFloat64));
+    auto hard = [&](const std::vector<Var>& v) {
+      return std::vector<Var>{one_hot(argmax(v[0] * w, -1), 4, kFloat64)};
+    };
+    auto soft = [&](const std::vector<Var>& v) {
+      return std::vector<Var>{softmax(v[0] * w, -1)};
+    };
+    auto st = [&](const std::vector<Var>& v) {
+      return std::vector<Var>{straight_through(hard(v)[0], soft(v)[0])};
+    };
+    const Tensor x = rnd({3, 4}, 81, -2, 2);
+    const GradcheckResult r = check_straight_through(st, hard, soft, {x}, 0, {w});
+    CHECK_MESSAGE(r.ok, r.report());
+    auto wrong_in_w = [&](const std::vector<Var>& v) {
+      return std::vector<Var>{softmax(v[0] * w.detach(), -1) + sum(w) * 0.25};
+    };
+    const GradcheckResult bad = check_straight_through(st, hard, wrong_in_w, {x}, 0, {w});
+    CHECK_FALSE(bad.ok);
+    REQUIRE_FALSE(bad.worst.empty());
+    CHECK(bad.worst[0].input == 1);  // the parameter, numbered after the one input
+  }
 }

@@ -38,6 +38,55 @@ TEST_SUITE("core.rng") {
     }
   }
 
+  TEST_CASE(
+      "extreme random bits give uniforms strictly inside the open unit interval and finite "
+      "samples") {
+    // All-zero and all-one bits (and their neighbours) are the patterns that round to 0 or 1.
+    const std::vector<uint64_t> extremes = {0,
+                                            1,
+                                            2,
+                                            1ull << 11,
+                                            1ull << 12,
+                                            1ull << 63,
+                                            (1ull << 63) - 1,
+                                            ~0ull,
+                                            ~0ull - 1,
+                                            ~0ull - (1ull << 11),
+                                            ~0ull - (1ull << 12)};
+    for (uint64_t b : extremes) {
+      CAPTURE(b);
+      const double u = uniform01_from_bits(b);
+      CHECK(u > 0.0);
+      CHECK(u < 1.0);
+      const double g = gumbel_from_bits(b);
+      CHECK(std::isfinite(g));
+      CHECK(std::isfinite(static_cast<float>(g)));
+      CHECK(bernoulli_from_bits(b, 1.0) == 1.0);  // u < 1 always
+      CHECK(bernoulli_from_bits(b, 0.0) == 0.0);
+      for (uint64_t b2 : extremes) {
+        const double z = normal_from_bits(b, b2);
+        CHECK(std::isfinite(z));
+        CHECK(std::isfinite(static_cast<float>(z)));
+      }
+    }
+    // The ends of the range are exactly (0 + 0.5) / 2^52 and (2^52 - 1 + 0.5) / 2^52.
+    CHECK(uniform01_from_bits(0) == std::ldexp(1.0, -53));
+    CHECK(uniform01_from_bits(~0ull) == 1.0 - std::ldexp(1.0, -53));
+    // The tensor functions use these maps: element i of a draw is the map of Philox counter i.
+    for (DType dt : {kFloat32, kFloat64}) {
+      const Tensor g = gumbel({5}, RngKey{4, 2}, dt), z = randn({5}, RngKey{4, 2}, dt);
+      for (int64_t i = 0; i < 5; ++i) {
+        const auto r = philox4x32({4, 2}, i);
+        const uint64_t b01 = (uint64_t(r[0]) << 32) | r[1], b23 = (uint64_t(r[2]) << 32) | r[3];
+        CHECK(g.flat(i) == static_cast<double>(dt == kFloat32 ? float(gumbel_from_bits(b01))
+                                                              : gumbel_from_bits(b01)));
+        CHECK(z.flat(i) == static_cast<double>(dt == kFloat32 ? float(normal_from_bits(b01, b23))
+                                                              : normal_from_bits(b01, b23)));
+        CHECK(uniform01({4, 2}, i) == uniform01_from_bits(b01));
+      }
+    }
+  }
+
   TEST_CASE("same key / same numbers / whatever the thread count") {
     for (DType dt : {kFloat32, kFloat64}) {
       Tensor one, two;

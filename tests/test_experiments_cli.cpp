@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/cli_test_helpers.hpp"
 
@@ -323,11 +324,63 @@ TEST_SUITE("experiments.cli") {
 
   TEST_CASE("gradcheck passes and filters") {
     const std::string dir = scratch_dir("gradcheck");
-    const Run r = run("gradcheck --filter op/exp,attention/softmax_fused_causal --out " + dir);
+    // Every case, in the default slow mode.
+    const Run list = run("gradcheck --list");
+    REQUIRE(list.status == 0);
+    std::vector<std::string> names;
+    std::istringstream listed(list.out);
+    for (std::string line; std::getline(listed, line);) {
+      if (!line.empty())
+        names.push_back(line);
+    }
+    for (const char* lisa : {"pq/soft",
+                             "pq/gumbel-soft_fixed_noise",
+                             "pq/st",
+                             "pq/gumbel-st_fixed_noise",
+                             "layer/lisa_attention_fused_hard_query",
+                             "model/lisa-base",
+                             "model/lisa-soft",
+                             "model/lisa-mini"}) {
+      CHECK_MESSAGE(std::find(names.begin(), names.end(), lisa) != names.end(), std::string(lisa));
+    }
+    const Run all = run("gradcheck --out " + dir);
+    CHECK(all.status == 0);
+    const std::string total = std::to_string(names.size());
+    CHECK_MESSAGE(all.out.find(total + " of " + total + " checks passed") != std::string::npos,
+                  all.out);
+    // One row per case; each row's mode is what ran: slow (never a fast fallback) or, for the
+    // straight-through cases, straight-through.
+    std::istringstream table(all.out);
+    int64_t rows = 0;
+    for (std::string line; std::getline(table, line);) {
+      std::istringstream fields(line);
+      std::string name, mode;
+      fields >> name >> mode;
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        continue;
+      ++rows;
+      CAPTURE(line);
+      // Straight-through cases have "st" as a word of their name (pq/st,
+      // lisa/select_gumbel-st_...).
+      std::string words = name;
+      std::replace_if(
+          words.begin(),
+          words.end(),
+          [](char ch) { return ch == '/' || ch == '_' || ch == '-'; },
+          ' ');
+      std::istringstream word_stream(words);
+      bool st = false;
+      for (std::string w; word_stream >> w;) st = st || w == "st";
+      CHECK(mode == (st ? "straight-through" : "slow"));
+      CHECK(line.find(" pass") != std::string::npos);
+    }
+    CHECK(rows == static_cast<int64_t>(names.size()));
+    check_csv(dir + "/gradcheck.csv", "case");
+    // A filter selects cases by substring.
+    const Run r = run("gradcheck --filter op/exp,attention/softmax_fused_causal");
     CHECK(r.status == 0);
     CHECK(r.out.find("op/exp") != std::string::npos);
     CHECK(r.out.find("4 of 4 checks passed") != std::string::npos);  // op/exp matches op/expm1 too
-    check_csv(dir + "/gradcheck.csv", "case");
     const Run bad = run("gradcheck --mode medium");
     CHECK(bad.status == 2);
     CHECK(bad.out.find("--mode: expected slow or fast") != std::string::npos);

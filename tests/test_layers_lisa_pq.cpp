@@ -71,24 +71,48 @@ TEST_SUITE("layers.lisa_pq") {
   }
 
   TEST_CASE("straight-through and Gumbel straight-through - forward one-hot and softmax gradient") {
-    const Tensor noise = gumbel({4, 6}, RngKey{3, 4}, kFloat64);
+    // Hand-chosen logits and noise whose (noisy) argmax is written down below, independently of
+    // the code's softmax -> argmax pipeline. Rows 2 and 3 hold exact ties (sums exact in binary):
+    // the lowest index wins (product_quantizer.hpp), never a multi-hot row.
+    const Tensor logits = from_vector(std::vector<double>{0.1, 2.0,  -1, 0.5,  1.9,  0,     //
+                                                          -3,  -2,   -1, -0.5, -0.4, -2,    //
+                                                          0,   1.5,  -1, 1.5,  1.5,  0,     //
+                                                          -1,  0.75, 0,  0.75, 0.75, 0.5},  //
+                                      {4, 6},
+                                      kFloat64);
+    const Tensor noise = from_vector(std::vector<double>{0,    0,    0,    0,    0.25, 0,     //
+                                                         0,    0,    0,    -0.5, 0,    0,     //
+                                                         0.25, 0,    1.75, 0,    0.25, 0,     //
+                                                         0,    -0.5, 0.5,  0.25, 0,    0.5},  //
+                                     {4, 6},
+                                     kFloat64);
+    // Without noise: row 0 -> 1, row 1 -> 4, row 2 ties 1, 3, 4 -> 1, row 3 ties 1, 3, 4 -> 1.
+    // With noise (logits + noise): row 0 {.., 2.0, .., 2.15, ..} -> 4; row 1 -> 4 (-0.4 > -1);
+    // row 2 {0.25, 1.5, 0.75, 1.5, 1.75, 0} -> 4; row 3 {-1, 0.25, 0.5, 1.0, 0.75, 1.0} ties 3, 5
+    // -> 3.
+    const std::vector<int64_t> expected_plain = {1, 4, 1, 1}, expected_noisy = {4, 4, 4, 3};
     const double tau = 0.7;
     for (int with_noise = 0; with_noise < 2; ++with_noise) {
+      CAPTURE(with_noise);
       const Tensor g = with_noise ? noise : zeros({4, 6}, kFloat64);
+      const std::vector<int64_t>& want = with_noise ? expected_noisy : expected_plain;
+      Tensor expected = zeros({4, 6}, kFloat64);
+      for (int64_t r = 0; r < 4; ++r) expected.data<double>()[r * 6 + want[r]] = 1.0;
       const Selection mode =
           with_noise ? Selection::GumbelStraightThrough : Selection::StraightThrough;
+      const CodewordSelection s = select_codewords(param(logits), mode, tau, g);
+      CHECK(s.index.to_vector<int64_t>() == want);
+      CHECK_CLOSE(s.selection.value(), expected, 0, 0);
       auto st = [&](const std::vector<Var>& in) {
         return std::vector<Var>{select_codewords(in[0], mode, tau, g).selection};
       };
-      auto hard = [&](const std::vector<Var>& in) {
-        Tensor p = softmax(mul(add(in[0].value(), g), 1 / tau), -1);
-        return std::vector<Var>{constant(one_hot(argmax(p, -1), 6, kFloat64))};
+      auto hard = [&](const std::vector<Var>&) {
+        return std::vector<Var>{constant(expected)};
       };
       auto surrogate = [&](const std::vector<Var>& in) {
         return std::vector<Var>{ag::softmax((in[0] + constant(g)) / tau, -1)};
       };
-      const auto r =
-          check_straight_through(st, hard, surrogate, {rnd({4, 6}, 31, kFloat64, -2, 2)});
+      const auto r = check_straight_through(st, hard, surrogate, {logits});
       CHECK_MESSAGE(r.ok, r.report());
     }
   }
