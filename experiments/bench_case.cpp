@@ -9,9 +9,9 @@
 //   gemm            C = A B, n x n
 //   exact-causal    softmax-fused attention with a causal mask, L x d
 //   favor-causal    FAVOR+ (positive orthogonal features, fused causal prefix sums), L, m, d
-//   sasrec-epoch    SASRec training batches on a SASRec-format file (2 blocks, width 50,
-//                   length 200, batch 128, BCE with one negative, Adam): one repetition is
-//                   --batches batches (0: a whole epoch)
+//   sasrec-epoch    SASRec training on a SASRec-format file (2 blocks, width 50, length 200,
+//                   batch 128, BCE with one negative, Adam): with --batches N, the median of N
+//                   single batches; with --batches 0, of --reps whole epochs
 #include <cstdio>
 #include <iostream>
 
@@ -52,41 +52,59 @@ std::function<void()> attention_case(const std::string& kind, const CaseConfig& 
   };
 }
 
-// One repetition of the SASRec case: `batches` training steps (0: one epoch) in the order of a
-// fixed permutation of the users, exactly as `attnlab train` runs them.
-std::function<void()> sasrec_case(const CaseConfig& c) {
-  nn::SyntheticConfig unused;
-  auto data =
-      std::make_shared<nn::SplitDataset>(nn::leave_one_out(cli::load_sequences(c.data, unused)));
-  cli::ModelOptions mo;
-  mo.num_items = data->num_items;
-  mo.seed = c.seed;
-  auto model = cli::make_model(mo);
-  auto opt = std::make_shared<optim::Adam>(model->named_parameters(), 1e-3, 0.9, 0.98);
+// The SASRec case: training steps over a fixed permutation of the users, exactly as
+// `attnlab train` runs them. step() runs the next batch.
+struct SasrecCase {
+  std::shared_ptr<nn::SplitDataset> data;
+  std::shared_ptr<nn::SequenceRecommender> model;
+  std::shared_ptr<optim::Adam> opt;
   std::vector<int64_t> users;
-  for (int64_t u = 0; u < static_cast<int64_t>(data->train.size()); ++u) {
-    if (data->train[u].size() >= 2)
-      users.push_back(u);
-  }
-  const int64_t per_batch = 128;
-  const int64_t epoch_batches = (static_cast<int64_t>(users.size()) + per_batch - 1) / per_batch;
-  const int64_t batches = c.batches > 0 ? std::min(c.batches, epoch_batches) : epoch_batches;
-  auto step = std::make_shared<int64_t>(0);
-  return [=] {
-    model->train();
-    for (int64_t b = 0; b < batches; ++b, ++*step) {
-      const int64_t first = (*step % epoch_batches) * per_batch;
-      const std::vector<int64_t> chunk(
-          users.begin() + first,
-          users.begin() + std::min<int64_t>(first + per_batch, users.size()));
-      const nn::TrainBatch batch = nn::make_batch(
-          *data, chunk, model->max_length(), RngKey{c.seed, static_cast<uint64_t>(100 + *step)});
-      opt->zero_grad();
-      ag::Var loss = nn::recommendation_loss(*model, batch, "bce");
-      loss.backward();
-      opt->step();
+  int64_t per_batch = 128, epoch_batches = 0, next = 0;
+  uint64_t seed = 0;
+
+  explicit SasrecCase(const CaseConfig& c) : seed(c.seed) {
+    nn::SyntheticConfig unused;
+    data =
+        std::make_shared<nn::SplitDataset>(nn::leave_one_out(cli::load_sequences(c.data, unused)));
+    cli::ModelOptions mo;
+    mo.num_items = data->num_items;
+    mo.seed = c.seed;
+    model = cli::make_model(mo);
+    opt = std::make_shared<optim::Adam>(model->named_parameters(), 1e-3, 0.9, 0.98);
+    for (int64_t u = 0; u < static_cast<int64_t>(data->train.size()); ++u) {
+      if (data->train[u].size() >= 2)
+        users.push_back(u);
     }
-  };
+    epoch_batches = (static_cast<int64_t>(users.size()) + per_batch - 1) / per_batch;
+    model->train();
+  }
+  void step() {
+    const int64_t first = (next % epoch_batches) * per_batch;
+    const std::vector<int64_t> chunk(
+        users.begin() + first, users.begin() + std::min<int64_t>(first + per_batch, users.size()));
+    const nn::TrainBatch batch = nn::make_batch(
+        *data, chunk, model->max_length(), RngKey{seed, static_cast<uint64_t>(100 + next)});
+    ++next;
+    opt->zero_grad();
+    ag::Var loss = nn::recommendation_loss(*model, batch, "bce");
+    loss.backward();
+    opt->step();
+  }
+};
+
+// --batches N: N batches after one warm-up batch, each timed (the median is per batch, as the
+// PyTorch baseline's --batches reports); --batches 0: --reps whole epochs after one warm-up batch.
+bench::Timing time_sasrec(const CaseConfig& c, int reps) {
+  auto sasrec = std::make_shared<SasrecCase>(c);
+  if (c.batches > 0)
+    return bench::measure_reps([sasrec] { sasrec->step(); }, static_cast<int>(c.batches));
+  sasrec->step();  // warm-up: one batch, not a whole epoch
+  return bench::measure_reps(
+      [sasrec] {
+        for (int64_t b = 0; b < sasrec->epoch_batches; ++b) sasrec->step();
+      },
+      reps,
+      /*warmup=*/false);
 }
 
 std::string config_text(const std::string& name, const CaseConfig& c) {
@@ -97,7 +115,7 @@ std::string config_text(const std::string& name, const CaseConfig& c) {
   if (name == "favor-causal")
     return "L=" + std::to_string(c.length) + ",m=" + std::to_string(c.features) +
            ",d=" + std::to_string(c.head_dim);
-  return "batches=" + std::to_string(c.batches);
+  return c.batches > 0 ? "batches=" + std::to_string(c.batches) + " (per batch)" : "epoch";
 }
 
 int run_case_bench(int argc, char** argv) {
@@ -112,7 +130,7 @@ int run_case_bench(int argc, char** argv) {
       "data", cli::po::value<std::string>()->default_value(""), "sasrec-epoch: a SASRec file")(
       "batches",
       cli::po::value<int64_t>()->default_value(0),
-      "sasrec-epoch: training batches per repetition (0: one epoch)")(
+      "sasrec-epoch: time N single batches (0: time whole epochs)")(
       "reps", cli::po::value<int>()->default_value(5), "timed repetitions after one warm-up");
   if (!parser.parse(argc, argv))
     return 0;
@@ -127,7 +145,9 @@ int run_case_bench(int argc, char** argv) {
   if (c.n < 1 || c.length < 1 || c.head_dim < 1 || c.features < 1 || c.batches < 0)
     throw cli::UsageError("--n, --length, --head-dim and --features must be positive");
   const std::string name = parser.get<std::string>("case");
+  const int reps = parser.get<int>("reps");
   std::function<void()> fn;
+  bench::Timing t;
   if (name == "gemm") {
     Tensor a = rand({c.n, c.n}, RngKey{1, 1}), b = rand({c.n, c.n}, RngKey{1, 2});
     fn = [a, b] {
@@ -140,13 +160,11 @@ int run_case_bench(int argc, char** argv) {
   } else if (name == "sasrec-epoch") {
     if (c.data.empty())
       throw cli::UsageError("--case sasrec-epoch needs --data FILE (SASRec format)");
-    fn = sasrec_case(c);
   } else {
     throw cli::UsageError(
         "--case: expected gemm, exact-causal, favor-causal or sasrec-epoch, got '" + name + "'");
   }
-  const int reps = parser.get<int>("reps");
-  const bench::Timing t = bench::measure_reps(fn, reps);
+  t = fn ? bench::measure_reps(fn, reps) : time_sasrec(c, reps);
   std::printf(
       "{\"side\": \"attnlab\", \"case\": \"%s\", \"config\": \"%s\", \"median_ms\": %.4f, "
       "\"min_ms\": %.4f, \"max_ms\": %.4f, \"reps\": %d, \"threads\": %d, "

@@ -44,8 +44,11 @@ def script_args(a):
                             "--chunks", "256"] + common
     if not a.data:
         sys.exit("bench_case: --case sasrec-epoch needs --data FILE")
-    batches = ["--batches", str(a.batches)] if a.batches > 0 else []
-    return "sasrec.py", ["--data", a.data] + batches + common
+    # --batches N: N single batches after one warm-up batch (median per batch); else --reps
+    # whole epochs (sasrec.py's --epochs).
+    unit = (["--batches", str(a.batches), "--warmup", "1"] if a.batches > 0 else
+            ["--epochs", str(a.reps), "--warmup", "0"])
+    return "sasrec.py", ["--data", a.data, "--threads", str(a.threads)] + unit
 
 
 def main():

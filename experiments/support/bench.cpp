@@ -36,11 +36,12 @@ Timing measure(const std::function<void()>& fn, double budget, int min_reps, int
   return summarize(t);
 }
 
-Timing measure_reps(const std::function<void()>& fn, int reps) {
+Timing measure_reps(const std::function<void()>& fn, int reps, bool warmup) {
   using clock = std::chrono::steady_clock;
   if (reps < 1)
     throw cli::UsageError("--reps: expected at least 1 repetition, got " + std::to_string(reps));
-  fn();  // warm-up
+  if (warmup)
+    fn();
   std::vector<double> t;
   for (int r = 0; r < reps; ++r) {
     const auto t0 = clock::now();

@@ -26,8 +26,8 @@ Timing measure(const std::function<void()>& fn,
                double budget = 0.5,
                int min_reps = 3,
                int max_reps = 1000);
-// Runs fn once to warm up, then exactly `reps` times.
-Timing measure_reps(const std::function<void()>& fn, int reps);
+// Runs fn once to warm up (unless warmup is false), then exactly `reps` times.
+Timing measure_reps(const std::function<void()>& fn, int reps, bool warmup = true);
 
 // How a benchmark mode times its kernels: the budgeted best-of (the default) or, with
 // `--reps N`, exactly N repetitions reported by their median. Every mode takes --budget and
