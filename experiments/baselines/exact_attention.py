@@ -136,7 +136,7 @@ def main():
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--impls", default="explicit,addmm,blocked,sdpa")
     p.add_argument("--passes", default="forward+backward", help="forward, forward+backward")
-    p.add_argument("--block", type=int, default=512, help="query rows per block (blocked)")
+    p.add_argument("--block", type=int, default=256, help="query rows per block (blocked)")
     p.add_argument("--check", action="store_true", help="compare the implementations, exit")
     args = p.parse_args()
     env = fairbench.setup(args, use_torch=True)
@@ -151,7 +151,8 @@ def main():
                 continue
             name = sdpa_name()
         impls.append(name)
-    configs = [{"impl": i, "L": int(n), "d": args.head_dim, "causal": True, "pass": ps}
+    configs = [dict({"impl": i, "L": int(n), "d": args.head_dim, "causal": True, "pass": ps},
+                    **({"block": args.block} if i == "blocked" else {}))
                for n in args.lengths.split(",") for ps in args.passes.split(",") for i in impls]
     fairbench.run("torch-exact-attention", configs, measure, args, env)
 
