@@ -52,7 +52,8 @@ def compare_cores(args):
         base = sys.argv[:i] + sys.argv[i + 2:]
     for round_ in range(args.pairs):
         for core in cores:
-            print("fairbench: round %d, kernel %s" % (round_ + 1, core), file=sys.stderr, flush=True)
+            print("fairbench: round %d, kernel %s" % (round_ + 1, core), file=sys.stderr,
+                  flush=True)
             rc = subprocess.call([sys.executable] + base + ["--blas-core", core])
             if rc != 0:
                 sys.exit(rc)

@@ -74,13 +74,16 @@ def gemm(log):
 def attention(log, sub, kind):
     print("\n## %s L=4096 forward+backward, 1 thread (attnlab best ms; baseline median [min] ms,"
           " peak RSS MiB; ratio attnlab/median, attnlab/min)" % sub)
+    runs = jsonl(os.path.join(log, sub + ".runs.jsonl"))
+    rss = {(r["pair"], r["side"]): r["maxrss_mb"] for r in runs}
     for i, a_out, b_rows in pairs(log, sub):
         m = re.search(r"^%s\s.*?\s4096\s+1\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)" % kind, a_out, re.M)
         if not m:
             print("pair %d: attnlab line not found" % i)
             continue
         att = float(m.group(2))
-        print("pair %d: attnlab %s %.1f ms (peak tensors %s MiB)" % (i, kind, att, m.group(3)))
+        print("pair %d: attnlab %s %.1f ms (peak tensors %s MiB, process peak RSS %.1f MiB)" % (
+            i, kind, att, m.group(3), rss.get((i, "A"), 0)))
         for r in b_rows:
             label = r["name"] + " " + " ".join(
                 "%s=%s" % kv for kv in r["config"].items() if kv[0] in ("impl", "chunk", "block"))
@@ -112,8 +115,9 @@ def main():
     log = sys.argv[1] if len(sys.argv) > 1 else "/tmp/baselines-cmp"
     sgemm_cores(log)
     gemm(log)
-    attention(log, "exact", "softmax-fused")
-    attention(log, "favor", "favor")
+    for sub, kind in (("exact", "softmax-fused"), ("exactnp", "softmax-fused"), ("favor", "favor")):
+        if os.path.isdir(os.path.join(log, sub)):
+            attention(log, sub, kind)
     sasrec(log)
 
 
