@@ -66,6 +66,9 @@ def add_args(parser):
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
     parser.add_argument("--blas-core", default="auto",
                         help="auto (upgrade a generic OpenBLAS kernel), keep, or a kernel name")
+    parser.add_argument("--omp-wait-policy", default="auto",
+                        help="OMP_WAIT_POLICY for torch's OpenMP threads: auto (PASSIVE when "
+                             "--threads > 1 and the environment sets none), PASSIVE, ACTIVE, keep")
     parser.add_argument("--config-index", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -176,6 +179,14 @@ def setup(args, use_torch=True):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         if os.environ.get(var) != threads:
             os.environ[var] = threads  # read at library load: this process has not loaded any
+    # libgomp threads spin at barriers by default; on a shared, oversubscribed machine the
+    # spinning thread takes the core its partner needs, and PyTorch's many small parallel ops
+    # each wait for a descheduled thread (SASRec on 2 threads: 2.1x slower per batch).
+    policy = args.omp_wait_policy
+    if policy == "auto":
+        policy = "PASSIVE" if args.threads > 1 and "OMP_WAIT_POLICY" not in os.environ else "keep"
+    if policy != "keep":
+        os.environ["OMP_WAIT_POLICY"] = policy
     forced = args.blas_core not in ("auto", "keep")
     if forced and os.environ.get("OPENBLAS_CORETYPE", "").lower() != args.blas_core.lower():
         _reexec({"OPENBLAS_CORETYPE": args.blas_core, "OPENBLAS_L2_SIZE": None},
@@ -189,6 +200,7 @@ def setup(args, use_torch=True):
                 "OpenBLAS chose the %s kernel on a CPU that supports %s" % (kernel, best))
     pin_threads(args.threads, handle, use_torch)
     env = {"blas": blas, "kernel": kernel, "threads": args.threads,
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
            "coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
            "l2_size_env": os.environ.get("OPENBLAS_L2_SIZE"), "best_kernel_for_cpu": best}
     if use_torch:
@@ -196,8 +208,9 @@ def setup(args, use_torch=True):
         env["torch"] = torch.__version__
     if args.config_index is None:
         note = "" if not weak else " (weaker than %s: kept by --blas-core)" % best
-        print("fairbench: BLAS %s, kernel %s%s; OPENBLAS_CORETYPE=%s; %d thread(s)%s" %
-              (blas, kernel, note, env["coretype_env"], args.threads,
+        print("fairbench: BLAS %s, kernel %s%s; OPENBLAS_CORETYPE=%s; %d thread(s), "
+              "OMP_WAIT_POLICY=%s%s" %
+              (blas, kernel, note, env["coretype_env"], args.threads, env["omp_wait_policy"],
                ", torch " + env["torch"] if use_torch else ""), file=sys.stderr, flush=True)
     return env
 
@@ -222,7 +235,7 @@ def summary(name, config, times_ms, rss_before, env, extra=None):
            "min_ms": min(times_ms), "max_ms": max(times_ms), "reps": len(times_ms),
            "times_ms": [round(t, 3) for t in times_ms], "peak_rss_mb": round(max_rss_mb(), 1),
            "rss_before_mb": round(rss_before, 1), "blas": env["blas"], "kernel": env["kernel"],
-           "threads": env["threads"]}
+           "threads": env["threads"], "omp_wait_policy": env["omp_wait_policy"]}
     rec.update(extra or {})
     rec["sanity_gflops"] = round(sanity_gflops(), 1)  # after the RSS reading: not counted
     return rec

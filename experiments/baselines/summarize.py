@@ -93,7 +93,7 @@ def attention(log, sub, kind):
 
 
 def sasrec(log):
-    print("\n## SASRec ML-1M epoch, 2 threads (attnlab epoch s | torch s; ratio attnlab/torch)")
+    print("\n## SASRec ML-1M epoch (attnlab epoch s | torch s; ratio attnlab/torch)")
     runs = jsonl(os.path.join(log, "sasrec.runs.jsonl"))
     rss = {(r["pair"], r["side"]): r["maxrss_mb"] for r in runs}
     for i, a_out, b_rows in pairs(log, "sasrec"):
@@ -104,11 +104,12 @@ def sasrec(log):
         att = float(m.group(2))
         r = b_rows[0]
         torch_s = (r.get("epoch_ms_extrapolated") or r["median_ms"]) / 1e3
-        print("pair %d: attnlab %.1f s (RSS %.0f MiB) | torch %.1f s%s, batch median %.0f ms "
+        print("pair %d: attnlab %.1f s (RSS %.0f MiB) | torch %.1f s%s, %s median %.0f ms "
               "[%.0f, %.0f] (RSS %.0f MiB) = %.3f" % (
                   i, att, rss.get((i, "A"), 0), torch_s,
                   " extrapolated from %d batches" % r["reps"] if r.get("extrapolated") else "",
-                  r["median_ms"], r["min_ms"], r["max_ms"], r["peak_rss_mb"], att / torch_s))
+                  r.get("unit", "epoch"), r["median_ms"], r["min_ms"], r["max_ms"],
+                  r["peak_rss_mb"], att / torch_s))
 
 
 def main():
