@@ -8,7 +8,7 @@ PAIRS=${PAIRS:-2}
 DATA=${DATA:-/work/shared/data/ml-1m.txt}
 PY=/usr/bin/python3
 B=experiments/baselines
-mkdir -p "$LOG"
+mkdir -p "$LOG" "$LOG/sasrec1"
 step() { echo "== $1 $(date -u +%H:%M:%S)" >&2; }
 
 step "SASRec 2 threads, whole epochs"
