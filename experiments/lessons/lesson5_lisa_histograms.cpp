@@ -375,26 +375,25 @@ double largest_gap_in_standard_errors(const std::vector<double>& freq,
   return worst;
 }
 
-Claims gumbel_statistics(std::ostream& out,
-                         bool quick,
-                         const SelectionProblem& sp,
-                         const Tensor& st_grad) {
-  const int64_t n = quick ? 2000 : 20000;
-  heading(out, "5. Gumbel statistics over " + std::to_string(n) + " draws");
-  std::vector<double> tiled;
-  for (int64_t i = 0; i < n; ++i) tiled.insert(tiled.end(), sp.lv.begin(), sp.lv.end());
-  std::vector<double> cost_tiled;
-  for (int64_t i = 0; i < n; ++i)
+// n selections with the same logits and cost, each under its own Gumbel noise (the same noise
+// for every mode), and their gradients.
+Grad gumbel_draws(const SelectionProblem& sp, nn::Selection mode, int64_t n) {
+  std::vector<double> tiled, cost_tiled;
+  for (int64_t i = 0; i < n; ++i) {
+    tiled.insert(tiled.end(), sp.lv.begin(), sp.lv.end());
     cost_tiled.insert(cost_tiled.end(), sp.cost.begin(), sp.cost.end());
+  }
   const Tensor noise = gumbel({n, W}, RngKey{22, 0}, kFloat64);
-  auto sample = [&](nn::Selection mode) {
-    Var l(from_vector(tiled, {n, W}, kFloat64), true);
-    nn::CodewordSelection s = nn::select_codewords(l, mode, sp.tau, noise);
-    ag::sum(ag::mul(s.selection, Var(from_vector(cost_tiled, {n, W}, kFloat64)))).backward();
-    return Grad{s.selection.value(), l.grad(), s.index};
-  };
-  const Grad gst = sample(nn::Selection::GumbelStraightThrough);
-  const Grad gsoft = sample(nn::Selection::GumbelSoft);
+  Var l(from_vector(tiled, {n, W}, kFloat64), true);
+  nn::CodewordSelection s = nn::select_codewords(l, mode, sp.tau, noise);
+  ag::sum(ag::mul(s.selection, Var(from_vector(cost_tiled, {n, W}, kFloat64)))).backward();
+  return Grad{s.selection.value(), l.grad(), s.index};
+}
+
+// How often Gumbel-ST selects each codeword, against softmax(logits) and softmax(logits / tau).
+// Returns the largest gap from softmax(logits), in standard errors.
+double selection_frequencies(std::ostream& out, const SelectionProblem& sp, int64_t n) {
+  const Grad gst = gumbel_draws(sp, nn::Selection::GumbelStraightThrough, n);
   std::vector<double> freq(W, 0.0);
   for (int64_t v : gst.index.to_vector<int64_t>()) freq[v] += 1.0 / n;
   const std::vector<double> p_logits = values_of(softmax(sp.logits, -1));
@@ -411,6 +410,16 @@ Claims gumbel_statistics(std::ostream& out,
       << "\nThe Gumbel-max trick: argmax(logits + G) is distributed as softmax(logits) whatever\n"
          "tau is (dividing by tau > 0 does not move the argmax). tau only shapes the relaxed\n"
          "sample p and its gradient; it is NOT the temperature of the sampled distribution.\n\n";
+  return worst_z;
+}
+
+// The mean Gumbel-soft gradient against straight-through's and the true objective's. Returns the
+// largest gap from straight-through's, in standard errors.
+double mean_gumbel_gradient(std::ostream& out,
+                            const SelectionProblem& sp,
+                            int64_t n,
+                            const Tensor& st_grad) {
+  const Grad gsoft = gumbel_draws(sp, nn::Selection::GumbelSoft, n);
   // The average gradient of the Gumbel-soft samples (equal, sample by sample, to the Gumbel-ST
   // gradients here: the loss is linear), with its standard error per component.
   const Tensor mean_g = mean(gsoft.grad, 0);
@@ -419,6 +428,7 @@ Claims gumbel_statistics(std::ostream& out,
   for (int64_t w = 0; w < W; ++w)
     worst_gap = std::max(worst_gap, std::fabs(mean_g.get({w}) - st_grad.get({0, w})) / se.get({w}));
   // The gradient of the true objective E_G[loss] = sum_w softmax(logits)_w cost_w.
+  const std::vector<double> p_logits = values_of(softmax(sp.logits, -1));
   std::vector<double> truth(W);
   double pc = 0;
   for (int64_t w = 0; w < W; ++w) pc += p_logits[w] * sp.cost[w];
@@ -434,6 +444,17 @@ Claims gumbel_statistics(std::ostream& out,
          "The sampled code's expected loss is E[loss] = sum_w softmax(logits)_w cost_w; neither\n"
          "gradient equals its gradient (the last row): both are biased surrogate gradients,\n"
          "and the official LISA code uses plain straight-through (no Gumbel noise).\n\n";
+  return worst_gap;
+}
+
+Claims gumbel_statistics(std::ostream& out,
+                         bool quick,
+                         const SelectionProblem& sp,
+                         const Tensor& st_grad) {
+  const int64_t n = quick ? 2000 : 20000;
+  heading(out, "5. Gumbel statistics over " + std::to_string(n) + " draws");
+  const double worst_z = selection_frequencies(out, sp, n);
+  const double worst_gap = mean_gumbel_gradient(out, sp, n, st_grad);
   return {{"Gumbel-ST frequencies are within 5 standard errors of softmax(logits)", worst_z < 5.0},
           {"the mean Gumbel-soft gradient differs from the straight-through gradient (> 5 "
            "standard errors)",
