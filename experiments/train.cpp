@@ -160,9 +160,8 @@ int validate_only(const cli::Parser& p, cli::ModelOptions mc) {
   return 0;
 }
 
-int run_train(int argc, char** argv) {
-  cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
-  p.enable_validate_only();
+// The flags, in --help order: the data, the model, the training.
+void add_data_options(cli::Parser& p) {
   p.options().add_options()(
       "data",
       cli::po::value<std::string>()->default_value("synthetic"),
@@ -171,9 +170,13 @@ int run_train(int argc, char** argv) {
       "synthetic-items", cli::po::value<int64_t>()->default_value(1000), "synthetic: items")(
       "synthetic-max-length",
       cli::po::value<int64_t>()->default_value(120),
-      "synthetic: longest history")("attention",
-                                    cli::po::value<std::string>()->default_value("softmax-fused"),
-                                    "attention kind (attnlab bench attention --list)")(
+      "synthetic: longest history");
+}
+
+void add_model_options(cli::Parser& p) {
+  p.options().add_options()("attention",
+                            cli::po::value<std::string>()->default_value("softmax-fused"),
+                            "attention kind (attnlab bench attention --list)")(
       "dim", cli::po::value<int64_t>()->default_value(50), "hidden size")(
       "blocks", cli::po::value<int64_t>()->default_value(2), "transformer blocks")(
       "heads", cli::po::value<int64_t>()->default_value(1), "attention heads")(
@@ -205,8 +208,11 @@ int run_train(int argc, char** argv) {
       "code) or expected (the row expected under its soft codes)")(
       "maxlen", cli::po::value<int64_t>()->default_value(200), "input length (last items)")(
       "dropout", cli::po::value<double>()->default_value(0.2), "dropout rate")(
-      "norm", cli::po::value<std::string>()->default_value("sasrec"), "sasrec, pre or post")(
-      "epochs", cli::po::value<int64_t>()->default_value(200), "epochs")(
+      "norm", cli::po::value<std::string>()->default_value("sasrec"), "sasrec, pre or post");
+}
+
+void add_training_options(cli::Parser& p) {
+  p.options().add_options()("epochs", cli::po::value<int64_t>()->default_value(200), "epochs")(
       "batch", cli::po::value<int64_t>()->default_value(128), "users per batch")(
       "lr", cli::po::value<double>()->default_value(1e-3), "Adam learning rate")(
       "loss",
@@ -226,21 +232,21 @@ int run_train(int argc, char** argv) {
       "resume", "continue from --checkpoint")("log",
                                               cli::po::value<std::string>()->default_value(""),
                                               "JSON-lines log, one line per epoch");
-  if (!p.parse(argc, argv))
-    return 0;
-  check_flags(p);
-  cli::ModelOptions mc = model_options(p);
-  if (p.validate_only())
-    return validate_only(p, mc);
-  const nn::SequenceDataset data = load_data(p);
-  const nn::SplitDataset split = nn::leave_one_out(data);
-  std::cout << "data: " << data.summary() << "\n";
-  mc.num_items = data.num_items;
-  const std::shared_ptr<nn::SequenceRecommender> model_ptr = cli::make_model(mc);
-  nn::SequenceRecommender& model = *model_ptr;
-  model.to(p.common().dtype);
-  std::cout << "model: " << model.describe() << ", " << model.parameter_count() << " parameters\n";
+}
 
+// The model for the data's item count, in the --dtype, announced on stdout.
+std::shared_ptr<nn::SequenceRecommender> build_model(const cli::Parser& p,
+                                                     cli::ModelOptions mc,
+                                                     int64_t num_items) {
+  mc.num_items = num_items;
+  const std::shared_ptr<nn::SequenceRecommender> model = cli::make_model(mc);
+  model->to(p.common().dtype);
+  std::cout << "model: " << model->describe() << ", " << model->parameter_count()
+            << " parameters\n";
+  return model;
+}
+
+nn::TrainConfig training_config(const cli::Parser& p) {
   nn::TrainConfig tc;
   tc.epochs = p.get<int64_t>("epochs");
   tc.batch_size = p.get<int64_t>("batch");
@@ -255,16 +261,22 @@ int run_train(int argc, char** argv) {
   tc.resume = p.has("resume");
   tc.log = p.get<std::string>("log");
   tc.progress = true;
+  return tc;
+}
+
+// The epoch callback: a line per validation while training runs (the tables come at the end).
+void print_validation(const nn::EpochLog& e) {
+  if (!e.evaluated)
+    return;
+  std::cout << "epoch " << e.epoch << ": loss " << e.loss << ", " << e.seconds << " s, valid HR@10 "
+            << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << ", ties " << e.valid.tie_rate
+            << (e.valid.non_finite_users > 0 ? ", " : "") << non_finite_note(e.valid) << std::endl;
+}
+
+// One row per epoch of this run ("-" where it was not validated): written to --out only.
+cli::Table epochs_table(const nn::TrainResult& r) {
   cli::Table epochs(
       {"epoch", "loss", "seconds", "seq/s", "valid HR@10", "valid NDCG@10", "valid ties"});
-  const nn::TrainResult r = nn::train_recommender(model, split, tc, [&](const nn::EpochLog& e) {
-    if (!e.evaluated)
-      return;
-    std::cout << "epoch " << e.epoch << ": loss " << e.loss << ", " << e.seconds
-              << " s, valid HR@10 " << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << ", ties "
-              << e.valid.tie_rate << (e.valid.non_finite_users > 0 ? ", " : "")
-              << non_finite_note(e.valid) << std::endl;
-  });
   for (const auto& e : r.epochs) {
     epochs.add_row({e.epoch,
                     cli::Cell(e.loss, 4),
@@ -274,41 +286,74 @@ int run_train(int argc, char** argv) {
                     e.evaluated ? cli::Cell(e.valid.ndcg10, 4) : cli::Cell("-"),
                     e.evaluated ? cli::Cell(e.valid.tie_rate, 4) : cli::Cell("-")});
   }
+  return epochs;
+}
+
+// The best validation, the test of the model it chose, and the full ranking when requested.
+cli::Table result_table(const std::string& kind, const nn::TrainResult& r) {
   auto optional = [](double value) {
     return value >= 0 ? cli::Cell(value, 4) : cli::Cell("-");
   };
-  cli::Table final_table({"attention",
-                          "best epoch",
-                          "valid HR@10",
-                          "valid NDCG@10",
-                          "test HR@10",
-                          "test NDCG@10",
-                          "full HR@10",
-                          "full NDCG@10",
-                          "valid ties",
-                          "test ties",
-                          "full ties",
-                          "s/epoch"});
-  final_table.add_row({mc.kind,
-                       r.best_epoch,
-                       cli::Cell(r.best_valid.hr10, 4),
-                       cli::Cell(r.best_valid.ndcg10, 4),
-                       cli::Cell(r.test.hr10, 4),
-                       cli::Cell(r.test.ndcg10, 4),
-                       optional(r.test.full_hr10),
-                       optional(r.test.full_ndcg10),
-                       cli::Cell(r.best_valid.tie_rate, 4),
-                       cli::Cell(r.test.tie_rate, 4),
-                       optional(r.test.full_tie_rate),
-                       cli::Cell(r.mean_epoch_seconds, 2)});
+  cli::Table result({"attention",
+                     "best epoch",
+                     "valid HR@10",
+                     "valid NDCG@10",
+                     "test HR@10",
+                     "test NDCG@10",
+                     "full HR@10",
+                     "full NDCG@10",
+                     "valid ties",
+                     "test ties",
+                     "full ties",
+                     "s/epoch"});
+  result.add_row({kind,
+                  r.best_epoch,
+                  cli::Cell(r.best_valid.hr10, 4),
+                  cli::Cell(r.best_valid.ndcg10, 4),
+                  cli::Cell(r.test.hr10, 4),
+                  cli::Cell(r.test.ndcg10, 4),
+                  optional(r.test.full_hr10),
+                  optional(r.test.full_ndcg10),
+                  cli::Cell(r.best_valid.tie_rate, 4),
+                  cli::Cell(r.test.tie_rate, 4),
+                  optional(r.test.full_tie_rate),
+                  cli::Cell(r.mean_epoch_seconds, 2)});
+  return result;
+}
+
+// The result table on stdout, then both tables to --out when given.
+void report(const cli::Parser& p, const std::string& kind, const nn::TrainResult& r) {
+  const cli::Table result = result_table(kind, r);
   std::cout << "\n";
-  final_table.print(std::cout);
+  result.print(std::cout);
   if (r.test.non_finite_users > 0)
     std::cout << "warning: the test evaluation found " << non_finite_note(r.test) << "\n";
   if (!p.common().out.empty()) {
-    epochs.write(p.common().out, "epochs");
-    final_table.write(p.common().out, "result");
+    epochs_table(r).write(p.common().out, "epochs");
+    result.write(p.common().out, "result");
   }
+}
+
+// parse -> check -> load -> build -> train -> report.
+int run_train(int argc, char** argv) {
+  cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
+  p.enable_validate_only();
+  add_data_options(p);
+  add_model_options(p);
+  add_training_options(p);
+  if (!p.parse(argc, argv))
+    return 0;
+  check_flags(p);
+  const cli::ModelOptions mc = model_options(p);
+  if (p.validate_only())
+    return validate_only(p, mc);
+  const nn::SequenceDataset data = load_data(p);
+  const nn::SplitDataset split = nn::leave_one_out(data);
+  std::cout << "data: " << data.summary() << "\n";
+  const std::shared_ptr<nn::SequenceRecommender> model = build_model(p, mc, data.num_items);
+  const nn::TrainResult r =
+      nn::train_recommender(*model, split, training_config(p), print_validation);
+  report(p, mc.kind, r);
   return 0;
 }
 

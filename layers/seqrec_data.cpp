@@ -71,6 +71,28 @@ std::string shorten(const std::string& s) {
   return s.size() > 60 ? s.substr(0, 60) + "..." : s;
 }
 
+// A field that must be a positive id ("user id '0x1' is not a positive integer" otherwise).
+int64_t id_field(const std::string& field,
+                 const char* name,
+                 const std::string& source,
+                 int64_t line) {
+  int64_t id = 0;
+  if (!parse_id(field, id))
+    bad_line(
+        source, line, std::string(name) + " '" + shorten(field) + "' is not a positive integer");
+  return id;
+}
+
+int64_t integer_field(const std::string& field,
+                      const char* name,
+                      const std::string& source,
+                      int64_t line) {
+  int64_t value = 0;
+  if (!parse_int(field, value))
+    bad_line(source, line, std::string(name) + " '" + shorten(field) + "' is not an integer");
+  return value;
+}
+
 }  // namespace seqrec_data_detail
 
 int64_t SequenceDataset::num_interactions() const {
@@ -88,11 +110,10 @@ std::string SequenceDataset::summary() const {
 }
 
 SequenceDataset parse_sasrec_text(const std::string& text, const std::string& source) {
-  using namespace seqrec_data_detail;  // NOLINT: function scope (the libraries are unity-built)
   std::map<int64_t, std::vector<int64_t>> by_user;
   int64_t max_item = 0;
   bool trailing_blank = false;
-  for_each_line(text, [&](const std::string& line, int64_t number) {
+  seqrec_data_detail::for_each_line(text, [&](const std::string& line, int64_t number) {
     std::istringstream is(line);
     std::string a, b, extra;
     is >> a >> b;
@@ -101,15 +122,13 @@ SequenceDataset parse_sasrec_text(const std::string& text, const std::string& so
       return;
     }
     if (trailing_blank)
-      bad_line(source, number - 1, "blank line inside the file");
-    int64_t user = 0, item = 0;
+      seqrec_data_detail::bad_line(source, number - 1, "blank line inside the file");
     if (b.empty() || (is >> extra)) {
-      bad_line(source, number, "expected 'user item', got '" + shorten(line) + "'");
+      seqrec_data_detail::bad_line(
+          source, number, "expected 'user item', got '" + seqrec_data_detail::shorten(line) + "'");
     }
-    if (!parse_id(a, user))
-      bad_line(source, number, "user id '" + shorten(a) + "' is not a positive integer");
-    if (!parse_id(b, item))
-      bad_line(source, number, "item id '" + shorten(b) + "' is not a positive integer");
+    const int64_t user = seqrec_data_detail::id_field(a, "user id", source, number);
+    const int64_t item = seqrec_data_detail::id_field(b, "item id", source, number);
     by_user[user].push_back(item);
     max_item = std::max(max_item, item);
   });
@@ -142,19 +161,18 @@ SequenceDataset load_sasrec_file(const std::string& path) {
 SequenceDataset parse_movielens_text(const std::string& text,
                                      const std::string& source,
                                      int64_t min_item_count) {
-  using namespace seqrec_data_detail;  // NOLINT: function scope (the libraries are unity-built)
   struct Rating {
     int64_t user, item, time, order;
   };
   std::vector<Rating> ratings;
   bool trailing_blank = false;
-  for_each_line(text, [&](const std::string& line, int64_t number) {
+  seqrec_data_detail::for_each_line(text, [&](const std::string& line, int64_t number) {
     if (line.find_first_not_of(" \t") == std::string::npos) {
       trailing_blank = true;
       return;
     }
     if (trailing_blank)
-      bad_line(source, number - 1, "blank line inside the file");
+      seqrec_data_detail::bad_line(source, number - 1, "blank line inside the file");
     std::vector<std::string> f;
     std::size_t start = 0;
     while (true) {
@@ -165,20 +183,16 @@ SequenceDataset parse_movielens_text(const std::string& text,
       start = sep + 2;
     }
     if (f.size() != 4) {
-      bad_line(source,
-               number,
-               "expected 'UserID::MovieID::Rating::Timestamp', got '" + shorten(line) + "'");
+      seqrec_data_detail::bad_line(source,
+                                   number,
+                                   "expected 'UserID::MovieID::Rating::Timestamp', got '" +
+                                       seqrec_data_detail::shorten(line) + "'");
     }
     Rating r{0, 0, 0, static_cast<int64_t>(ratings.size())};
-    int64_t rating = 0;
-    if (!parse_id(f[0], r.user))
-      bad_line(source, number, "UserID '" + shorten(f[0]) + "' is not a positive integer");
-    if (!parse_id(f[1], r.item))
-      bad_line(source, number, "MovieID '" + shorten(f[1]) + "' is not a positive integer");
-    if (!parse_int(f[2], rating))
-      bad_line(source, number, "Rating '" + shorten(f[2]) + "' is not an integer");
-    if (!parse_int(f[3], r.time))
-      bad_line(source, number, "Timestamp '" + shorten(f[3]) + "' is not an integer");
+    r.user = seqrec_data_detail::id_field(f[0], "UserID", source, number);
+    r.item = seqrec_data_detail::id_field(f[1], "MovieID", source, number);
+    seqrec_data_detail::integer_field(f[2], "Rating", source, number);  // checked, not used
+    r.time = seqrec_data_detail::integer_field(f[3], "Timestamp", source, number);
     ratings.push_back(r);
   });
   ATTNLAB_CHECK(!ratings.empty(), IOError, source, ": no ratings (empty file)");

@@ -248,12 +248,9 @@ Var recommendation_loss(SequenceRecommender& model,
   throw ValueError("recommendation_loss: unknown loss '" + loss + "' (bce, ce)");
 }
 
-TrainResult train_recommender(SequenceRecommender& model,
-                              const SplitDataset& data,
-                              const TrainConfig& c,
-                              const std::function<void(const EpochLog&)>& on_epoch) {
-  using namespace trainer_detail;  // NOLINT: function scope (the libraries are unity-built)
-  using clock = std::chrono::steady_clock;
+namespace trainer_detail {
+
+void check_config(const TrainConfig& c) {
   ATTNLAB_CHECK(c.epochs >= 0 && c.batch_size > 0 && c.eval_every > 0 && c.patience >= 0,
                 ValueError,
                 "train_recommender: epochs >= 0, batch_size > 0, eval_every > 0 and "
@@ -266,153 +263,217 @@ TrainResult train_recommender(SequenceRecommender& model,
   ATTNLAB_CHECK(!c.resume || !c.checkpoint.empty(),
                 ValueError,
                 "train_recommender: resume needs a checkpoint path");
+}
+
+// The users that give a training example: an input item and a next item to predict.
+std::vector<int64_t> eligible_users(const SplitDataset& data) {
   std::vector<int64_t> users;
   for (int64_t u = 0; u < static_cast<int64_t>(data.train.size()); ++u) {
     if (data.train[u].size() >= 2)
       users.push_back(u);
   }
   ATTNLAB_CHECK(!users.empty(), ValueError, "train_recommender: no user has two training items");
-  optim::Adam opt(model.named_parameters(), c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay);
+  return users;
+}
 
-  TrainResult result;
-  int64_t start_epoch = 0, bad_evals = 0;
-  double best_ndcg = -1;
-  NamedTensors best_state;
-  if (c.resume) {
-    optim::NamedScalars scalars;
-    start_epoch = optim::load_checkpoint(c.checkpoint, model, opt, {}, &scalars);
-    for (const auto& [name, value] : scalars) {
-      if (name == "best_epoch")
-        result.best_epoch = static_cast<int64_t>(value);
-      if (name == "best_ndcg10")
-        best_ndcg = value;
-      if (name == "best_hr10")
-        result.best_valid.hr10 = value;
-      if (name == "best_tie_rate")
-        result.best_valid.tie_rate = value;
-      if (name == "bad_evals")
-        bad_evals = static_cast<int64_t>(value);
-    }
-    result.best_valid.ndcg10 = std::max(0.0, best_ndcg);
-    if (result.best_epoch > 0)
-      best_state = load_npz(c.checkpoint + ".best.npz");
+// What the run carries from epoch to epoch; all but the timing is saved with each checkpoint.
+struct RunState {
+  TrainResult result;            // the epochs so far and the best validation
+  int64_t start_epoch = 0;       // the checkpoint's epoch when resumed
+  double best_ndcg = -1;         // -1: no validation qualified yet
+  int64_t bad_evals = 0;         // validations since the best one
+  NamedTensors best_state;       // the best model's parameters (empty: none yet)
+  int64_t checkpoint_epoch = 0;  // the epoch of the checkpoint on disk (0: none)
+  double total_seconds = 0;
+};
+
+// --resume: the model and optimizer from the checkpoint, the best-model bookkeeping from its
+// scalars, and the best model from its ".best.npz" companion.
+void restore_from_checkpoint(const TrainConfig& c,
+                             SequenceRecommender& model,
+                             optim::Optimizer& opt,
+                             RunState& s) {
+  optim::NamedScalars scalars;
+  s.start_epoch = optim::load_checkpoint(c.checkpoint, model, opt, {}, &scalars);
+  for (const auto& [name, value] : scalars) {
+    if (name == "best_epoch")
+      s.result.best_epoch = static_cast<int64_t>(value);
+    if (name == "best_ndcg10")
+      s.best_ndcg = value;
+    if (name == "best_hr10")
+      s.result.best_valid.hr10 = value;
+    if (name == "best_tie_rate")
+      s.result.best_valid.tie_rate = value;
+    if (name == "bad_evals")
+      s.bad_evals = static_cast<int64_t>(value);
   }
-  // Temporary files of a run killed (SIGKILL) in the middle of a save.
+  s.result.best_valid.ndcg10 = std::max(0.0, s.best_ndcg);
+  if (s.result.best_epoch > 0)
+    s.best_state = load_npz(c.checkpoint + ".best.npz");
+}
+
+// Temporary files of a run killed (SIGKILL) in the middle of a save.
+void remove_files_of_interrupted_saves(const TrainConfig& c) {
   if (!c.checkpoint.empty()) {
     remove_stale_temp_files(c.checkpoint);
     remove_stale_temp_files(c.checkpoint + ".best.npz");
   }
   if (!c.log.empty())
     remove_stale_temp_files(c.log);
+}
+
+// The --log file: new, or on --resume cut back to the checkpoint's epoch and appended to. Not
+// open when no log was asked for.
+std::ofstream open_log(const TrainConfig& c, int64_t start_epoch) {
   std::ofstream log;
-  if (!c.log.empty()) {
-    if (c.resume)
-      truncate_log(c.log, start_epoch);
-    log.open(c.log, c.resume ? std::ios::app : std::ios::trunc);
-    ATTNLAB_CHECK(log.good(), IOError, "train_recommender: cannot open the log '", c.log, "'");
-  }
-  int64_t checkpoint_epoch = start_epoch;  // the epoch of the checkpoint on disk (0: none)
+  if (c.log.empty())
+    return log;
+  if (c.resume)
+    truncate_log(c.log, start_epoch);
+  log.open(c.log, c.resume ? std::ios::app : std::ios::trunc);
+  ATTNLAB_CHECK(log.good(), IOError, "train_recommender: cannot open the log '", c.log, "'");
+  return log;
+}
+
+// One optimizer step on one batch; stops training before a non-finite loss reaches the
+// parameters and after an update that made them non-finite. Returns the batch's loss.
+double train_step(SequenceRecommender& model,
+                  optim::Optimizer& opt,
+                  const TrainBatch& batch,
+                  const TrainConfig& c,
+                  const StopPoint& at) {
+  opt.zero_grad();
+  Var loss = recommendation_loss(model, batch, c.loss);
+  const double loss_value = loss.item();
+  check_loss_is_finite(loss_value, at);
+  loss.backward();
+  if (c.clip_norm > 0)
+    optim::clip_grad_norm(opt.params(), c.clip_norm);
+  opt.step();
+  check_parameters_are_finite(opt, at);
+  return loss_value;
+}
+
+// One pass over the users in a shuffled order, batch by batch: the epoch's mean loss and speed.
+EpochLog run_epoch(SequenceRecommender& model,
+                   optim::Optimizer& opt,
+                   const SplitDataset& data,
+                   const std::vector<int64_t>& users,
+                   const TrainConfig& c,
+                   int64_t epoch,
+                   int64_t checkpoint_epoch) {
   const bool show = c.progress && ::isatty(2);
   const int64_t maxlen = model.max_length();
   const int64_t batches = (static_cast<int64_t>(users.size()) + c.batch_size - 1) / c.batch_size;
-  double total_seconds = 0;
-  for (int64_t epoch = start_epoch + 1; epoch <= c.epochs; ++epoch) {
-    model.train();
-    const auto t0 = clock::now();
-    const std::vector<int64_t> order = shuffled(users, permutation_key(c.seed, epoch));
-    double loss_sum = 0;
-    for (int64_t bi = 0; bi < batches; ++bi) {
-      const auto first = order.begin() + bi * c.batch_size;
-      const std::vector<int64_t> chunk(
-          first, first + std::min<int64_t>(c.batch_size, order.end() - first));
-      const TrainBatch batch = make_batch(data, chunk, maxlen, negatives_key(c.seed, epoch, bi));
-      opt.zero_grad();
-      Var loss = recommendation_loss(model, batch, c.loss);
-      const double loss_value = loss.item();
-      const StopPoint at{epoch, bi + 1, batches, c, checkpoint_epoch, show};
-      check_loss_is_finite(loss_value, at);
-      loss.backward();
-      if (c.clip_norm > 0)
-        optim::clip_grad_norm(opt.params(), c.clip_norm);
-      opt.step();
-      check_parameters_are_finite(opt, at);
-      loss_sum += loss_value;
-      if (show) {
-        const double sec = std::chrono::duration<double>(clock::now() - t0).count();
-        progress_bar(
-            epoch,
-            c.epochs,
-            bi + 1,
-            batches,
-            loss_sum / (bi + 1),
-            static_cast<double>(std::min<int64_t>((bi + 1) * c.batch_size, users.size())) / sec);
-      }
-    }
-    EpochLog e;
-    e.epoch = epoch;
-    e.loss = loss_sum / static_cast<double>(batches);
-    e.seconds = std::chrono::duration<double>(clock::now() - t0).count();
-    e.sequences_per_second = static_cast<double>(users.size()) / e.seconds;
-    total_seconds += e.seconds;
-    if (epoch % c.eval_every == 0 || epoch == c.epochs) {
-      EvalOptions eo;
-      eo.negatives = c.eval_negatives;
-      eo.max_users = c.eval_max_users;
-      eo.key = evaluation_key(c.seed, epoch);
-      e.valid = evaluate(model, data, eo);
-      e.evaluated = true;
-      // A model that scores NaN or inf for some user is broken, whatever its metrics (and the
-      // first evaluation would otherwise always be the best).
-      if (e.valid.non_finite_users == 0 && e.valid.ndcg10 > best_ndcg) {
-        best_ndcg = e.valid.ndcg10;
-        result.best_epoch = epoch;
-        result.best_valid = e.valid;
-        best_state = clone_state(model.state_dict());
-        bad_evals = 0;
-        if (!c.checkpoint.empty())
-          save_npz(c.checkpoint + ".best.npz", best_state);
-      } else {
-        ++bad_evals;
-      }
-    }
-    if (show)
-      std::fprintf(stderr, "\r%s\r", std::string(100, ' ').c_str());
-    if (log.is_open()) {
-      char buf[256];
-      std::snprintf(buf,
-                    sizeof buf,
-                    "{\"epoch\": %lld, \"loss\": %.6f, \"seconds\": %.3f, "
-                    "\"sequences_per_second\": %.1f",
-                    static_cast<long long>(epoch),
-                    e.loss,
-                    e.seconds,
-                    e.sequences_per_second);
-      log << buf << (e.evaluated ? json_metrics("valid", e.valid) : std::string()) << "}\n";
-      log.flush();
-    }
-    // The checkpoint after the log line: a kill between the two leaves a log line past the
-    // checkpoint, which the resumed run truncates and repeats (never a missing line).
-    if (e.evaluated && !c.checkpoint.empty()) {
-      optim::save_checkpoint(c.checkpoint,
-                             model,
-                             opt,
-                             epoch,
-                             {},
-                             {{"best_epoch", static_cast<double>(result.best_epoch)},
-                              {"best_ndcg10", best_ndcg},
-                              {"best_hr10", result.best_valid.hr10},
-                              {"best_tie_rate", result.best_valid.tie_rate},
-                              {"bad_evals", static_cast<double>(bad_evals)}});
-      checkpoint_epoch = epoch;
-    }
-    result.epochs.push_back(e);
-    if (on_epoch)
-      on_epoch(e);
-    if (c.patience > 0 && bad_evals >= c.patience) {
-      result.stopped_early = true;
-      break;
+  model.train();
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<int64_t> order = shuffled(users, permutation_key(c.seed, epoch));
+  double loss_sum = 0;
+  for (int64_t bi = 0; bi < batches; ++bi) {
+    const auto first = order.begin() + bi * c.batch_size;
+    const std::vector<int64_t> chunk(first,
+                                     first + std::min<int64_t>(c.batch_size, order.end() - first));
+    const TrainBatch batch = make_batch(data, chunk, maxlen, negatives_key(c.seed, epoch, bi));
+    const StopPoint at{epoch, bi + 1, batches, c, checkpoint_epoch, show};
+    loss_sum += train_step(model, opt, batch, c, at);
+    if (show) {
+      const double sec =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      progress_bar(
+          epoch,
+          c.epochs,
+          bi + 1,
+          batches,
+          loss_sum / (bi + 1),
+          static_cast<double>(std::min<int64_t>((bi + 1) * c.batch_size, users.size())) / sec);
     }
   }
+  EpochLog e;
+  e.epoch = epoch;
+  e.loss = loss_sum / static_cast<double>(batches);
+  e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  e.sequences_per_second = static_cast<double>(users.size()) / e.seconds;
+  return e;
+}
+
+// Every eval_every epochs and after the last: the validation metrics into `e`, and the model
+// kept (in memory and, with a checkpoint path, on disk) when it is the best so far.
+void maybe_evaluate(SequenceRecommender& model,
+                    const SplitDataset& data,
+                    const TrainConfig& c,
+                    EpochLog& e,
+                    RunState& s) {
+  if (e.epoch % c.eval_every != 0 && e.epoch != c.epochs)
+    return;
+  EvalOptions eo;
+  eo.negatives = c.eval_negatives;
+  eo.max_users = c.eval_max_users;
+  eo.key = evaluation_key(c.seed, e.epoch);
+  e.valid = evaluate(model, data, eo);
+  e.evaluated = true;
+  // A model that scores NaN or inf for some user is broken, whatever its metrics (and the
+  // first evaluation would otherwise always be the best).
+  if (e.valid.non_finite_users == 0 && e.valid.ndcg10 > s.best_ndcg) {
+    s.best_ndcg = e.valid.ndcg10;
+    s.result.best_epoch = e.epoch;
+    s.result.best_valid = e.valid;
+    s.best_state = clone_state(model.state_dict());
+    s.bad_evals = 0;
+    if (!c.checkpoint.empty())
+      save_npz(c.checkpoint + ".best.npz", s.best_state);
+  } else {
+    ++s.bad_evals;
+  }
+}
+
+void clear_progress_bar(const TrainConfig& c) {
+  if (c.progress && ::isatty(2))
+    std::fprintf(stderr, "\r%s\r", std::string(100, ' ').c_str());
+}
+
+void write_log_line(std::ofstream& log, const EpochLog& e) {
+  if (!log.is_open())
+    return;
+  char buf[256];
+  std::snprintf(buf,
+                sizeof buf,
+                "{\"epoch\": %lld, \"loss\": %.6f, \"seconds\": %.3f, "
+                "\"sequences_per_second\": %.1f",
+                static_cast<long long>(e.epoch),
+                e.loss,
+                e.seconds,
+                e.sequences_per_second);
+  log << buf << (e.evaluated ? json_metrics("valid", e.valid) : std::string()) << "}\n";
+  log.flush();
+}
+
+// After each validation, with a checkpoint path: the model, the optimizer and the best-model
+// bookkeeping that restore_from_checkpoint reads back.
+void save_checkpoint_state(SequenceRecommender& model,
+                           const optim::Optimizer& opt,
+                           const TrainConfig& c,
+                           const EpochLog& e,
+                           RunState& s) {
+  if (!e.evaluated || c.checkpoint.empty())
+    return;
+  optim::save_checkpoint(c.checkpoint,
+                         model,
+                         opt,
+                         e.epoch,
+                         {},
+                         {{"best_epoch", static_cast<double>(s.result.best_epoch)},
+                          {"best_ndcg10", s.best_ndcg},
+                          {"best_hr10", s.result.best_valid.hr10},
+                          {"best_tie_rate", s.result.best_valid.tie_rate},
+                          {"bad_evals", static_cast<double>(s.bad_evals)}});
+  s.checkpoint_epoch = e.epoch;
+}
+
+// The test metrics of the best validated model (of the last one when none qualified).
+RankingMetrics final_test(SequenceRecommender& model,
+                          const SplitDataset& data,
+                          const TrainConfig& c,
+                          const NamedTensors& best_state) {
   if (!best_state.empty())
     model.load_state_dict(best_state);
   EvalOptions to;
@@ -421,10 +482,46 @@ TrainResult train_recommender(SequenceRecommender& model,
   to.max_users = c.eval_max_users;
   to.full_ranking = c.full_ranking;
   to.key = evaluation_key(c.seed, -1);
-  result.test = evaluate(model, data, to);
-  result.mean_epoch_seconds =
-      result.epochs.empty() ? 0 : total_seconds / static_cast<double>(result.epochs.size());
-  return result;
+  return evaluate(model, data, to);
+}
+
+}  // namespace trainer_detail
+
+// check -> restore -> (train an epoch, validate, log, checkpoint)* -> test.
+TrainResult train_recommender(SequenceRecommender& model,
+                              const SplitDataset& data,
+                              const TrainConfig& c,
+                              const std::function<void(const EpochLog&)>& on_epoch) {
+  trainer_detail::check_config(c);
+  const std::vector<int64_t> users = trainer_detail::eligible_users(data);
+  optim::Adam opt(model.named_parameters(), c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay);
+  trainer_detail::RunState s;
+  if (c.resume)
+    trainer_detail::restore_from_checkpoint(c, model, opt, s);
+  trainer_detail::remove_files_of_interrupted_saves(c);
+  std::ofstream log = trainer_detail::open_log(c, s.start_epoch);
+  s.checkpoint_epoch = s.start_epoch;
+  for (int64_t epoch = s.start_epoch + 1; epoch <= c.epochs; ++epoch) {
+    EpochLog e = trainer_detail::run_epoch(model, opt, data, users, c, epoch, s.checkpoint_epoch);
+    s.total_seconds += e.seconds;
+    trainer_detail::maybe_evaluate(model, data, c, e, s);
+    trainer_detail::clear_progress_bar(c);
+    trainer_detail::write_log_line(log, e);
+    // The checkpoint after the log line: a kill between the two leaves a log line past the
+    // checkpoint, which the resumed run truncates and repeats (never a missing line).
+    trainer_detail::save_checkpoint_state(model, opt, c, e, s);
+    s.result.epochs.push_back(e);
+    if (on_epoch)
+      on_epoch(e);
+    if (c.patience > 0 && s.bad_evals >= c.patience) {
+      s.result.stopped_early = true;
+      break;
+    }
+  }
+  s.result.test = trainer_detail::final_test(model, data, c, s.best_state);
+  s.result.mean_epoch_seconds =
+      s.result.epochs.empty() ? 0 : s.total_seconds / static_cast<double>(s.result.epochs.size());
+  return s.result;
 }
 
 PopularityRecommender::PopularityRecommender(const SplitDataset& data, int64_t max_length)

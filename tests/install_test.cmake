@@ -19,4 +19,17 @@ run(${_ext}/my_study --length 40)
 if(NOT last_output MATCHES "max \\|fused - reference\\|")
   message(FATAL_ERROR "unexpected output of my_study:\n${last_output}")
 endif()
-message(STATUS "external experiment built and ran:\n${last_output}")
+set(_study_output "${last_output}")
+# A standalone program's --help names the executable, not "attnlab my_study".
+run(${_ext}/my_study --help)
+if(NOT last_output MATCHES "^usage: my_study \\[--length L\\]\n")
+  message(FATAL_ERROR "my_study --help should start with 'usage: my_study [--length L]':\n"
+                      "${last_output}")
+endif()
+# And its errors name it too: "my_study: error: ...", exit 2.
+execute_process(COMMAND ${_ext}/my_study --length 0 RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "^my_study: error: --length: must be positive\n$")
+  message(FATAL_ERROR "my_study --length 0 should exit 2 with 'my_study: error: ...', got (${rc}):\n"
+                      "${err}")
+endif()
+message(STATUS "external experiment built and ran:\n${_study_output}")

@@ -31,8 +31,13 @@ class SafeMessage : public po::error_with_option_name {
 
 }  // namespace cli_detail
 
-Parser::Parser(std::string command, std::string usage)
-    : command_(std::move(command)), usage_(std::move(usage)) {}
+Parser::Parser(std::string command, std::string usage, Program program)
+    : command_(std::move(command)), usage_(std::move(usage)), program_(program) {}
+
+std::string Parser::usage_line() const {
+  const std::string program = program_ == Program::Subcommand ? "attnlab " + command_ : command_;
+  return "usage: " + program + " " + usage_;
+}
 
 void Parser::positional(const std::string& name, int max_count) {
   positional_.add(name.c_str(), max_count);
@@ -64,7 +69,7 @@ bool Parser::parse(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(parsed).positional(positional_).run(),
               vm_);
     if (vm_.count("help")) {
-      std::cout << "usage: attnlab " << command_ << " " << usage_ << "\n\n" << all << "\n";
+      std::cout << usage_line() << "\n\n" << all << "\n";
       return false;
     }
     if (vm_.count("config")) {
@@ -152,22 +157,23 @@ Register::Register(std::string name, std::string summary, Handler run, Validates
   registry().push_back({std::move(name), std::move(summary), std::move(run), validates});
 }
 
-int run_guarded(const std::string& command, const std::function<int()>& handler) {
+int run_guarded(const std::string& command, const std::function<int()>& handler, Program program) {
+  const std::string prefix = (program == Program::Subcommand ? "attnlab " : "") + command;
   try {
     return handler();
   } catch (const UsageError& e) {
-    std::cerr << "attnlab " << command << ": error: " << e.what() << "\n";
+    std::cerr << prefix << ": error: " << e.what() << "\n";
     return 2;
   } catch (const Error& e) {
-    std::cerr << "attnlab " << command << ": error: " << e.what() << "\n";
+    std::cerr << prefix << ": error: " << e.what() << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
-    std::cerr << "attnlab " << command
+    std::cerr << prefix
               << ": error: out of memory: a tensor allocation failed (are sizes such as --dim, "
                  "--maxlen, --batch or --lengths what you meant?)\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "attnlab " << command << ": error: " << e.what() << "\n";
+    std::cerr << prefix << ": error: " << e.what() << "\n";
     return 1;
   }
 }

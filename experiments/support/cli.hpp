@@ -31,10 +31,18 @@ struct Common {
   std::string config;
 };
 
+// Whose arguments a Parser reads: those of an `attnlab <command>` subcommand, or those of a
+// standalone executable (an installed user's experiment), whose --help names the executable.
+enum class Program { Subcommand, Standalone };
+
 // Parses a subcommand's arguments: its own options plus the common ones.
 class Parser {
  public:
-  Parser(std::string command, std::string usage);
+  // `command`: the subcommand's name, or a standalone program's executable name.
+  Parser(std::string command, std::string usage, Program program = Program::Subcommand);
+  // The first line of --help: "usage: attnlab train [options]", or "usage: my_study [options]"
+  // for a standalone program.
+  std::string usage_line() const;
   // The subcommand's own options: parser.options().add_options()("steps", po::value<int>(), "...")
   po::options_description& options() { return own_; }
   // Positional arguments (name, max count; -1 for unlimited).
@@ -62,6 +70,7 @@ class Parser {
 
  private:
   std::string command_, usage_;
+  Program program_;
   po::options_description own_{"Options"};
   po::positional_options_description positional_;
   po::variables_map vm_;
@@ -91,7 +100,10 @@ struct Register {
 };
 
 // Runs `handler`, turning UsageError / attnlab::Error into a one-line message and an exit code
-// (2 for usage, 1 for other failures). Used by main() and by standalone experiment executables.
-int run_guarded(const std::string& command, const std::function<int()>& handler);
+// (2 for usage, 1 for other failures). Used by main() and by standalone experiment executables,
+// whose messages start "my_study: error: " rather than "attnlab my_study: error: ".
+int run_guarded(const std::string& command,
+                const std::function<int()>& handler,
+                Program program = Program::Subcommand);
 
 }  // namespace attnlab::cli
