@@ -268,7 +268,10 @@ class Sweep {
   void seed_roots(const std::vector<Var>& roots, const std::vector<Tensor>& grad_outputs) {
     for (std::size_t r = 0; r < roots.size(); ++r) {
       const Tensor g = root_gradient(roots[r], grad_outputs[r], r);
-      send(*roots[r].impl()->meta, g);
+      AutogradMeta& m = *roots[r].impl()->meta;
+      if (m.grad_fn)
+        visit(m.grad_fn.get());  // later nodes are visited by collect_reachable_nodes()
+      send(m, g);
     }
   }
 
@@ -343,12 +346,11 @@ class Sweep {
     stack_.push_back(n);
   }
 
-  // Sums g into the slot of the Var `m`: its producer's output slot, or its own leaf slot.
+  // Sums g into the slot of the Var `m`: its producer's output slot (the producer was visited),
+  // or its own leaf slot.
   void send(AutogradMeta& m, const Tensor& g) {
     if (m.grad_fn) {
-      Node* n = m.grad_fn.get();
-      visit(n);
-      NodeSlot& slot = slots_[n->sweep_slot];
+      NodeSlot& slot = slots_[m.grad_fn->sweep_slot];
       bool owned = slot.owned[m.output_nr];
       accumulate(slot.grads[m.output_nr], owned, g);
       slot.owned[m.output_nr] = owned;
