@@ -252,7 +252,8 @@ InputGrads call_backward(Node& n, const BackwardContext& ctx) {
 // ---- the sweep --------------------------------------------------------------------------------
 // The state of one backward call. Node::visit_epoch/sweep_slot and AutogradMeta::pending_* mark
 // which sweep last reached a node or leaf and where its gradient slot is, so that finding a
-// slot is one field read instead of a hash lookup.
+// slot is one field read. Keeping them here instead, in an open-addressing map from pointer to
+// slot, made `attnlab bench tape` about 10 % slower per op (backward about 25 %), measured.
 class Sweep {
  public:
   explicit Sweep(bool retain_graph)
