@@ -23,7 +23,7 @@
 //     tensors, and leaves (parameters) that no backward reaches meanwhile;
 //   - a graph recorded in pieces on several threads: a Var made on one thread may be used on
 //     another once handed over with synchronization (a join, a mutex, a future). Node numbers
-//     are a topological order across threads (engine.cpp, next_seq), so backward orders nodes
+//     are a topological order across threads (recorder.cpp, next_seq), so backward orders nodes
 //     correctly whatever thread recorded each one;
 //   - backward on several threads over disjoint graphs (no node and no leaf that requires grad
 //     in common; shared constants are fine).

@@ -3,7 +3,7 @@
 // function. Nodes are numbered when their recording starts, from blocks of a process-wide
 // atomic counter, whatever thread records them; the numbers are unique and a topological order
 // (every node is numbered above its inputs' producers), so backward sweeps nodes by decreasing
-// number (no sort by dependencies, no recursion). engine.cpp (next_seq) explains why this holds
+// number (no sort by dependencies, no recursion). recorder.cpp (next_seq) explains why this holds
 // across threads.
 #pragma once
 

@@ -24,7 +24,8 @@
 namespace attnlab::lessons {
 namespace micro {
 
-// ---- the micro engine: about 60 lines of code ---------------------------------------------------------------
+// ---- the micro engine: about 60 lines of code
+// ---------------------------------------------------------------
 struct Node;
 using Value = std::shared_ptr<Node>;
 struct Node {
@@ -106,26 +107,29 @@ void backward(const Value& root) {
 }  // namespace micro
 namespace {
 
-// The same steps in attnlab's engine (autograd/engine.hpp and engine.cpp).
+// The same steps in attnlab's engine: the right column names the functions and files.
 void print_side_by_side(std::ostream& out) {
   const char* rows[][2] = {
       {"Node {data, grad, inputs, backward}",
        "Var (value, grad) + Node {inputs, saved tensors, BackwardFn} (autograd/node.hpp)"},
       {"record(data, inputs, chain_rule)",
-       "OpRecorder op(\"exp\", {x}); op.output(y, saved, backward) (engine.hpp)"},
+       "OpRecorder op(\"exp\", {x}); op.output(y, saved, backward) (autograd/recorder.cpp)"},
       {"closure captures input Values",
        "backward captures only saved Tensors; inputs are edges to their AutogradMeta"},
       {"a->grad += ... inside the closure",
-       "BackwardFn returns one gradient per input; the engine sums them in slots"},
+       "BackwardFn returns one gradient per input; Sweep::send() sums them in slots"},
+      {"root->grad = 1",
+       "backward(): seed_roots() in autograd/backward.cpp (ones, or grad_outputs)"},
       {"backward(root): order = post-order DFS",
-       "backward(): collect the reachable nodes, order them (creation numbers are a "
-       "topological order)"},
-      {"root->grad = 1", "seed the roots (ones for a scalar loss, or the given output gradients)"},
+       "backward(): collect_reachable_nodes(), then order_topologically() (a sort by node "
+       "number, which recorder.cpp's next_seq() makes a topological order)"},
       {"run closures in reverse order",
-       "run each node: its BackwardFn on the summed output gradients"},
-      {"leaves keep .grad", "flush the leaves: accumulate into Var::grad() until zero_grad()"},
+       "backward(): run_node() on each node: its BackwardFn on the summed output gradients"},
+      {"leaves keep .grad",
+       "backward(): flush_leaf_gradients(): accumulate into Var::grad() until zero_grad()"},
       {"(nothing is freed)",
-       "saved tensors released after backward unless retain_graph; nodes freed iteratively"},
+       "run_node(): release_saved() unless retain_graph; Node::~Node frees iteratively "
+       "(autograd/node.cpp)"},
   };
   out << std::left << std::setw(42) << "micro engine (this file)"
       << "attnlab (autograd/)\n"
