@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "core/gemm_kernels.hpp"
 #include "core/simd_dispatch.hpp"
 #include "core/vec.hpp"
+#include "tests/cli_test_helpers.hpp"
 
 using namespace attnlab;
 
@@ -172,5 +174,27 @@ TEST_SUITE("core_simd_dispatch") {
       for (int w = 0; w < 4; ++w)
         for (int l = 0; l < 16; ++l) CHECK(got[w][l] == want[w][l]);
     }
+  }
+
+  TEST_CASE("the CLI stops with a one-line error on an unknown ATTNLAB_SIMD") {
+    const char* old = std::getenv("ATTNLAB_SIMD");
+    const std::string saved = old ? old : "";
+    ::setenv("ATTNLAB_SIMD", "avx1024", 1);  // read by the child only: this process chose already
+    const auto r = attnlab_test::run_cli("bench gemm --quick");
+    if (old)
+      ::setenv("ATTNLAB_SIMD", saved.c_str(), 1);
+    else
+      ::unsetenv("ATTNLAB_SIMD");
+    CHECK(r.status == 1);
+    CHECK(r.out ==
+          "attnlab bench: error: ATTNLAB_SIMD=avx1024: unknown SIMD path; expected sse4.2, avx2 or "
+          "avx512 (unset: the widest this CPU supports)\n");
+  }
+
+  TEST_CASE("bench names the SIMD path in its machine summary") {
+    const auto r = attnlab_test::run_cli("bench gemm --quick");
+    REQUIRE(r.status == 0);
+    const std::string want = std::string("SIMD path ") + simd_path_name(simd_path()) + " (";
+    CHECK(r.out.find(want) != std::string::npos);
   }
 }
