@@ -26,6 +26,9 @@
 // Parallelism: tasks are (batch*head, column chunk); when batch*heads is below the thread count
 // the chunks are made narrower so every thread gets work. A column's arithmetic is the same in
 // every chunk width, so results are bit-identical for any thread count.
+//
+// This file holds the custom op; the kernels are in
+// layers/favor_causal_kernels.cpp (compiled once per SIMD path: core/simd_dispatch.hpp).
 #include <algorithm>
 #include <cmath>
 #include <vector>

@@ -18,6 +18,9 @@
 // unused codeword; lisa_attention.hpp). Chunks are dealt to a fixed number of groups (chunk c to
 // group c mod G, G from the shapes only); each group accumulates its own dV, dT and the groups
 // are summed in order: results are bit-identical for any thread count.
+//
+// This file holds the custom op; the kernels are in
+// layers/lisa_attention_fused_kernels.cpp (compiled once per SIMD path: core/simd_dispatch.hpp).
 #include <algorithm>
 #include <cmath>
 #include <limits>

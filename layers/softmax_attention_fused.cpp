@@ -12,6 +12,9 @@
 // in one pass over key tiles that recomputes S once. dK and dV rows are owned by one task; dQ is
 // accumulated per group of key tiles and the groups are summed in a fixed order (see dq_groups),
 // so results are bit-identical for any thread count without atomics.
+//
+// This file holds the custom op; the kernels are in
+// layers/softmax_attention_fused_kernels.cpp (compiled once per SIMD path: core/simd_dispatch.hpp).
 #include <algorithm>
 #include <cmath>
 #include <limits>
