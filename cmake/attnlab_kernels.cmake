@@ -35,7 +35,10 @@ function(attnlab_add_kernels target)
     target_compile_definitions(${_obj} PRIVATE ATTNLAB_ARCH=${_path}
                                $<$<BOOL:${ATTNLAB_THREADS}>:ATTNLAB_THREADS=1>
                                $<$<NOT:$<BOOL:${ATTNLAB_NATIVE}>>:ATTNLAB_DISPATCH=1>)
-    target_compile_options(${_obj} PRIVATE ${ATTNLAB_KERNEL_FLAGS_${_path}})
+    # Kernels are optimised even in Debug builds: at -O0 xsimd 8.1's AVX-512 code does not compile,
+    # and nothing is inlined, so std::min, std::copy ... would be emitted under names shared with
+    # the rest of the program (tests/simd_symbols_test.cmake).
+    target_compile_options(${_obj} PRIVATE ${ATTNLAB_KERNEL_FLAGS_${_path}} $<$<CONFIG:Debug>:-O2>)
     target_sources(${target} PRIVATE $<TARGET_OBJECTS:${_obj}>)
     set_property(GLOBAL APPEND PROPERTY ATTNLAB_KERNEL_OBJECT_LIBRARIES ${_obj})
   endforeach()
