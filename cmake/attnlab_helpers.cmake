@@ -4,6 +4,8 @@
 # installed.
 function(attnlab_add_library name)
   file(GLOB _sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  # SIMD kernel files are compiled per instruction set (attnlab_add_kernels), not here.
+  list(FILTER _sources EXCLUDE REGEX "_kernels\\.cpp$")
   if(_sources)
     add_library(${name} STATIC ${_sources})
     set(_scope PUBLIC)

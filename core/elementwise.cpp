@@ -3,26 +3,35 @@
 #include <cmath>
 
 #include "core/broadcast.hpp"
+#include "core/elementwise_kernels.hpp"
 #include "core/parallel.hpp"
-#include "core/simd.hpp"
+#include "core/vec.hpp"
 
 namespace attnlab {
 namespace {
 
-using simd::Batch;
 constexpr int64_t kGrain = 1 << 15;  // elements per parallel chunk, at least
 
-// Applies a batch function to every element of x (float types only).
-template <class F>
-Tensor unary(const Tensor& x, const char* op, F&& f) {
+template <class T>
+const ElementwiseFns<T>& kernels() {
+  static const ElementwiseKernels& table = ATTNLAB_KERNELS(elementwise_kernels);
+  if constexpr (std::is_same_v<T, float>)
+    return table.f32;
+  else
+    return table.f64;
+}
+
+// Applies a unary kernel to every element of x (float types only).
+Tensor unary(const Tensor& x, const char* op, UnaryOp kind, double p0 = 0, double p1 = 0) {
   ATTNLAB_CHECK(x.defined(), ValueError, op, ": undefined tensor");
   return dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     Tensor y = Tensor::empty(x.shape(), x.dtype());
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
+    const auto fn = kernels<T>().unary;
     parallel_for(0, x.numel(), kGrain, [&](int64_t lo, int64_t hi) {
-      simd::map_unary<T>(xp + lo, yp + lo, hi - lo, f);
+      fn(kind, p0, p1, xp + lo, yp + lo, hi - lo);
     });
     return y;
   });
@@ -43,8 +52,7 @@ void check_binary(const Tensor& a, const Tensor& b, const char* op) {
                 b.shape());
 }
 
-template <class F>
-Tensor binary(const Tensor& a, const Tensor& b, const char* op, F&& f) {
+Tensor binary(const Tensor& a, const Tensor& b, const char* op, BinaryOp kind) {
   check_binary(a, b, op);
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), op);
   return dispatch_float(a.dtype(), op, [&](auto tag) {
@@ -55,274 +63,191 @@ Tensor binary(const Tensor& a, const Tensor& b, const char* op, F&& f) {
     const T* ap = a.data<T>();
     const T* bp = b.data<T>();
     T* yp = y.data<T>();
-    auto op = [&](Batch<T> u, Batch<T> v) {
-      return f(u, v);
-    };
+    const auto fn = kernels<T>().binary;
     // Fast paths (no broadcast plan): equal shapes, or one operand a single element.
     const int64_t sa = a.numel() == y.numel() ? 1 : (a.numel() == 1 ? 0 : -1);
     const int64_t sb = b.numel() == y.numel() ? 1 : (b.numel() == 1 ? 0 : -1);
     if ((sa == 1 && a.shape() == out_shape && (sb == 0 || b.shape() == out_shape)) ||
         (sb == 1 && b.shape() == out_shape && sa == 0)) {
       parallel_for(0, y.numel(), kGrain, [&](int64_t lo, int64_t hi) {
-        simd::map_binary<T>(ap + sa * lo, sa, bp + sb * lo, sb, yp + lo, hi - lo, op);
+        fn(kind, ap + sa * lo, sa, bp + sb * lo, sb, yp + lo, hi - lo);
       });
       return y;
     }
     const auto plan = detail::make_broadcast_plan<2>(out_shape, {a.shape(), b.shape()});
     detail::for_each_broadcast_row<2>(
         plan, [&](const auto& off, int64_t out, int64_t n, const auto& st) {
-          simd::map_binary<T>(
-              ap + off[0], st[0], bp + off[1], st[1], yp + out, n, [&](Batch<T> u, Batch<T> v) {
-                return f(u, v);
-              });
+          fn(kind, ap + off[0], st[0], bp + off[1], st[1], yp + out, n);
         });
     return y;
   });
 }
 
-template <class F>
-Tensor binary_scalar(const Tensor& a, double s, bool scalar_first, const char* op, F&& f) {
-  return unary(a, op, [&](auto v) {
-    using B = decltype(v);
-    const B vs(static_cast<typename B::value_type>(s));
-    return scalar_first ? f(vs, v) : f(v, vs);
+// op(a, s) (or op(s, a) when scalar_first) with the scalar in a's dtype.
+Tensor binary_scalar(const Tensor& a, double s, bool scalar_first, const char* op, BinaryOp kind) {
+  ATTNLAB_CHECK(a.defined(), ValueError, op, ": undefined tensor");
+  return dispatch_float(a.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    Tensor y = Tensor::empty(a.shape(), a.dtype());
+    const T* ap = a.data<T>();
+    const T sv = static_cast<T>(s);
+    T* yp = y.data<T>();
+    const auto fn = kernels<T>().binary;
+    parallel_for(0, a.numel(), kGrain, [&](int64_t lo, int64_t hi) {
+      if (scalar_first)
+        fn(kind, &sv, 0, ap + lo, 1, yp + lo, hi - lo);
+      else
+        fn(kind, ap + lo, 1, &sv, 0, yp + lo, hi - lo);
+    });
+    return y;
   });
-}
-
-template <class T>
-Batch<T> one_if(xsimd::batch_bool<T> c) {
-  return xsimd::select(c, Batch<T>(T(1)), Batch<T>(T(0)));
 }
 
 }  // namespace
 
 // ---- unary ------------------------------------------------------------------------------------
 Tensor neg(const Tensor& x) {
-  return unary(x, "neg", [](auto v) { return -v; });
+  return unary(x, "neg", UnaryOp::kNeg);
 }
 Tensor abs(const Tensor& x) {
-  return unary(x, "abs", [](auto v) { return xsimd::abs(v); });
+  return unary(x, "abs", UnaryOp::kAbs);
 }
 Tensor sign(const Tensor& x) {
-  return unary(x, "sign", [](auto v) {
-    using B = decltype(v);
-    using T = typename B::value_type;
-    const B s = xsimd::select(v > B(T(0)), B(T(1)), xsimd::select(v < B(T(0)), B(T(-1)), B(T(0))));
-    return xsimd::select(xsimd::isnan(v), v, s);
-  });
+  return unary(x, "sign", UnaryOp::kSign);
 }
 Tensor exp(const Tensor& x) {
-  return unary(x, "exp", [](auto v) { return xsimd::exp(v); });
+  return unary(x, "exp", UnaryOp::kExp);
 }
 Tensor log(const Tensor& x) {
-  return unary(x, "log", [](auto v) { return xsimd::log(v); });
+  return unary(x, "log", UnaryOp::kLog);
 }
 Tensor log1p(const Tensor& x) {
-  return unary(x, "log1p", [](auto v) { return xsimd::log1p(v); });
+  return unary(x, "log1p", UnaryOp::kLog1p);
 }
 Tensor expm1(const Tensor& x) {
-  return unary(x, "expm1", [](auto v) { return xsimd::expm1(v); });
+  return unary(x, "expm1", UnaryOp::kExpm1);
 }
 Tensor sqrt(const Tensor& x) {
-  return unary(x, "sqrt", [](auto v) { return xsimd::sqrt(v); });
+  return unary(x, "sqrt", UnaryOp::kSqrt);
 }
 Tensor rsqrt(const Tensor& x) {
-  return unary(x, "rsqrt", [](auto v) {
-    using B = decltype(v);
-    return B(typename B::value_type(1)) / xsimd::sqrt(v);
-  });
+  return unary(x, "rsqrt", UnaryOp::kRsqrt);
 }
 Tensor square(const Tensor& x) {
-  return unary(x, "square", [](auto v) { return v * v; });
+  return unary(x, "square", UnaryOp::kSquare);
 }
 Tensor reciprocal(const Tensor& x) {
-  return unary(x, "reciprocal", [](auto v) {
-    using B = decltype(v);
-    return B(typename B::value_type(1)) / v;
-  });
+  return unary(x, "reciprocal", UnaryOp::kReciprocal);
 }
 Tensor tanh(const Tensor& x) {
-  return unary(x, "tanh", [](auto v) { return xsimd::tanh(v); });
+  return unary(x, "tanh", UnaryOp::kTanh);
 }
 Tensor sigmoid(const Tensor& x) {
-  return unary(x, "sigmoid", [](auto v) {
-    using B = decltype(v);
-    using T = typename B::value_type;
-    // For x < 0 use exp(x) / (1 + exp(x)): exp never overflows and tiny results keep precision.
-    const B e = xsimd::exp(-xsimd::abs(v));
-    const B pos = B(T(1)) / (B(T(1)) + e);
-    return xsimd::select(v >= B(T(0)), pos, e * pos);
-  });
+  return unary(x, "sigmoid", UnaryOp::kSigmoid);
 }
 Tensor relu(const Tensor& x) {
-  return unary(x, "relu", [](auto v) {
-    using B = decltype(v);
-    return xsimd::select(v <= B(typename B::value_type(0)), B(typename B::value_type(0)), v);
-  });
+  return unary(x, "relu", UnaryOp::kRelu);
 }
 Tensor elu(const Tensor& x, double alpha) {
-  return unary(x, "elu", [alpha](auto v) {
-    using B = decltype(v);
-    using T = typename B::value_type;
-    return xsimd::select(v > B(T(0)), v, B(static_cast<T>(alpha)) * xsimd::expm1(v));
-  });
+  return unary(x, "elu", UnaryOp::kElu, alpha);
 }
 Tensor softplus(const Tensor& x) {
-  return unary(x, "softplus", [](auto v) {
-    using B = decltype(v);
-    using T = typename B::value_type;
-    const B pos = xsimd::select(v > B(T(0)), v, B(T(0)));
-    return xsimd::select(xsimd::isnan(v), v, pos + xsimd::log1p(xsimd::exp(-xsimd::abs(v))));
-  });
+  return unary(x, "softplus", UnaryOp::kSoftplus);
 }
 Tensor sin(const Tensor& x) {
-  return unary(x, "sin", [](auto v) { return xsimd::sin(v); });
+  return unary(x, "sin", UnaryOp::kSin);
 }
 Tensor cos(const Tensor& x) {
-  return unary(x, "cos", [](auto v) { return xsimd::cos(v); });
+  return unary(x, "cos", UnaryOp::kCos);
 }
 Tensor pow(const Tensor& x, double exponent) {
   if (exponent == 2.0)
     return square(x);
   if (exponent == 1.0)
     return x.clone();
-  return unary(x, "pow", [exponent](auto v) {
-    using B = decltype(v);
-    return xsimd::pow(v, B(static_cast<typename B::value_type>(exponent)));
-  });
+  return unary(x, "pow", UnaryOp::kPow, exponent);
 }
 Tensor clamp(const Tensor& x, double lo, double hi) {
   ATTNLAB_CHECK(lo <= hi, ValueError, "clamp: lo ", lo, " > hi ", hi);
-  return unary(x, "clamp", [lo, hi](auto v) {
-    using B = decltype(v);
-    using T = typename B::value_type;
-    const B l(static_cast<T>(lo)), h(static_cast<T>(hi));
-    return xsimd::select(v < l, l, xsimd::select(v > h, h, v));
-  });
+  return unary(x, "clamp", UnaryOp::kClamp, lo, hi);
 }
 Tensor nan_to_num(const Tensor& x, double value) {
-  return unary(x, "nan_to_num", [value](auto v) {
-    using B = decltype(v);
-    return xsimd::select(xsimd::isnan(v), B(static_cast<typename B::value_type>(value)), v);
-  });
+  return unary(x, "nan_to_num", UnaryOp::kNanToNum, value);
 }
 
 // ---- binary -----------------------------------------------------------------------------------
-namespace {
-const auto kAdd = [](auto u, auto v) {
-  return u + v;
-};
-const auto kSub = [](auto u, auto v) {
-  return u - v;
-};
-const auto kMul = [](auto u, auto v) {
-  return u * v;
-};
-const auto kDiv = [](auto u, auto v) {
-  return u / v;
-};
-const auto kPow = [](auto u, auto v) {
-  return xsimd::pow(u, v);
-};
-const auto kMax = [](auto u, auto v) {
-  return xsimd::select(xsimd::isnan(u), u, xsimd::select(u > v, u, v));  // a NaN v: u > v is false
-};
-const auto kMin = [](auto u, auto v) {
-  return xsimd::select(xsimd::isnan(u), u, xsimd::select(u < v, u, v));
-};
-const auto kEq = [](auto u, auto v) {
-  return one_if(u == v);
-};
-// IEEE: NaN != anything is true (spelled out because xsimd's AVX-512 `!=` is ordered).
-const auto kNe = [](auto u, auto v) {
-  return one_if(!(u == v));
-};
-const auto kLt = [](auto u, auto v) {
-  return one_if(u < v);
-};
-const auto kLe = [](auto u, auto v) {
-  return one_if(u <= v);
-};
-const auto kGt = [](auto u, auto v) {
-  return one_if(u > v);
-};
-const auto kGe = [](auto u, auto v) {
-  return one_if(u >= v);
-};
-}  // namespace
-
 Tensor add(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "add", kAdd);
+  return binary(a, b, "add", BinaryOp::kAdd);
 }
 Tensor sub(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "sub", kSub);
+  return binary(a, b, "sub", BinaryOp::kSub);
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "mul", kMul);
+  return binary(a, b, "mul", BinaryOp::kMul);
 }
 Tensor div(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "div", kDiv);
+  return binary(a, b, "div", BinaryOp::kDiv);
 }
 Tensor pow(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "pow", kPow);
+  return binary(a, b, "pow", BinaryOp::kPow);
 }
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "maximum", kMax);
+  return binary(a, b, "maximum", BinaryOp::kMax);
 }
 Tensor minimum(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "minimum", kMin);
+  return binary(a, b, "minimum", BinaryOp::kMin);
 }
 Tensor eq(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "eq", kEq);
+  return binary(a, b, "eq", BinaryOp::kEq);
 }
 Tensor ne(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "ne", kNe);
+  return binary(a, b, "ne", BinaryOp::kNe);
 }
 Tensor lt(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "lt", kLt);
+  return binary(a, b, "lt", BinaryOp::kLt);
 }
 Tensor le(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "le", kLe);
+  return binary(a, b, "le", BinaryOp::kLe);
 }
 Tensor gt(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "gt", kGt);
+  return binary(a, b, "gt", BinaryOp::kGt);
 }
 Tensor ge(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "ge", kGe);
+  return binary(a, b, "ge", BinaryOp::kGe);
 }
 
 Tensor add(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "add", kAdd);
+  return binary_scalar(a, b, false, "add", BinaryOp::kAdd);
 }
 Tensor sub(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "sub", kSub);
+  return binary_scalar(a, b, false, "sub", BinaryOp::kSub);
 }
 Tensor sub(double a, const Tensor& b) {
-  return binary_scalar(b, a, true, "sub", kSub);
+  return binary_scalar(b, a, true, "sub", BinaryOp::kSub);
 }
 Tensor mul(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "mul", kMul);
+  return binary_scalar(a, b, false, "mul", BinaryOp::kMul);
 }
 Tensor div(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "div", kDiv);
+  return binary_scalar(a, b, false, "div", BinaryOp::kDiv);
 }
 Tensor div(double a, const Tensor& b) {
-  return binary_scalar(b, a, true, "div", kDiv);
+  return binary_scalar(b, a, true, "div", BinaryOp::kDiv);
 }
 Tensor maximum(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "maximum", kMax);
+  return binary_scalar(a, b, false, "maximum", BinaryOp::kMax);
 }
 Tensor minimum(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "minimum", kMin);
+  return binary_scalar(a, b, false, "minimum", BinaryOp::kMin);
 }
 Tensor gt(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "gt", kGt);
+  return binary_scalar(a, b, false, "gt", BinaryOp::kGt);
 }
 Tensor lt(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "lt", kLt);
+  return binary_scalar(a, b, false, "lt", BinaryOp::kLt);
 }
 Tensor eq(const Tensor& a, double b) {
-  return binary_scalar(a, b, false, "eq", kEq);
+  return binary_scalar(a, b, false, "eq", BinaryOp::kEq);
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
@@ -382,7 +307,7 @@ void axpy_(const Tensor& y, double alpha, const Tensor& x) {
       if (alpha == 1.0) {
         for (int64_t i = lo; i < hi; ++i) yp[i] += xp[i];
       } else {
-        simd::axpy<T>(static_cast<T>(alpha), xp + lo, yp + lo, hi - lo);
+        vec::fns<T>().axpy(static_cast<T>(alpha), xp + lo, yp + lo, hi - lo);
       }
     });
   });

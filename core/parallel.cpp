@@ -150,7 +150,8 @@ namespace detail {
 void parallel_for_impl(int64_t begin,
                        int64_t end,
                        int64_t grain,
-                       const std::function<void(int64_t, int64_t)>& fn) {
+                       void (*body)(void* ctx, int64_t lo, int64_t hi),
+                       void* ctx) {
   const int64_t n = end - begin;
   const int64_t max_chunks = (n + grain - 1) / grain;
   const int chunks = static_cast<int>(std::min<int64_t>(num_threads(), max_chunks));
@@ -158,7 +159,7 @@ void parallel_for_impl(int64_t begin,
   auto chunk = [&](int c) {
     const int64_t lo = begin + n * c / chunks, hi = begin + n * (c + 1) / chunks;
     if (hi > lo)
-      fn(lo, hi);
+      body(ctx, lo, hi);
   };
 #ifdef ATTNLAB_THREADS
   if (chunks > 1) {

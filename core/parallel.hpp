@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <type_traits>
 
 namespace attnlab {
 
@@ -22,11 +24,15 @@ int num_threads();
 bool in_parallel_region();
 
 namespace detail {
+// body(ctx, lo, hi) for each chunk. A plain function pointer, not std::function: parallel_for is
+// also instantiated in the per-instruction-set kernel files, which must not emit std::function's
+// shared out-of-line members (core/simd.hpp).
 void parallel_for_impl(int64_t begin,
                        int64_t end,
                        int64_t grain,
-                       const std::function<void(int64_t, int64_t)>& fn);
-}
+                       void (*body)(void* ctx, int64_t lo, int64_t hi),
+                       void* ctx);
+}  // namespace detail
 
 // Runs fn(chunk_begin, chunk_end) over [begin, end) split into at most num_threads() contiguous
 // chunks of at least `grain` iterations each. Exceptions thrown by fn are rethrown here.
@@ -40,7 +46,13 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, F&& fn) {
     fn(begin, end);
     return;
   }
-  detail::parallel_for_impl(begin, end, grain, std::function<void(int64_t, int64_t)>(fn));
+  using Body = std::remove_reference_t<F>;
+  detail::parallel_for_impl(
+      begin,
+      end,
+      grain,
+      [](void* body, int64_t lo, int64_t hi) { (*static_cast<Body*>(body))(lo, hi); },
+      const_cast<void*>(static_cast<const void*>(std::addressof(fn))));
 }
 
 }  // namespace attnlab

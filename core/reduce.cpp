@@ -8,12 +8,10 @@
 #include "core/broadcast.hpp"
 #include "core/elementwise.hpp"
 #include "core/parallel.hpp"
-#include "core/simd.hpp"
+#include "core/vec.hpp"
 
 namespace attnlab {
 namespace reduce_detail {
-
-using simd::Batch;
 
 using detail::axis_view;
 using detail::AxisView;
@@ -50,12 +48,14 @@ void reduce_axis(const T* x, T* y, const AxisView& v, Kind kind) {
                                      : std::numeric_limits<T>::infinity();
   if (v.inner == 1) {
     const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, v.n));
+    const VecFns<T>& k = vec::fns<T>();
     parallel_for(0, v.outer, grain, [&](int64_t lo, int64_t hi) {
-      for (int64_t o = lo; o < hi; ++o) {
-        const T* row = x + o * v.n;
-        y[o] = kind == Kind::Sum   ? simd::sum_contiguous(row, v.n)
-               : kind == Kind::Max ? simd::max_contiguous(row, v.n)
-                                   : min_contiguous(row, v.n);
+      if (kind == Kind::Sum) {
+        k.sum_rows(x + lo * v.n, y + lo, hi - lo, v.n);
+      } else if (kind == Kind::Max) {
+        k.max_rows(x + lo * v.n, y + lo, hi - lo, v.n);
+      } else {
+        for (int64_t o = lo; o < hi; ++o) y[o] = min_contiguous(x + o * v.n, v.n);
       }
     });
     return;
@@ -94,12 +94,13 @@ template <class T>
 T sum_all(const T* x, int64_t n) {
   constexpr int64_t kBlock = 1 << 16;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const auto sum = vec::fns<T>().sum;
   if (blocks <= 1)
-    return simd::sum_contiguous(x, n);
+    return sum(x, n);
   std::vector<T> partial(blocks);
   parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; ++b) {
-      partial[b] = simd::sum_contiguous(x + b * kBlock, std::min(kBlock, n - b * kBlock));
+      partial[b] = sum(x + b * kBlock, std::min(kBlock, n - b * kBlock));
     }
   });
   T s = 0;
@@ -137,7 +138,7 @@ Tensor reduce_all(const Tensor& x, Kind kind, const char* op) {
     using T = decltype(tag);
     const T* p = x.data<T>();
     const T r = kind == Kind::Sum   ? sum_all(p, x.numel())
-                : kind == Kind::Max ? simd::max_contiguous(p, x.numel())
+                : kind == Kind::Max ? vec::fns<T>().max(p, x.numel())
                                     : min_contiguous(p, x.numel());
     return scalar_tensor(static_cast<double>(r), x.dtype());
   });

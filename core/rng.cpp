@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/parallel.hpp"
-#include "core/simd.hpp"  // brings <immintrin.h> with GCC 12's AVX-512 warning workaround
+#include "core/vec.hpp"
 
 namespace attnlab {
 
@@ -113,57 +113,13 @@ double uniform01(RngKey key, uint64_t index) {
 
 namespace rng_detail {
 
-#if defined(__AVX512F__)
-// High 32 bits of the 16 lane-wise 32x32-bit products: the even lanes' 64-bit products come from
-// _mm512_mul_epu32 directly, the odd lanes' from the operands shifted down by 32.
-inline __m512i mulhi_epu32(__m512i a, __m512i b) {
-  const __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(a, b), 32);
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(b, 32));
-  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
-}
-
-// 16 counters (index i, i+1, ...) through the 10 rounds.
-inline void philox16(RngKey key, uint64_t first, uint32_t out[4][16]) {
-  alignas(64) uint32_t lo[16], hi[16];
-  for (int l = 0; l < 16; ++l) {
-    lo[l] = static_cast<uint32_t>(first + l);
-    hi[l] = static_cast<uint32_t>((first + l) >> 32);
-  }
-  __m512i c0 = _mm512_load_si512(lo), c1 = _mm512_load_si512(hi);
-  __m512i c2 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(key.stream)));
-  __m512i c3 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(key.stream >> 32)));
-  uint32_t k0 = static_cast<uint32_t>(key.seed), k1 = static_cast<uint32_t>(key.seed >> 32);
-  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(rng_detail::kMul0));
-  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(rng_detail::kMul1));
-  for (int round = 0; round < 10; ++round) {
-    const __m512i hi0 = mulhi_epu32(m0, c0), lo0 = _mm512_mullo_epi32(m0, c0);
-    const __m512i hi1 = mulhi_epu32(m1, c2), lo1 = _mm512_mullo_epi32(m1, c2);
-    const __m512i n0 =
-        _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
-    const __m512i n2 =
-        _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
-    c0 = n0;
-    c1 = lo1;
-    c2 = n2;
-    c3 = lo0;
-    k0 += rng_detail::kWeyl0;
-    k1 += rng_detail::kWeyl1;
-  }
-  _mm512_store_si512(out[0], c0);
-  _mm512_store_si512(out[1], c1);
-  _mm512_store_si512(out[2], c2);
-  _mm512_store_si512(out[3], c3);
-}
+// 16 counters at a time on the running SIMD path (the AVX-512 path computes them in one register
+// each; core/vec_kernels.cpp). The words do not depend on the path.
 constexpr int64_t kLanes = 16;
-#else
 inline void philox16(RngKey key, uint64_t first, uint32_t out[4][16]) {
-  for (int l = 0; l < 16; ++l) {
-    const auto r = philox4x32(key, first + l);
-    for (int w = 0; w < 4; ++w) out[w][l] = r[w];
-  }
+  static const auto fn = vec::kernels().philox16;
+  fn(key, first, out);
 }
-constexpr int64_t kLanes = 16;
-#endif
 
 }  // namespace rng_detail
 

@@ -1,13 +1,37 @@
-// SIMD helpers for kernel .cpp files (never included from public headers: xsimd is heavy).
+// SIMD helpers for the per-instruction-set kernel files (*_kernels.cpp; see
+// core/simd_dispatch.hpp). Never included from public headers or from code compiled once.
 //
 // map_unary / map_binary apply a function written once for xsimd batches to contiguous arrays.
 // The tail that does not fill a whole batch goes through a padded batch, so an element's result
 // never depends on its position in the array or on the array's length.
 #pragma once
 
+#ifndef ATTNLAB_ARCH
+#error "core/simd.hpp is for kernel files compiled per instruction set (attnlab_add_kernels)"
+#endif
+#ifdef XTENSOR_VERSION_MAJOR
+// xtensor's container types and alignment follow xsimd's default architecture, which differs
+// between kernel objects: an xtensor type here would be one name with several layouts.
+#error "kernel files must not include xtensor"
+#endif
+#ifdef XSIMD_VERSION_MAJOR
+#error "a kernel file includes xsimd only through core/simd.hpp (which renames it)"
+#endif
+
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
+
+// Every kernel object gets its own copy of xsimd under its own name (xsimd_avx2, ...): xsimd's
+// inline functions that are not templates over the architecture (e.g. the trigonometric range
+// reduction) would otherwise be emitted by several objects under one name, compiled for
+// different instruction sets, and the linker would keep any one of them for every path.
+#define ATTNLAB_CAT_(a, b) a##b
+#define ATTNLAB_CAT(a, b) ATTNLAB_CAT_(a, b)
+#define xsimd ATTNLAB_CAT(xsimd_, ATTNLAB_ARCH)
+
 // GCC 12's AVX-512 intrinsics trip -W(maybe-)uninitialized on _mm512_undefined_*() (GCC bug
 // 105593, fixed in GCC 13). The warning is attributed to the intrinsic headers' own lines, so
 // silencing it around their inclusion removes exactly these false positives and nothing else.
@@ -21,7 +45,7 @@
 #include <xsimd/xsimd.hpp>
 #pragma GCC diagnostic pop
 
-namespace attnlab::simd {
+namespace attnlab::ATTNLAB_ARCH::simd {
 
 template <class T>
 using Batch = xsimd::batch<T>;
@@ -146,4 +170,35 @@ inline T max_contiguous(const T* x, int64_t n) {
   return r;
 }
 
-}  // namespace attnlab::simd
+// Scratch memory for kernels: 64-byte aligned, zero-filled like std::vector<T>(n). Kernel files
+// use this rather than std::vector or Tensor, whose out-of-line members would be compiled for
+// this instruction set under names shared with the rest of the program.
+template <class T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t n) : n_(n) {
+    if (n <= 0)
+      return;
+    const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(T) + 63) / 64 * 64;
+    p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (!p_)
+      throw std::bad_alloc();
+    std::memset(static_cast<void*>(p_), 0, bytes);
+  }
+  ~Scratch() { std::free(p_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  T* begin() { return p_; }
+  T* end() { return p_ + n_; }
+  T& operator[](int64_t i) { return p_[i]; }
+  const T& operator[](int64_t i) const { return p_[i]; }
+  int64_t size() const { return n_; }
+
+ private:
+  T* p_ = nullptr;
+  int64_t n_ = 0;
+};
+
+}  // namespace attnlab::ATTNLAB_ARCH::simd

@@ -5,40 +5,10 @@
 
 #include "core/parallel.hpp"
 #include "core/shape_ops.hpp"
-#include "core/simd.hpp"
+#include "core/vec.hpp"
 
 namespace attnlab {
 namespace softmax_detail {
-
-using simd::Batch;
-
-// One row of softmax (kLog = false) or log_softmax (kLog = true). See softmax.hpp for the rule on
-// all -inf rows and NaN.
-template <class T, bool kLog>
-void softmax_row(const T* x, T* y, int64_t n) {
-  const T m = simd::max_contiguous(x, n);
-  if (m != m) {
-    for (int64_t i = 0; i < n; ++i) y[i] = m;
-    return;
-  }
-  if (m == -std::numeric_limits<T>::infinity()) {
-    const T fill = kLog ? -std::numeric_limits<T>::infinity() : T(0);
-    for (int64_t i = 0; i < n; ++i) y[i] = fill;
-    return;
-  }
-  const Batch<T> vm(m);
-  if constexpr (kLog) {
-    // y = (x - m) - log(sum(exp(x - m))); exp goes through y as scratch. x - m is formed first:
-    // folding m + log(sum) into one shift would round it at m's magnitude (1e4 in float32).
-    simd::map_unary<T>(x, y, n, [&](Batch<T> v) { return xsimd::exp(v - vm); });
-    const Batch<T> vlog(std::log(simd::sum_contiguous(y, n)));
-    simd::map_unary<T>(x, y, n, [&](Batch<T> v) { return (v - vm) - vlog; });
-  } else {
-    simd::map_unary<T>(x, y, n, [&](Batch<T> v) { return xsimd::exp(v - vm); });
-    const Batch<T> inv(T(1) / simd::sum_contiguous(y, n));
-    simd::map_unary<T>(y, y, n, [&](Batch<T> v) { return v * inv; });
-  }
-}
 
 template <bool kLog>
 Tensor softmax_last(const Tensor& x, const char* op) {
@@ -49,13 +19,12 @@ Tensor softmax_last(const Tensor& x, const char* op) {
     const int64_t rows = n ? x.numel() / n : 0;
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
-    parallel_for(0,
-                 rows,
-                 std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n)),
-                 [&](int64_t lo, int64_t hi) {
-                   for (int64_t r = lo; r < hi; ++r)
-                     softmax_row<T, kLog>(xp + r * n, yp + r * n, n);
-                 });
+    const auto rows_fn = vec::fns<T>().softmax_rows;
+    parallel_for(
+        0,
+        rows,
+        std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n)),
+        [&](int64_t lo, int64_t hi) { rows_fn(xp + lo * n, yp + lo * n, hi - lo, n, kLog); });
     return y;
   });
 }
@@ -93,25 +62,12 @@ Tensor backward_last(const Tensor& y, const Tensor& g, const char* op) {
     const int64_t rows = n ? y.numel() / n : 0;
     const T *yp = y.data<T>(), *gp = g.data<T>();
     T* dp = dx.data<T>();
+    const auto rows_fn = vec::fns<T>().softmax_backward_rows;
     parallel_for(0,
                  rows,
                  std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n)),
                  [&](int64_t lo, int64_t hi) {
-                   for (int64_t r = lo; r < hi; ++r) {
-                     const T *yr = yp + r * n, *gr = gp + r * n;
-                     T* dr = dp + r * n;
-                     if constexpr (kLog) {  // dx = g - exp(y) * sum(g)
-                       const Batch<T> s(simd::sum_contiguous(gr, n));
-                       simd::map_binary<T>(gr, 1, yr, 1, dr, n, [&](Batch<T> gv, Batch<T> yv) {
-                         return gv - xsimd::exp(yv) * s;
-                       });
-                     } else {  // dx = y * (g - sum(g * y))
-                       const Batch<T> d(simd::dot_contiguous(gr, yr, n));
-                       simd::map_binary<T>(gr, 1, yr, 1, dr, n, [&](Batch<T> gv, Batch<T> yv) {
-                         return yv * (gv - d);
-                       });
-                     }
-                   }
+                   rows_fn(yp + lo * n, gp + lo * n, dp + lo * n, hi - lo, n, kLog);
                  });
     return dx;
   });

@@ -10,7 +10,7 @@
 #include "autograd/function.hpp"
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
-#include "core/simd.hpp"
+#include "core/vec.hpp"
 #include "layers/softmax_attention.hpp"
 
 namespace attnlab::nn {
@@ -59,11 +59,11 @@ class FavorBidirectional : public ag::Function {
         T *sx = ps + x * r_ * dv_, *zx = pz + x * r_;
         gemm<T>(true, false, r_, dv_, lk_, T(1), kx, r_, pv + x * lk_ * dv_, dv_, T(0), sx, dv_);
         std::fill(zx, zx + r_, T(0));
-        for (int64_t j = 0; j < lk_; ++j) simd::axpy(T(1), kx + j * r_, zx, r_);
+        for (int64_t j = 0; j < lk_; ++j) vec::fns<T>().axpy(T(1), kx + j * r_, zx, r_);
         gemm<T>(false, false, lq_, dv_, r_, T(1), qx, r_, sx, dv_, T(0), pn + x * lq_ * dv_, dv_);
         T* dx = pd + x * lq_;
         parallel_for(0, lq_, 256, [&](int64_t lo, int64_t hi) {
-          for (int64_t i = lo; i < hi; ++i) dx[i] = simd::dot_contiguous(qx + i * r_, zx, r_);
+          for (int64_t i = lo; i < hi; ++i) dx[i] = vec::fns<T>().dot(qx + i * r_, zx, r_);
         });
       });
     });
@@ -89,20 +89,20 @@ class FavorBidirectional : public ag::Function {
           T* dqx = dq.data<T>() + x * lq_ * r_;
           gemm<T>(false, true, lq_, r_, dv_, T(1), gnx, dv_, ps + x * r_ * dv_, dv_, T(0), dqx, r_);
           parallel_for(0, lq_, 256, [&](int64_t lo, int64_t hi) {
-            for (int64_t i = lo; i < hi; ++i) simd::axpy(gdx[i], zx, dqx + i * r_, r_);
+            for (int64_t i = lo; i < hi; ++i) vec::fns<T>().axpy(gdx[i], zx, dqx + i * r_, r_);
           });
         }
         if (!dk.defined() && !dv.defined())
           return;
         T *dsx = ds_t.data<T>() + x * r_ * dv_, *dzx = dz_t.data<T>() + x * r_;
         gemm<T>(true, false, r_, dv_, lq_, T(1), qx, r_, gnx, dv_, T(0), dsx, dv_);
-        for (int64_t i = 0; i < lq_; ++i) simd::axpy(gdx[i], qx + i * r_, dzx, r_);
+        for (int64_t i = 0; i < lq_; ++i) vec::fns<T>().axpy(gdx[i], qx + i * r_, dzx, r_);
         if (dk.defined()) {
           T* dkx = dk.data<T>() + x * lk_ * r_;
           gemm<T>(
               false, true, lk_, r_, dv_, T(1), pv + x * lk_ * dv_, dv_, dsx, dv_, T(0), dkx, r_);
           parallel_for(0, lk_, 256, [&](int64_t lo, int64_t hi) {
-            for (int64_t j = lo; j < hi; ++j) simd::axpy(T(1), dzx, dkx + j * r_, r_);
+            for (int64_t j = lo; j < hi; ++j) vec::fns<T>().axpy(T(1), dzx, dkx + j * r_, r_);
           });
         }
         if (dv.defined())

@@ -9,7 +9,7 @@
 
 #include "autograd/function.hpp"
 #include "core/core.hpp"
-#include "core/simd.hpp"
+#include "core/vec.hpp"
 
 namespace attnlab::nn {
 namespace favor_maps_detail {
@@ -222,7 +222,7 @@ class FeatureMapOp : public ag::Function {
 
   template <class T>
   void projected_forward(const T* x, const T* w, T* phi, T* z, T* c) const {
-    using B = simd::Batch<T>;
+    const VecFns<T>& vf = vec::fns<T>();
     const int64_t n = g_.rows(), d = g_.d, m = g_.m, r = g_.r;
     const T s = static_cast<T>(std::pow(static_cast<double>(d), -0.25));
     const T eps = static_cast<T>(spec_.epsilon);
@@ -236,12 +236,12 @@ class FeatureMapOp : public ag::Function {
     std::vector<T> half_sq(static_cast<std::size_t>(n)), rowlog(static_cast<std::size_t>(n));
     parallel_for(0, n, kRowGrain, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
-        const T hs = s * s * simd::dot_contiguous(x + i * d, x + i * d, d) / 2;
+        const T hs = s * s * vf.dot(x + i * d, x + i * d, d) / 2;
         half_sq[i] = hs;
         T* ai = a + i * lda;
         if (map == FeatureMap::Positive) {
-          simd::map_unary<T>(ai, ai, m, [&](B v) { return v - B(hs); });
-          rowlog[i] = simd::max_contiguous(ai, m);
+          vf.add_scalar(ai, ai, m, -hs);  // a - hs
+          rowlog[i] = vf.max(ai, m);
         } else if (map == FeatureMap::Hyperbolic) {
           T mx = 0;
           for (int64_t k = 0; k < m; ++k) mx = std::max(mx, std::fabs(ai[k]));
@@ -269,20 +269,15 @@ class FeatureMapOp : public ag::Function {
           continue;
         }
         const T ci = c[i];
-        const B vinv(inv), veps(eps);
         switch (map) {
           case FeatureMap::Positive: {
-            const B vc(ci);
-            simd::map_unary<T>(
-                pi, pi, m, [&](B v) { return xsimd::fma(xsimd::exp(v - vc), vinv, veps); });
+            vf.exp_affine(pi, pi, m, false, ci, inv, eps);  // exp(a - c) inv + eps
             break;
           }
           case FeatureMap::Hyperbolic: {
-            const B k(half_sq[i] + ci);
-            simd::map_unary<T>(
-                pi, pi + m, m, [&](B u) { return xsimd::fma(xsimd::exp(-u - k), vinv, veps); });
-            simd::map_unary<T>(
-                pi, pi, m, [&](B u) { return xsimd::fma(xsimd::exp(u - k), vinv, veps); });
+            const T k = half_sq[i] + ci;
+            vf.exp_affine(pi, pi + m, m, true, k, inv, eps);  // exp(-u - k) inv + eps
+            vf.exp_affine(pi, pi, m, false, k, inv, eps);     // exp(u - k) inv + eps
             break;
           }
           case FeatureMap::Trigonometric: {
@@ -306,8 +301,7 @@ class FeatureMapOp : public ag::Function {
   // dx = s (GD W + sign x~ rs), dW = GD^T x~ with GD, rs and sign per map (see the header).
   template <class T>
   void projected_backward(const T* x, const T* w, const T* saved, const T* g, T* dx, T* dw) const {
-    using B = simd::Batch<T>;
-    constexpr int64_t Wd = simd::width<T>();
+    const VecFns<T>& vf = vec::fns<T>();
     const int64_t n = g_.rows(), d = g_.d, m = g_.m, r = g_.r;
     const T s = static_cast<T>(std::pow(static_cast<double>(d), -0.25));
     const T eps = static_cast<T>(spec_.epsilon);
@@ -331,20 +325,7 @@ class FeatureMapOp : public ag::Function {
         const T* pi = saved + i * (map == FeatureMap::Generalized ? m : r);
         if (map == FeatureMap::Positive) {
           // gd = g . (phi - eps) and its row sum, with one batch accumulator and a scalar tail.
-          B acc(T(0));
-          const B veps(eps);
-          int64_t k = 0;
-          for (; k + Wd <= m; k += Wd) {
-            const B v = B::load_unaligned(gi + k) * (B::load_unaligned(pi + k) - veps);
-            v.store_unaligned(gdi + k);
-            acc += v;
-          }
-          T sum = xsimd::hadd(acc);
-          for (; k < m; ++k) {
-            gdi[k] = gi[k] * (pi[k] - eps);
-            sum += gdi[k];
-          }
-          rs[i] = sum;
+          rs[i] = vf.mul_shifted_sum(gi, pi, gdi, m, eps);
         } else if (map == FeatureMap::Hyperbolic || map == FeatureMap::Trigonometric) {
           const bool hyp = map == FeatureMap::Hyperbolic;
           T sum = 0;
@@ -367,7 +348,7 @@ class FeatureMapOp : public ag::Function {
           for (int64_t i = lo; i < hi; ++i) {
             const T f = sign * s * s * rs[i];
             if (f != T(0))
-              simd::axpy(f, x + i * d, dx + i * d, d);
+              vf.axpy(f, x + i * d, dx + i * d, d);
           }
         });
       }

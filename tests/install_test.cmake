@@ -11,8 +11,23 @@ function(run)
   set(last_output "${out}" PARENT_SCOPE)
 endfunction()
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${_prefix})
+# The exported targets of a portable build (ATTNLAB_NATIVE=OFF) must not impose this machine's
+# instruction set on the experiments built against them.
+if(NOT NATIVE)
+  file(GLOB_RECURSE _exports ${_prefix}/*/attnlabTargets*.cmake)
+  if(NOT _exports)
+    message(FATAL_ERROR "no attnlabTargets*.cmake under ${_prefix}")
+  endif()
+  foreach(_file ${_exports})
+    file(READ ${_file} _text)
+    if(_text MATCHES "-march|-mtune|-mavx|-msse|-mfma|-fno-tree-slp-vectorize")
+      message(FATAL_ERROR "${_file} carries a machine-specific flag (${CMAKE_MATCH_0})")
+    endif()
+  endforeach()
+endif()
+# No build type given: the example defaults to Release itself.
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/experiments/example_external -B ${_ext}
-    -DCMAKE_PREFIX_PATH=${_prefix} -DCMAKE_BUILD_TYPE=Release
+    -DCMAKE_PREFIX_PATH=${_prefix}
     "-DCMAKE_CXX_FLAGS=${EXTRA_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXTRA_FLAGS}")
 run(${CMAKE_COMMAND} --build ${_ext} -j2)
 run(${_ext}/my_study --length 40)

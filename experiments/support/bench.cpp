@@ -7,8 +7,9 @@
 #include <thread>
 
 #include "core/parallel.hpp"
-#include "core/simd.hpp"
+#include "core/simd_dispatch.hpp"
 #include "core/storage.hpp"
+#include "core/vec.hpp"
 
 namespace attnlab::bench {
 namespace {
@@ -81,22 +82,9 @@ TimingPolicy timing_policy(const cli::Parser& parser, bool quick, double quick_b
 }
 
 namespace {
+// The register-resident FMA loop runs on the SIMD path the kernels use (core/vec_kernels.cpp).
 double fma_loop_gflops(int64_t iters) {
-  using B = simd::Batch<float>;
-  B acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = B(static_cast<float>(i));
-  const B a(1.0000001f), b(0.9999999f);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t it = 0; it < iters; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = xsimd::fma(acc[i], a, b);
-  }
-  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  float sink = 0;
-  for (int i = 0; i < 12; ++i) sink += xsimd::hadd(acc[i]);
-  volatile float keep = sink;  // the loop must not be optimised away
-  (void)keep;
-  return static_cast<double>(iters) * 12 * B::size * 2 / sec / 1e9;
+  return vec::kernels().fma_gflops(iters);
 }
 }  // namespace
 
@@ -166,8 +154,9 @@ std::string machine_summary() {
   }
   std::ostringstream os;
   os << model << ", " << std::thread::hardware_concurrency() << " hardware threads, "
-     << xsimd::default_arch::name() << " (" << simd::width<float>() << " float lanes), "
-     << num_threads() << " kernel threads";
+     << "SIMD path " << simd_path_name(simd_path()) << " (" << vec::kernels().float_lanes
+     << " float lanes" << (simd_dispatch_enabled() ? ", chosen at run time" : ", -march=native")
+     << "), " << num_threads() << " kernel threads";
   return os.str();
 }
 
