@@ -107,12 +107,6 @@ ChildResult run_child(const std::vector<std::string>& argv, int threads) {
   return r;
 }
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // The size flags both sides take for a case.
 std::vector<std::string> case_flags(const std::string& name, const cli::Parser& p) {
   auto flag = [&](const char* f) {
@@ -223,13 +217,13 @@ int run_compare_bench(int argc, char** argv) {
       config += (config.empty() ? "" : " ") + flags[i] + " " + flags[i + 1];
     summary.add_row({name,
                      config,
-                     cli::Cell(median_of(a_ms), 2),
-                     cli::Cell(median_of(b_ms), 2),
-                     cli::Cell(median_of(ratios), 2),
+                     cli::Cell(bench::median(a_ms), 2),
+                     cli::Cell(bench::median(b_ms), 2),
+                     cli::Cell(bench::median(ratios), 2),
                      cli::Cell(*std::min_element(ratios.begin(), ratios.end()), 2),
                      cli::Cell(*std::max_element(ratios.begin(), ratios.end()), 2),
-                     cli::Cell(median_of(a_rss), 1),
-                     cli::Cell(median_of(b_rss), 1),
+                     cli::Cell(bench::median(a_rss), 1),
+                     cli::Cell(bench::median(b_rss), 1),
                      kernel.empty() ? std::string("-") : kernel});
   }
   std::cerr << "\n";

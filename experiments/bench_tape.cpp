@@ -40,12 +40,6 @@ TapeTimes run_chains(int64_t chains, int64_t length) {
   return {fwd / ops, bwd / ops, rel / ops};
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int run_tape_bench(int argc, char** argv) {
   cli::Parser parser("bench tape", "[--ops N] [--reps R] [--quick]");
   parser.options().add_options()("ops",
@@ -96,7 +90,7 @@ int run_tape_bench(int argc, char** argv) {
                    cli::Cell(best.backward, 3),
                    cli::Cell(best.release, 3),
                    cli::Cell(best_total, 3),
-                   cli::Cell(median(totals), 3)});
+                   cli::Cell(bench::median(totals), 3)});
   }
   table.print(std::cout);
   if (!parser.common().out.empty())

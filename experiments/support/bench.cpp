@@ -13,13 +13,19 @@
 
 namespace attnlab::bench {
 namespace {
-Timing summarize(std::vector<double> t) {
-  std::sort(t.begin(), t.end());
-  const std::size_t n = t.size();
-  const double median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-  return {t.front(), median, t.back(), static_cast<int>(n)};
+Timing summarize(const std::vector<double>& t) {
+  return {*std::min_element(t.begin(), t.end()),
+          median(t),
+          *std::max_element(t.begin(), t.end()),
+          static_cast<int>(t.size())};
 }
 }  // namespace
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
 
 Timing measure(const std::function<void()>& fn, double budget, int min_reps, int max_reps) {
   using clock = std::chrono::steady_clock;

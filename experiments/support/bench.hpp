@@ -26,6 +26,9 @@ Timing measure(const std::function<void()>& fn,
                double budget = 0.5,
                int min_reps = 3,
                int max_reps = 1000);
+// The median of a non-empty list (the mean of the two middle values for an even count).
+double median(std::vector<double> values);
+
 // Runs fn once to warm up (unless warmup is false), then exactly `reps` times.
 Timing measure_reps(const std::function<void()>& fn, int reps, bool warmup = true);
 
