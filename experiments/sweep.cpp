@@ -9,7 +9,8 @@
 // value fails the sweep at once, naming the configuration, instead of inside a run.
 // Resumable: configuration k writes <dir>/runs/<k>/result.csv (train and approx write it to
 // --out, atomically, at their end; one row or several, see collect()); a
-// configuration whose result exists is skipped, so an interrupted sweep is simply started again.
+// configuration whose result exists is skipped, so an interrupted sweep is simply started again;
+// with --checkpoints an unfinished train run also continues from its last validation.
 // --emit-jobs writes <dir>/jobs.txt (one command per line, for GNU parallel) and <dir>/slurm.sh
 // (a job array), see sweep_jobs.cpp; --collect merges whatever results exist.
 #include "experiments/sweep.hpp"
@@ -302,7 +303,10 @@ int run_sweep(int argc, char** argv) {
       "slurm-time", cli::po::value<std::string>(), "slurm.sh: time limit per task (H:M:S, ...)")(
       "slurm-mem", cli::po::value<std::string>(), "slurm.sh: memory per task (e.g. 4G)")(
       "slurm-partition", cli::po::value<std::string>(), "slurm.sh: partition")(
-      "collect", "only merge the finished results");
+      "collect", "only merge the finished results")(
+      "checkpoints",
+      "train: each run checkpoints to runs/<k>/checkpoint.npz at every validation and continues "
+      "from it when the sweep is started again");
   if (!p.parse(argc, argv))
     return 0;
   if (!p.has("grid"))
@@ -321,6 +325,9 @@ int run_sweep(int argc, char** argv) {
   sweep.axes = parse_grid(sweep.grid);
   sweep.configurations = combinations(sweep.axes);
   sweep.dir = absolute_directory(p.get<std::string>("dir"));
+  sweep.checkpoints = p.has("checkpoints");
+  if (sweep.checkpoints && sweep.command != "train")
+    throw cli::UsageError("--checkpoints: only for --command train (got '" + sweep.command + "')");
   const SlurmLimits limits = slurm_limits(p, emit);
   if (!collect_only) {
     set_threads(sweep, p, emit);

@@ -24,8 +24,13 @@ struct Sweep {
   std::vector<std::vector<std::string>> configurations;  // one value per axis, last axis fastest
   std::string dir;                                       // absolute
   int threads = 0;  // kernel threads of each run (0: all cores), sizes a Slurm task
+  // --checkpoints (train only): each run checkpoints to <run dir>/checkpoint.npz at every
+  // validation and, when that file exists as the run starts, continues from it (--resume), so an
+  // interrupted sweep loses at most one validation interval of each unfinished run.
+  bool checkpoints = false;
 
   std::string run_dir(std::size_t k) const { return dir + "/runs/" + std::to_string(k); }
+  std::string checkpoint_path(std::size_t k) const { return run_dir(k) + "/checkpoint.npz"; }
   // "attention=favor seed=2": configuration k as in configurations.tsv.
   std::string describe(std::size_t k) const;
   // The shell command of configuration k; with --out run_dir(k) unless out is false.

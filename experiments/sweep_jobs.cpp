@@ -35,6 +35,12 @@ std::string Sweep::command_line(std::size_t k, bool out) const {
   std::string cmd = shell_quote(exe) + " " + command + (args.empty() ? "" : " " + args);
   for (std::size_t i = 0; i < axes.size(); ++i)
     cmd += " --" + axes[i].key + " " + shell_quote(configurations[k][i]);
+  if (checkpoints) {
+    // The shell decides at launch, so the same line starts a run or continues it, locally, under
+    // GNU parallel or in a Slurm task.
+    const std::string ckpt = shell_quote(checkpoint_path(k));
+    cmd += " --checkpoint " + ckpt + " $(test -f " + ckpt + " && echo --resume)";
+  }
   return out ? cmd + " --out " + shell_quote(run_dir(k)) : cmd;
 }
 

@@ -116,6 +116,31 @@ TEST_SUITE("experiments.cli") {
     CHECK(run("sweep --dir " + dir).status == 2);
   }
 
+  TEST_CASE("sweep --checkpoints: an interrupted train run continues from its last validation") {
+    const std::string dir = scratch_dir("sweep_checkpoints");
+    const std::string data =
+        " --args \"--synthetic-users 50 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 "
+        "--blocks 1 --eval-every 1 --epochs ";
+    const std::string grid = "sweep --checkpoints --grid \"seed=1,2\" --dir " + dir;
+    REQUIRE(run(grid + data + "1\"").status == 0);
+    for (const char* k : {"0", "1"}) {
+      CHECK(read(dir + "/runs/" + k + "/checkpoint.npz").size() > 0);
+      CHECK(read(dir + "/runs/" + k + "/output.txt").find("epoch 1:") != std::string::npos);
+    }
+    // Run 1 "was interrupted" after its epoch-1 validation: the sweep started again with more
+    // epochs skips run 0 and continues run 1 from its checkpoint: epoch 2 runs, epoch 1 does not.
+    std::remove((dir + "/runs/1/result.csv").c_str());
+    const Run again = run(grid + data + "2\"");
+    CHECK(again.status == 0);
+    CHECK(again.out.find("1 run, 1 already finished, 0 failed") != std::string::npos);
+    const std::string resumed = read(dir + "/runs/1/output.txt");
+    CHECK(resumed.find("epoch 2:") != std::string::npos);
+    CHECK(resumed.find("epoch 1:") == std::string::npos);
+    // Only train writes checkpoints.
+    CHECK(run("sweep --checkpoints --command approx --grid \"m=8\" --dir " + dir + "_approx")
+              .status == 2);
+  }
+
   TEST_CASE("sweep over approx: several result rows per run - one line each in the merged table") {
     const std::string dir = scratch_dir("sweep_approx");
     const Run r =
