@@ -20,6 +20,7 @@
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
 #include "experiments/support/kind_flags.hpp"
+#include "experiments/support/kinds_table.hpp"
 #include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
 #include "layers/attention_registry.hpp"
@@ -391,7 +392,7 @@ int run_attention_bench(int argc, char** argv) {
   if (!parser.parse(argc, argv))
     return 0;
   if (parser.has("list")) {
-    for (const auto& k : nn::attention_kinds()) std::cout << k.name << "  " << k.summary << "\n";
+    cli::kinds_table().print(std::cout);
     return 0;
   }
   const Study st = parse_study(parser);
