@@ -29,11 +29,19 @@
 namespace attnlab {
 namespace {
 
-// The kind's defaults, with m random features for the kinds that have them (m = 0: defaults).
-OptionValues kind_options(const nn::AttentionKind& k, int64_t m) {
-  if (m <= 0 || !k.capabilities.random_features)
-    return k.options.defaults();
-  return cli::declared_option_values(k.options, k.name, {{"features", std::to_string(m)}});
+// Each chosen kind's options given as flags (the kinds' own, from the registry), checked.
+using KindSettings = std::map<std::string, std::vector<std::pair<std::string, std::string>>>;
+
+// The kind's options: its defaults, the flags given for it, and m random features for the kinds
+// that have them (m = 0: the kind's own).
+OptionValues kind_options(const KindSettings& settings, const nn::AttentionKind& k, int64_t m) {
+  std::vector<std::pair<std::string, std::string>> given;
+  const auto it = settings.find(k.name);
+  if (it != settings.end())
+    given = it->second;
+  if (m > 0 && k.capabilities.random_features)
+    given.emplace_back("features", std::to_string(m));
+  return cli::kind_option_values(k.options, k.name, given);
 }
 
 // The baseline of the crossover table, and of what counts as exact: its family's kinds.
@@ -44,8 +52,13 @@ bool is_exact(const std::string& kind) {
 }
 
 // The kind's cost model (nn::AttentionKind::cost) for one configuration, forward + backward.
-double kernel_flops(
-    const std::string& kind, int64_t bh, int64_t l, int64_t d, int64_t m, bool causal) {
+double kernel_flops(const KindSettings& settings,
+                    const std::string& kind,
+                    int64_t bh,
+                    int64_t l,
+                    int64_t d,
+                    int64_t m,
+                    bool causal) {
   const nn::AttentionKind& k = nn::attention_kind(kind);
   if (!k.cost)
     return 0.0;
@@ -54,7 +67,7 @@ double kernel_flops(
   shape.lq = shape.lk = l;
   shape.d = shape.dv = d;
   shape.causal = causal;
-  return k.cost(shape, kind_options(k, m)).total_flops();
+  return k.cost(shape, kind_options(settings, k, m)).total_flops();
 }
 
 struct Measured {
@@ -98,13 +111,14 @@ struct Study {
   std::vector<int64_t> lengths, head_dims, features, thread_counts;
   int64_t heads = 1, batch = 1, max_reference_length = 0, max_exact_length = 0;
   double decay = 0;
+  KindSettings settings;  // the kinds' own options given as flags
   bench::TimingPolicy timing;
   DType dtype = kFloat32;
   uint64_t seed = 0;
   bool quick = false;
 };
 
-void add_options(cli::Parser& parser) {
+cli::KindFlags add_options(cli::Parser& parser) {
   std::string kinds_default;
   for (const auto& k : nn::attention_kinds()) {
     if (is_exact(k.name))
@@ -141,6 +155,33 @@ void add_options(cli::Parser& parser) {
       "exact kinds: distance bias -decay * |i - j| on the logits (ALiBi-style; LISA's decay)")(
       "quick", "tiny sizes for the test suite");
   bench::add_timing_options(parser);
+  // The kinds' own options (--feature-norm, --impl, ...); --features is the study's list above.
+  return cli::KindFlags::for_attention(parser, {"features"});
+}
+
+// Each kind-option flag given goes to the chosen kinds that declare it; a flag none of them
+// declares is an error (it would measure nothing).
+KindSettings kind_settings(const cli::Parser& parser,
+                           const cli::KindFlags& flags,
+                           const std::vector<std::string>& kinds) {
+  KindSettings settings;
+  for (const std::string& name : flags.names()) {
+    if (!parser.given(name))
+      continue;
+    bool used = false;
+    for (const std::string& kind : kinds) {
+      if (nn::attention_kind(kind).options.find(name) == nullptr)
+        continue;
+      settings[kind].emplace_back(name, parser.get<std::string>(name));
+      used = true;
+    }
+    if (!used)
+      throw cli::UsageError("--" + name + ": no kind of --kind " + parser.get<std::string>("kind") +
+                            " has this option");
+  }
+  for (const auto& [kind, given] : settings)  // bad values now, not after the first runs
+    cli::kind_option_values(nn::attention_kind(kind).options, kind, given);
+  return settings;
 }
 
 std::vector<int64_t> positive_list(const std::string& text, const std::string& flag) {
@@ -172,13 +213,14 @@ std::vector<std::string> parse_kinds(const cli::Parser& parser, double decay) {
   return kinds;
 }
 
-Study parse_study(const cli::Parser& parser) {
+Study parse_study(const cli::Parser& parser, const cli::KindFlags& flags) {
   Study st;
   st.quick = parser.has("quick");
   st.decay = parser.get<double>("decay");
   if (!(st.decay >= 0))
     throw cli::UsageError("--decay: expected a number >= 0");
   st.kinds = parse_kinds(parser, st.decay);
+  st.settings = kind_settings(parser, flags, st.kinds);
   st.lengths = positive_list(st.quick ? "32,64" : parser.get<std::string>("lengths"), "--lengths");
   st.head_dims = positive_list(parser.get<std::string>("head-dim"), "--head-dim");
   st.features = positive_list(st.quick ? "16" : parser.get<std::string>("features"), "--features");
@@ -212,7 +254,7 @@ std::shared_ptr<nn::AttentionKernel> make_kernel(const Study& st,
   ctx.seed = st.seed;
   ctx.head_dim = d;
   const nn::AttentionKind& k = nn::attention_kind(kind);
-  auto kernel = k.make(kind_options(k, m), ctx);
+  auto kernel = k.make(kind_options(st.settings, k, m), ctx);
   kernel->to(st.dtype);
   if (auto favor = std::dynamic_pointer_cast<nn::FavorKernel>(kernel))
     favor->keep_trace = false;  // a user's training run would not keep it either
@@ -284,7 +326,8 @@ std::map<Config, std::map<int64_t, Measured>> measure_all(const Study& st, cli::
                 continue;
               const Measured r = measure_one(st, *kernel, mask, {st.batch, st.heads, l, d});
               results[{kind, m, d, mask_name, threads}][l] = r;
-              const double flops = kernel_flops(kind, st.batch * st.heads, l, d, m, mask.causal);
+              const double flops =
+                  kernel_flops(st.settings, kind, st.batch * st.heads, l, d, m, mask.causal);
               const double gflops = flops / r.both / 1e9;
               const double pk = threads < static_cast<int64_t>(peak.size())
                                     ? peak[threads] * (st.dtype == kFloat64 ? 0.5 : 1.0)
@@ -388,14 +431,14 @@ int run_attention_bench(int argc, char** argv) {
   if (asks_for_lisa(argc, argv))
     return run_bench_lisa(argc, argv);
   cli::Parser parser("bench attention", "[--kind a,b] [--lengths 256,...] [options]");
-  add_options(parser);
+  const cli::KindFlags kind_flags = add_options(parser);
   if (!parser.parse(argc, argv))
     return 0;
   if (parser.has("list")) {
     cli::kinds_table().print(std::cout);
     return 0;
   }
-  const Study st = parse_study(parser);
+  const Study st = parse_study(parser, kind_flags);
   std::cout << bench::machine_summary() << "\n"
             << "batch " << st.batch << ", heads " << st.heads << ", " << dtype_name(st.dtype)
             << "\n\n";

@@ -23,6 +23,27 @@ TEST_SUITE("experiments.kinds") {
     CHECK(r.out.find("codebooks=8x16") != std::string::npos);
   }
 
+  TEST_CASE("attnlab --list is attnlab kinds") {
+    const auto list = run_cli("--list"), kinds = run_cli("kinds");
+    CHECK(list.status == 0);
+    CHECK(list.out == kinds.out);
+  }
+
+  TEST_CASE("bench attention takes the chosen kinds' own options and refuses the others") {
+    const auto ok = run_cli(
+        "bench attention --quick --kind favor --feature-norm fixed --impl reference "
+        "--thread-counts 1 --no-crossover");
+    CAPTURE(ok.out);
+    CHECK(ok.status == 0);
+    const auto none = run_cli("bench attention --quick --kind softmax-fused --feature-norm fixed");
+    CHECK(none.status == 2);
+    CHECK(none.out.find("--feature-norm: no kind of --kind softmax-fused has this option") !=
+          std::string::npos);
+    const auto bad = run_cli("bench attention --quick --kind favor --impl fast");
+    CHECK(bad.status == 2);
+    CHECK(bad.out.find("--impl: 'fast' is unknown (known: fused, reference)") != std::string::npos);
+  }
+
   TEST_CASE("docs/kinds.md is the registry's table (regenerate: attnlab kinds --markdown)") {
     const std::string path = std::string(ATTNLAB_SOURCE_DIR) + "/docs/kinds.md";
     const std::string doc = read_text(path);
