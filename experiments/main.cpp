@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
     print_usage(std::cerr);
     return 2;
   }
-  const std::string name = argv[1];
+  std::string name = argv[1];
+  if (name == "--list")  // the registry's kinds: attnlab kinds
+    name = "kinds";
   if (name == "--help" || name == "-h" || name == "help") {
     print_usage(std::cout);
     return 0;

@@ -13,6 +13,10 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
                 ValueError,
                 "SASRec: num_items, max_length, dim and heads must be positive and "
                 "blocks >= 0");
+  ATTNLAB_CHECK(!c.ffn_hidden || *c.ffn_hidden > 0,
+                ValueError,
+                "SASRec: ffn_hidden must be positive when set, got ",
+                c.ffn_hidden.value_or(0));
   Generator init(c.seed);
   dropout_rng_ = std::make_shared<Generator>(c.seed + 1);
   EmbeddingOptions item_opt;
@@ -29,12 +33,12 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
   blocks = register_module("blocks", std::make_shared<ModuleList>());
   TransformerBlockOptions bo;
   bo.dim = c.dim;
-  bo.ffn_hidden = c.ffn_hidden > 0 ? c.ffn_hidden : c.dim;
+  bo.ffn_hidden = c.ffn_hidden.value_or(c.dim);
   bo.dropout = c.dropout;
   bo.norm = c.norm;
   bo.norm_eps = c.norm_eps;
   for (int64_t b = 0; b < c.blocks; ++b) {
-    KernelConfig kc = c.kernel;
+    KernelContext kc;
     kc.dropout = c.dropout;
     kc.seed = c.seed + 100 + static_cast<uint64_t>(b);
     kc.head_dim = c.dim / c.heads;
@@ -42,7 +46,7 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
     mo.heads = c.heads;
     mo.out_proj = c.out_proj;
     auto attn = std::make_shared<MultiHeadAttention>(
-        c.dim, make_attention_kernel(c.attention, kc), init, mo);
+        c.dim, c.kernel ? c.kernel(kc) : attention_kind(c.attention).make_default(kc), init, mo);
     blocks->push_back(std::make_shared<TransformerBlock>(attn, bo, init, dropout_rng_));
   }
   final_norm = register_module("final_norm", std::make_shared<LayerNorm>(c.dim, c.norm_eps));

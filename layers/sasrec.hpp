@@ -8,9 +8,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
-#include "layers/attention_factory.hpp"
+#include "layers/attention_registry.hpp"
 #include "layers/recommender.hpp"
 #include "layers/transformer_block.hpp"
 
@@ -22,10 +23,14 @@ struct SASRecConfig {
   int64_t dim = 50;
   int64_t blocks = 2;
   int64_t heads = 1;
-  int64_t ffn_hidden = 0;  // 0: dim (SASRec's position-wise FFN keeps the width)
+  // Unset: dim (SASRec's position-wise FFN keeps the width).
+  std::optional<int64_t> ffn_hidden;
   double dropout = 0.2;
-  std::string attention = "softmax-fused";  // any kind of attention_kinds()
-  KernelConfig kernel;                      // its options (dropout on weights = dropout)
+  // The attention of every block: `kernel` builds each block's kernel from the context
+  // {head_dim = dim / heads, seed = seed + 100 + block, dropout}; unset, the registered kind
+  // `attention` with its default options. `attention` is also the name describe() shows.
+  std::string attention = "softmax-fused";
+  KernelFactory kernel;
   NormPlacement norm = NormPlacement::SASRec;
   bool out_proj = false;
   double norm_eps = 1e-8;
