@@ -1,5 +1,7 @@
 #include "layers/attention_factory.hpp"
 
+#include "layers/softmax_kernel.hpp"
+
 namespace attnlab::nn {
 
 const std::vector<AttentionKind>& attention_kinds() {
