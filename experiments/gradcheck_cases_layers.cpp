@@ -7,6 +7,7 @@
 #include "layers/losses.hpp"
 #include "layers/multihead_attention.hpp"
 #include "layers/sasrec.hpp"
+#include "layers/softmax_kernel.hpp"
 #include "layers/transformer_block.hpp"
 
 namespace attnlab::experiments {

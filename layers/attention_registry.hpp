@@ -37,7 +37,7 @@
 
 #include "core/option_binder.hpp"
 #include "layers/gradcheck_case.hpp"
-#include "layers/multihead_attention.hpp"
+#include "layers/attention_kernel.hpp"
 
 namespace attnlab::nn {
 

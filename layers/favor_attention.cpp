@@ -11,7 +11,7 @@
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
 #include "core/vec.hpp"
-#include "layers/softmax_attention.hpp"
+#include "layers/attention_inputs.hpp"
 
 namespace attnlab::nn {
 namespace favor_bidir_detail {

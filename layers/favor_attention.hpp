@@ -45,9 +45,9 @@
 #include <string>
 
 #include "layers/attention.hpp"
+#include "layers/attention_kernel.hpp"
 #include "layers/favor_feature_maps.hpp"
 #include "layers/favor_features.hpp"
-#include "layers/multihead_attention.hpp"
 
 namespace attnlab::nn {
 

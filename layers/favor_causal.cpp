@@ -36,9 +36,9 @@
 #include "autograd/function.hpp"
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
+#include "layers/attention_inputs.hpp"
 #include "layers/favor_attention.hpp"
 #include "layers/favor_causal_kernels.hpp"
-#include "layers/softmax_attention.hpp"
 
 namespace attnlab::nn {
 namespace favor_causal_detail {

@@ -10,35 +10,10 @@
 #include <memory>
 
 #include "layers/attention.hpp"
+#include "layers/attention_kernel.hpp"
 #include "layers/basic.hpp"
-#include "layers/softmax_attention.hpp"
 
 namespace attnlab::nn {
-
-class AttentionKernel : public Module {
- public:
-  using Module::Module;
-  // q, k: [B, H, Lq or Lk, dh], v: [B, H, Lk, dv] -> [B, H, Lq, dv].
-  virtual Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) = 0;
-};
-
-// Exact softmax attention. Attention-weight dropout (training only) draws its mask from the
-// generator, one stream per call; the reference implementation keeps the last trace.
-class SoftmaxKernel : public AttentionKernel {
- public:
-  explicit SoftmaxKernel(SoftmaxImpl impl = SoftmaxImpl::Fused,
-                         double dropout = 0.0,
-                         std::shared_ptr<Generator> rng = nullptr);
-  Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) override;
-  std::string describe() const override;
-  const AttentionTrace& last_trace() const { return trace_; }  // reference only
-  SoftmaxImpl impl;
-  double dropout;
-
- private:
-  std::shared_ptr<Generator> rng_;
-  AttentionTrace trace_;
-};
 
 struct MultiHeadAttentionOptions {
   int64_t heads = 1;

@@ -24,6 +24,7 @@
 #include "core/enum_names.hpp"
 #include "core/rng.hpp"
 #include "layers/attention.hpp"
+#include "layers/attention_inputs.hpp"
 
 namespace attnlab::nn {
 
@@ -64,17 +65,10 @@ Var softmax_attention_fused(const Var& q,
                             const AttentionDropout& dropout = {});
 
 namespace detail {
-// Checks shapes and dtypes of q, k, v and the mask (errors name `op` and the shapes).
-void check_attention_inputs(
-    const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, const char* op);
 // The flat index of weight (bh, i, j) in the dropout stream, and whether it is kept.
 inline uint64_t dropout_index(int64_t bh, int64_t i, int64_t j, int64_t lq, int64_t lk) {
   return static_cast<uint64_t>((bh * lq + i) * lk + j);
 }
-// Dense [B or 1, 1, Lq, Lk] tensors for the reference: keep (1/0) and bias (0 / -decay|i'-j|).
-Tensor attention_keep_mask(
-    const AttentionMask& mask, int64_t batch, int64_t lq, int64_t lk, DType dtype);
-Tensor attention_bias(const AttentionMask& mask, int64_t lq, int64_t lk, DType dtype);
 // The dropout multipliers (0 or 1/(1-p)) for every weight, [B, H, Lq, Lk].
 Tensor attention_dropout_mask(const AttentionDropout& dropout,
                               const Shape& weights_shape,

@@ -2,6 +2,7 @@
 // primitives and the fused online-softmax kernel. Their only setting, attention-weight dropout,
 // comes from the model (KernelContext::dropout), so they declare no options of their own.
 #include "layers/attention_registry.hpp"
+#include "layers/softmax_kernel.hpp"
 
 namespace attnlab::nn {
 namespace {

@@ -58,12 +58,13 @@ std::string code_lines(const std::string& text) {
   return out;
 }
 
+// Every .cpp and .hpp under `folder`, subfolders included (layers/ is split by concern).
 std::vector<std::string> sources_in(const std::string& folder) {
   std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(kRoot + "/" + folder)) {
+  for (const auto& e : fs::recursive_directory_iterator(kRoot + "/" + folder)) {
     const std::string ext = e.path().extension().string();
-    if (ext == ".cpp" || ext == ".hpp")
-      files.push_back(folder + "/" + e.path().filename().string());
+    if (e.is_regular_file() && (ext == ".cpp" || ext == ".hpp"))
+      files.push_back(fs::relative(e.path(), kRoot).generic_string());
   }
   return files;
 }

@@ -6,6 +6,7 @@
 #include "core/core.hpp"
 #include "layers/multihead_attention.hpp"
 #include "layers/softmax_attention.hpp"
+#include "layers/softmax_kernel.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace attnlab;

@@ -8,6 +8,7 @@
 #include "core/core.hpp"
 #include "layers/basic.hpp"
 #include "layers/multihead_attention.hpp"
+#include "layers/softmax_kernel.hpp"
 #include "layers/transformer_block.hpp"
 #include "tests/test_helpers.hpp"
 

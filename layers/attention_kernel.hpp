@@ -1,0 +1,18 @@
+// The kernel interface of multi-head attention: what runs between the projections. Each family
+// (exact softmax, FAVOR+, LISA, ...) implements it; MultiHeadAttention takes any of them. It is a
+// Module, so kernels with state (FAVOR+'s projection matrix, a redraw generator) save and load
+// with the model.
+#pragma once
+
+#include "layers/attention.hpp"
+
+namespace attnlab::nn {
+
+class AttentionKernel : public Module {
+ public:
+  using Module::Module;
+  // q, k: [B, H, Lq or Lk, dh], v: [B, H, Lk, dv] -> [B, H, Lq, dv].
+  virtual Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) = 0;
+};
+
+}  // namespace attnlab::nn
