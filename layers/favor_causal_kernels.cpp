@@ -13,9 +13,11 @@ namespace attnlab::ATTNLAB_ARCH {
 namespace favor_causal_detail {
 
 // Positions per chunk. The intra-chunk products cost C (E + W) multiply-adds per position on top
-// of the 2 E W of the state products: C = 64 keeps that overhead near 1/2 at E = 256, W = 64
-// while the chunk GEMMs stay large enough for the micro-kernel (measured: docs/benchmarks.md).
-constexpr int64_t kChunk = 64;
+// of the 2 E W of the state products (1.4x the counted work at C = 48, E = 256, W = 64), and
+// smaller chunks make smaller, less efficient GEMMs. Measured at L = 4096, m = 256, d = 64 on one
+// AVX-512 core (CPU samples of fwd + fwd+bwd): C = 32, 48 and 64 within noise of each other
+// (48 the best median), 128 about 15 % slower, 16 about 10 % slower.
+constexpr int64_t kChunk = 48;
 
 // Output columns per task when there are fewer (batch, head) pairs than threads: a multiple of
 // the micro-kernel's 32-float tile width.
@@ -41,19 +43,15 @@ struct Sweep {
   int64_t col0 = 0, cols = 0;  // the slice of columns of c and out this task computes
 };
 
-// Per-task scratch: the chunk's score tile, the state and its row sum, scaled copies of the
-// chunk's a and b rows, and the per-position factors. O(E W + C E) whatever L.
+// Per-task scratch. ap = [diag(fo) a_C | P] (C rows, stride E + C) and sx = [S ; c_C] (E + C rows
+// of width cols), so that the inter- and intra-chunk parts are ONE product ap sx with inner
+// dimension E + n: one pass over the output tile, and longer micro-kernel runs. O(E W + C E)
+// whatever L.
 template <class T>
 struct Work {
-  Work(int64_t E, int64_t cols)
-      : p(kChunk * kChunk),
-        s(E * cols),
-        z(E),
-        as(kChunk * E),
-        bs(kChunk * E),
-        fo(kChunk),
-        fi(kChunk) {}
-  simd::Scratch<T> p, s, z, as, bs, fo, fi;
+  Work(int64_t E, int64_t cols, int64_t C)
+      : ap(C * (E + C)), sx((E + C) * cols), z(E), bs(C * E), fo(C), fi(C) {}
+  simd::Scratch<T> ap, sx, z, bs, fo, fi;
 };
 
 // Copies rows [0, n) of x (width E) into dst scaled by f, and returns dst; returns x itself when
@@ -68,14 +66,14 @@ const T* scaled_rows(const T* x, const T* f, int64_t n, int64_t E, T* dst) {
 }
 
 // P[o, i] = a_o . b_i for the chunk's n positions, then the causal mask (i <= o forward, i >= o
-// reverse) and the weights w between the two positions. Returns nothing; P has leading dim n.
+// reverse) and the weights w between the two positions; P has leading dimension ldp.
 template <class T>
-void chunk_scores(const Sweep<T>& s, int64_t t0, int64_t n, T* p) {
+void chunk_scores(const Sweep<T>& s, int64_t t0, int64_t n, T* p, int64_t ldp) {
   const T* a = s.a + t0 * s.E;
   const T* b = s.b + t0 * s.E;
-  gemm<T>(false, true, n, n, s.E, T(1), a, s.E, b, s.E, T(0), p, n);
+  gemm<T>(false, true, n, n, s.E, T(1), a, s.E, b, s.E, T(0), p, ldp);
   for (int64_t o = 0; o < n; ++o) {
-    T* row = p + o * n;
+    T* row = p + o * ldp;
     const int64_t lo = s.reverse ? o : 0, hi = s.reverse ? n : o + 1;  // kept: [lo, hi)
     std::fill(row, row + lo, T(0));
     std::fill(row + hi, row + n, T(0));
@@ -89,21 +87,24 @@ void chunk_scores(const Sweep<T>& s, int64_t t0, int64_t n, T* p) {
   }
 }
 
-// One chunk [t0, t0 + n): out = P c_chunk + diag(fo) a_chunk S (the state before the chunk,
-// referred to position ref), then S = fs S + b_chunk^T diag(fi) c_chunk referred to new_ref.
+// One chunk [t0, t0 + n): out = [diag(fo) a_C | P] [S ; c_C], with S the state before the chunk
+// referred to position ref, then S = fs S + b_C^T diag(fi) c_C referred to new_ref.
 template <class T>
 void chunk_step(const Sweep<T>& s, int64_t t0, int64_t n, bool first, Work<T>& w) {
-  const int64_t E = s.E, W = s.W, cols = s.cols;
+  const int64_t E = s.E, W = s.W, cols = s.cols, C = kChunk, lda = E + C;
   const T* c = s.c + t0 * W + s.col0;
   T* out = s.out + t0 * W + s.col0;
-  T* p = w.p.data();
-  chunk_scores(s, t0, n, p);
+  T* ap = w.ap.data();
+  T* sx = w.sx.data();
+  T* xc = sx + E * cols;  // the chunk's rows of c, below the state
+  chunk_scores(s, t0, n, ap + E, lda);
+  for (int64_t i = 0; i < n; ++i) std::copy(c + i * W, c + i * W + cols, xc + i * cols);
   // The state's reference position: the last one folded in (forward) or the first (reverse).
   const int64_t ref = s.reverse ? t0 + n : t0 - 1, new_ref = s.reverse ? t0 : t0 + n - 1;
-  auto w_pos = [&](int64_t early_or_late_pos, int64_t other, bool pos_is_early) {
+  auto w_pos = [&](int64_t pos, int64_t other, bool pos_is_early) {
     if (!s.ls)
       return T(1);
-    const T x = s.ls[early_or_late_pos], y = s.ls[other];
+    const T x = s.ls[pos], y = s.ls[other];
     return pos_is_early ? weight(x, y) : weight(y, x);
   };
   for (int64_t o = 0; o < n; ++o) {
@@ -111,14 +112,17 @@ void chunk_step(const Sweep<T>& s, int64_t t0, int64_t n, bool first, Work<T>& w
     w.fo[o] = first ? T(0) : w_pos(ref, t0 + o, !s.reverse);
     w.fi[o] = w_pos(t0 + o, new_ref, !s.reverse);
   }
-  gemm<T>(false, false, n, cols, n, T(1), p, n, c, W, T(0), out, W);
-  if (!first) {
-    const T* as = scaled_rows(s.a + t0 * E, w.fo.data(), n, E, w.as.data());
-    gemm<T>(false, false, n, cols, E, T(1), as, E, w.s.data(), cols, T(1), out, W);
+  if (first) {
+    gemm<T>(false, false, n, cols, n, T(1), ap + E, lda, xc, cols, T(0), out, W);
+  } else {
+    const T* a = s.a + t0 * E;
+    for (int64_t o = 0; o < n; ++o)
+      for (int64_t e = 0; e < E; ++e) ap[o * lda + e] = w.fo[o] * a[o * E + e];
+    gemm<T>(false, false, n, cols, E + n, T(1), ap, lda, sx, cols, T(0), out, W);
   }
   if (s.den) {  // row sums of the masked scores plus the state's share a_o . z
     for (int64_t o = 0; o < n; ++o) {
-      const T* row = p + o * n;
+      const T* row = ap + o * lda + E;
       T d = T(0);
       for (int64_t i = 0; i < n; ++i) d += row[i];
       if (!first)
@@ -133,23 +137,22 @@ void chunk_step(const Sweep<T>& s, int64_t t0, int64_t n, bool first, Work<T>& w
     std::fill(w.z.begin(), w.z.end(), T(0));
   const T fs = first ? T(1) : w_pos(ref, new_ref, !s.reverse);  // first: beta = 0 below
   if (fs != T(1)) {
-    T* st = w.s.data();
-    for (int64_t i = 0; i < E * cols; ++i) st[i] *= fs;
+    for (int64_t i = 0; i < E * cols; ++i) sx[i] *= fs;
     if (s.den)
       for (int64_t e = 0; e < E; ++e) w.z[e] *= fs;
   }
   const T* bs = scaled_rows(s.b + t0 * E, w.fi.data(), n, E, w.bs.data());
-  gemm<T>(true, false, E, cols, n, T(1), bs, E, c, W, first ? T(0) : T(1), w.s.data(), cols);
+  gemm<T>(true, false, E, cols, n, T(1), bs, E, xc, cols, first ? T(0) : T(1), sx, cols);
   if (s.den)
     for (int64_t i = 0; i < n; ++i) simd::axpy(T(1), bs + i * E, w.z.data(), E);
 }
 
 template <class T>
 void sweep(const Sweep<T>& s, Work<T>& w) {
-  const int64_t chunks = (s.L + kChunk - 1) / kChunk;
+  const int64_t C = kChunk, chunks = (s.L + C - 1) / C;
   for (int64_t k = 0; k < chunks; ++k) {
     const int64_t ci = s.reverse ? chunks - 1 - k : k;
-    const int64_t t0 = ci * kChunk, n = std::min(kChunk, s.L - t0);
+    const int64_t t0 = ci * C, n = std::min(C, s.L - t0);
     chunk_step(s, t0, n, k == 0, w);
   }
 }
@@ -183,7 +186,7 @@ void sweeps(int64_t bh,
   const int64_t cw = std::min(W, task_columns(W, bh));
   const int64_t slices = (W + cw - 1) / cw;
   parallel_for(0, bh * slices, 1, [&](int64_t t0, int64_t t1) {
-    Work<T> work(E, cw);
+    Work<T> work(E, cw, kChunk);
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t x = task / slices, sl = task % slices;
       Sweep<T> s;
