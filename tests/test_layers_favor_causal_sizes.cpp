@@ -1,8 +1,10 @@
-// The chunked causal FAVOR+ kernel (layers/favor_causal_kernels.cpp) at the sizes where chunking
-// can go wrong: L below, at and around the chunk size (64) and spanning several chunks, odd
-// feature and value widths, the key log-scale with flat runs and jumps inside and across chunks,
-// and left padding (a -inf log-scale prefix) that ends inside a later chunk. Values and gradients
-// against the composed reference, and a float64 gradcheck over more than one chunk.
+// The fused causal FAVOR+ op (layers/favor_causal_kernels.cpp) at the sizes where its sweeps take
+// different paths: L of 1, odd and around the 48-position chunk of the chunked form
+// (favor_causal_backward.md 9), feature widths above 128 (the four-token pass on 2-batch state
+// slices) and odd widths (partial SIMD batches, padded copies), the key log-scale with flat runs
+// and jumps (one-, two- and four-token steps), and left padding (a -inf log-scale prefix) ending
+// at several places. Values and gradients against the composed reference, and a float64
+// gradcheck over 140 positions.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -59,9 +61,9 @@ Sums run_sums(bool fused,
 
 }  // namespace
 
-TEST_SUITE("layers.favor_causal_chunks") {
+TEST_SUITE("layers.favor_causal_sizes") {
   TEST_CASE_TEMPLATE(
-      "chunked op equals the reference - L around the chunk and odd widths and the log-scale",
+      "fused op equals the reference - odd lengths and widths and wide features and the log-scale",
       T,
       float,
       double) {
@@ -73,10 +75,12 @@ TEST_SUITE("layers.favor_causal_chunks") {
     uint64_t seed = 500;
     for (Size z : {Size{1, 3, 2},
                    Size{17, 5, 7},
-                   Size{63, 11, 1},
-                   Size{64, 16, 16},
-                   Size{65, 13, 33},
-                   Size{130, 7, 64},
+                   Size{47, 11, 1},
+                   Size{48, 16, 16},
+                   Size{49, 13, 33},
+                   Size{97, 7, 64},
+                   Size{61, 150, 33},
+                   Size{70, 257, 64},
                    Size{200, 37, 5}}) {
       for (int scaled = 0; scaled < 3; ++scaled) {  // none, stepped, strictly increasing
         CAPTURE(z.l);
@@ -105,7 +109,7 @@ TEST_SUITE("layers.favor_causal_chunks") {
     }
   }
 
-  TEST_CASE("left padding ending inside a later chunk - fused equals reference and stays finite") {
+  TEST_CASE("left padding ending at several places - fused equals reference and stays finite") {
     const int64_t l = 150, d = 8, m = 24;
     for (int64_t first_real : {0, 3, 64, 100}) {
       CAPTURE(first_real);
@@ -143,7 +147,7 @@ TEST_SUITE("layers.favor_causal_chunks") {
     }
   }
 
-  TEST_CASE("gradcheck in float64 over three chunks with the log-scale") {
+  TEST_CASE("gradcheck in float64 over 140 positions with the log-scale") {
     const int64_t l = 140;
     Tensor ls = stepped_log_scale(l, 700, kFloat64);
     for (int scaled = 0; scaled < 2; ++scaled) {
