@@ -12,9 +12,6 @@ namespace attnlab::ATTNLAB_ARCH {
 namespace favor_causal_detail {
 
 constexpr int64_t kMaxBatches = 4;  // SIMD batches of columns per chunk (x2 tokens in registers)
-// State slices above this many bytes (at kMaxBatches) leave L1: the sweep then takes 2 batches
-// and four tokens per pass (step_k).
-constexpr int64_t kL1StateBytes = 32 * 1024;
 
 template <class T>
 struct Sweep {
@@ -101,48 +98,6 @@ inline void step_two(const T* at,
   }
 }
 
-// K consecutive tokens (no rescale between them) in one pass over the state: the same arithmetic
-// as K step_one calls in order (results do not depend on the grouping), with 1/K of the state's
-// loads and stores. Used with K = 4 and NB <= 2 when the state slice is too big for L1 at NB = 4
-// (E = m = 256 and more): the E x 32 slice then stays in L1, and per state row the 4 NB x 2
-// FMAs outnumber its NB loads and stores.
-template <class T, int NB, int K>
-inline void step_k(
-    const T* const* at, const T* const* bt, const T* const* ct, T* const* ot, T* state, int64_t E) {
-  using B = simd::Batch<T>;
-  constexpr int64_t Wd = simd::width<T>();
-  constexpr int64_t CW = NB * Wd;
-  B cv[K][NB], acc[K][NB];
-#pragma GCC unroll 8
-  for (int k = 0; k < K; ++k)
-#pragma GCC unroll 4
-    for (int n = 0; n < NB; ++n) {
-      cv[k][n] = B::load_unaligned(ct[k] + n * Wd);
-      acc[k][n] = B(T(0));
-    }
-  for (int64_t e = 0; e < E; ++e) {
-    T* st = state + e * CW;
-    B x[NB];
-#pragma GCC unroll 4
-    for (int n = 0; n < NB; ++n) x[n] = B::load_aligned(st + n * Wd);
-#pragma GCC unroll 8
-    for (int k = 0; k < K; ++k) {
-      const B a(at[k][e]), b(bt[k][e]);
-#pragma GCC unroll 4
-      for (int n = 0; n < NB; ++n) {
-        x[n] = xsimd::fma(b, cv[k][n], x[n]);
-        acc[k][n] = xsimd::fma(a, x[n], acc[k][n]);
-      }
-    }
-#pragma GCC unroll 4
-    for (int n = 0; n < NB; ++n) x[n].store_aligned(st + n * Wd);
-  }
-#pragma GCC unroll 8
-  for (int k = 0; k < K; ++k)
-#pragma GCC unroll 4
-    for (int n = 0; n < NB; ++n) acc[k][n].store_unaligned(ot[k] + n * Wd);
-}
-
 template <class T, int NB>
 void sweep_chunk(const Sweep<T>& s, int64_t col0, T* state, T* z) {
   using B = simd::Batch<T>;
@@ -171,28 +126,6 @@ void sweep_chunk(const Sweep<T>& s, int64_t col0, T* state, T* z) {
           (B::load_aligned(state + i) * vf).store_aligned(state + i);
         if (z)
           for (int64_t e = 0; e < E; ++e) z[e] *= f;
-      }
-    }
-    if (NB <= 2 && step + 3 < L) {  // four tokens per pass when the log-scale is flat
-      const int64_t p[4] = {t, pos(step + 1), pos(step + 2), pos(step + 3)};
-      if (!s.ls || (s.ls[p[1]] == s.ls[t] && s.ls[p[2]] == s.ls[t] && s.ls[p[3]] == s.ls[t])) {
-        const T *ap[4], *bp[4], *cp[4];
-        T* op[4];
-        for (int k = 0; k < 4; ++k) {
-          ap[k] = row(s.a, E, p[k]);
-          bp[k] = row(s.b, E, p[k]);
-          cp[k] = row(s.c, s.ldc, p[k]) + col0;
-          op[k] = out(p[k]);
-        }
-        step_k<T, NB, 4>(ap, bp, cp, op, state, E);
-        if (z) {
-          for (int k = 0; k < 4; ++k) {
-            simd::axpy(T(1), bp[k], z, E);
-            s.den[p[k]] = simd::dot_contiguous(ap[k], z, E);
-          }
-        }
-        step += 4;
-        continue;
       }
     }
     const int64_t u = step + 1 < L ? pos(step + 1) : -1;
@@ -244,11 +177,8 @@ ChunkFn<T> chunk_kernel(int64_t nb) {
 // on AVX-512 in one pass; measured no better with narrower, L1-resident state slices at m = 256
 // or 1024), narrower only when there are fewer (batch, head) pairs than threads, so that every
 // thread gets a chunk.
-template <class T>
-int64_t chunk_batches(int64_t nb, int64_t bh, int64_t E) {
+int64_t chunk_batches(int64_t nb, int64_t bh) {
   int64_t cb = std::min(nb, kMaxBatches);
-  if (E * kMaxBatches * simd::width<T>() * static_cast<int64_t>(sizeof(T)) > kL1StateBytes)
-    cb = std::min<int64_t>(cb, 2);  // the four-token pass on an L1-resident E x 2-batch slice
   const int64_t threads = in_parallel_region() ? 1 : num_threads();
   if (bh < threads) {
     const int64_t per = (threads + bh - 1) / bh;  // chunks wanted per (batch, head)
@@ -284,7 +214,7 @@ void sweeps(int64_t bh,
     cc = p;
     oo = opad.data();
   }
-  const int64_t cb = chunk_batches<T>(nb, bh, E);
+  const int64_t cb = chunk_batches(nb, bh);
   const int64_t chunks = (nb + cb - 1) / cb;
   parallel_for(0, bh * chunks, 1, [&](int64_t t0, int64_t t1) {
     simd::Scratch<T> state(E * cb * Wd), z(den ? E : 0);

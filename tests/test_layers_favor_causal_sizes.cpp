@@ -1,10 +1,9 @@
-// The fused causal FAVOR+ op (layers/favor_causal_kernels.cpp) at the sizes where its sweeps take
-// different paths: L of 1, odd and around the 48-position chunk of the chunked form
-// (favor_causal_backward.md 9), feature widths above 128 (the four-token pass on 2-batch state
-// slices) and odd widths (partial SIMD batches, padded copies), the key log-scale with flat runs
-// and jumps (one-, two- and four-token steps), and left padding (a -inf log-scale prefix) ending
-// at several places. Values and gradients against the composed reference, and a float64
-// gradcheck over 140 positions.
+// The fused causal FAVOR+ op (layers/favor_causal_kernels.cpp) at the sizes where a sweep can go
+// wrong: L of 1, odd, and around 48 (a chunk of the chunked form, favor_causal_backward.md 9),
+// feature widths above 128 (state slices beyond L1) and odd widths (partial SIMD batches, padded
+// copies), the key log-scale with flat runs and jumps (one- and two-token steps), and left padding
+// (a -inf log-scale prefix) ending at several places. Values and gradients against the composed
+// reference, and a float64 gradcheck over 140 positions.
 #include <doctest/doctest.h>
 
 #include <cmath>
