@@ -22,6 +22,9 @@
 // them. Measured at L = 4096, m = 256, dv = 64 on one AVX-512 core: forward 2.4 ms with one
 // token per pass, 1.65 ms (~160 GFLOP/s) with two. Widths that are not a multiple of the SIMD
 // width are zero-padded into a scratch copy.
+// Measured and not adopted (2026-12-06): the chunked form (intra-chunk tiles and one state update
+// per chunk as core GEMMs) took 1.15-1.5x this kernel's CPU time (favor_causal_backward.md 9), and
+// four tokens per pass on 2-batch L1-resident slices moved the sweeps by -7 % to +3 %.
 //
 // Parallelism: tasks are (batch*head, column chunk); when batch*heads is below the thread count
 // the chunks are made narrower so every thread gets work. A column's arithmetic is the same in
