@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "layers/attention.hpp"
+#include "layers/attention_stream.hpp"
 #include "layers/basic.hpp"
 #include "layers/softmax_attention.hpp"
 
@@ -20,6 +21,9 @@ class AttentionKernel : public Module {
   using Module::Module;
   // q, k: [B, H, Lq or Lk, dh], v: [B, H, Lk, dv] -> [B, H, Lq, dv].
   virtual Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) = 0;
+  // The causal attention one position at a time, for online inference (attention_stream.hpp),
+  // with `heads` heads. Eval mode only. The default throws ValueError: no streaming form.
+  virtual std::unique_ptr<AttentionStream> begin_stream(int64_t heads) const;
 };
 
 // Exact softmax attention. Attention-weight dropout (training only) draws its mask from the
@@ -30,6 +34,8 @@ class SoftmaxKernel : public AttentionKernel {
                          double dropout = 0.0,
                          std::shared_ptr<Generator> rng = nullptr);
   Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) override;
+  // The key/value cache (softmax_attention_stream.cpp).
+  std::unique_ptr<AttentionStream> begin_stream(int64_t heads) const override;
   std::string describe() const override;
   const AttentionTrace& last_trace() const { return trace_; }  // reference only
   SoftmaxImpl impl;
@@ -47,6 +53,23 @@ struct MultiHeadAttentionOptions {
   InitSpec init{Init::XavierUniform};
 };
 
+class MultiHeadAttention;
+
+// Causal self-attention of one MultiHeadAttention one position at a time (eval mode, no tape):
+// step(q_in, kv_in) with the new position's query input and key/value input rows [D] returns
+// its output row [D], the last row of forward(q_in, kv_in, causal) over the positions so far.
+// Keeps a reference to the layer, which must outlive it (multihead_attention_stream.cpp).
+class MultiHeadAttentionStream {
+ public:
+  explicit MultiHeadAttentionStream(MultiHeadAttention& layer);
+  Tensor step(const Tensor& q_in, const Tensor& kv_in);
+  int64_t state_bytes() const { return kernel_->state_bytes(); }
+
+ private:
+  MultiHeadAttention* layer_;
+  std::unique_ptr<AttentionStream> kernel_;
+};
+
 class MultiHeadAttention : public AttentionModule {
  public:
   MultiHeadAttention(int64_t dim,
@@ -55,6 +78,8 @@ class MultiHeadAttention : public AttentionModule {
                      const MultiHeadAttentionOptions& opt = {});
   using AttentionModule::forward;
   Var forward(const Var& q_in, const Var& kv_in, const AttentionMask& mask) override;
+  // ValueError in training mode or when the kernel has no streaming form.
+  MultiHeadAttentionStream begin_stream() { return MultiHeadAttentionStream(*this); }
   std::string describe() const override;
 
   std::shared_ptr<Linear> w_q, w_k, w_v, w_o;  // w_o null without out_proj
