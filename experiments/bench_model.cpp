@@ -14,6 +14,7 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
+#include "experiments/bench_model_stream.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
 #include "experiments/support/models.hpp"
@@ -57,6 +58,7 @@ void add_options(cli::Parser& parser) {
       "skip the materialised softmax-reference above this L (its memory grows as L^2)")(
       "quick", "tiny sizes for the test suite");
   bench::add_timing_options(parser, 1.0);
+  bench::add_model_stream_options(parser);
 }
 
 Study parse_study(const cli::Parser& p) {
@@ -226,6 +228,8 @@ int run_model_bench(int argc, char** argv) {
   add_options(parser);
   if (!parser.parse(argc, argv))
     return 0;
+  if (parser.has("stream"))
+    return bench::run_model_stream_bench(parser);
   const Study st = parse_study(parser);
   std::cout << bench::machine_summary() << "\n"
             << "batch " << st.batch << " full-length sequences, width " << st.dim << ", one head, "
