@@ -104,6 +104,7 @@ TEST_SUITE("experiments.bench_modes") {
     CHECK(run_cli("bench model --stream --kinds nope").status == 2);
     CHECK(run_cli("bench model --stream --window 0").status == 2);
     CHECK(run_cli("bench model --stream --lengths 4 --window 8").status == 2);
+    CHECK(run_cli("bench model --stream --clock sundial").status == 2);
   }
 }
 
