@@ -40,16 +40,20 @@ class FavorStateStream : public AttentionStream {
     const Tensor kf = key_features(k);
     const int64_t r = qf.size(3);
     if (steps_ == 0) {
-      r_ = r;
+      dh_ = dh;
       dv_ = dv;
       state_.assign(static_cast<std::size_t>(h * r * dv), T(0));
       norm_.assign(static_cast<std::size_t>(h * r), T(0));
     }
-    ATTNLAB_CHECK(dv == dv_ && dh == q.size(1),
+    ATTNLAB_CHECK(dh == dh_ && dv == dv_,
                   ShapeError,
-                  "FavorKernel stream: value width changed from ",
+                  "FavorKernel stream: head widths changed from dh ",
+                  dh_,
+                  ", dv ",
                   dv_,
                   " to ",
+                  dh,
+                  ", ",
                   dv);
     const VecFns<T>& vf = vec::fns<T>();
     Tensor out = zeros({h, dv}, q.dtype());
@@ -131,7 +135,7 @@ class FavorStateStream : public AttentionStream {
   }
 
   FavorStreamSetup s_;
-  int64_t r_ = 0, dv_ = 0;
+  int64_t dh_ = 0, dv_ = 0;
   std::vector<T> state_, norm_;       // per head: S [r, dv], z [r]
   std::vector<T> shift_, new_shift_;  // per head: c_(t-1), c_t
 };

@@ -184,6 +184,15 @@ TEST_SUITE("layers_streaming") {
       CHECK_THROWS_WITH_AS(stream->step(ones({3, 4}), ones({2, 4}), ones({2, 4})),
                            doctest::Contains("heads = 2"),
                            ShapeError);
+      for (const char* kind : {"softmax-fused", "linear-elu"}) {
+        auto k = make_attention_kernel(kind, {});
+        k->eval();
+        auto st = k->begin_stream(1);
+        st->step(ones({1, 4}), ones({1, 4}), ones({1, 4}));
+        CHECK_THROWS_WITH_AS(st->step(ones({1, 4}), ones({1, 4}), ones({1, 5})),
+                             doctest::Contains("head widths changed"),
+                             ShapeError);
+      }
     }
   }
 }
