@@ -64,10 +64,7 @@ StreamStudy parse_stream_study(const cli::Parser& p) {
   cli::parse_codebooks(st.codebooks, "--codebooks");
   st.window = quick ? 4 : p.get<int64_t>("window");
   st.recompute_reps = quick ? 2 : p.get<int64_t>("recompute-reps");
-  const std::string clock = p.get<std::string>("clock");
-  if (clock != "cpu" && clock != "wall")
-    throw cli::UsageError("--clock: 'cpu' or 'wall', got '" + clock + "'");
-  st.cpu_clock = clock == "cpu";
+  st.cpu_clock = cpu_clock_option(p);
   if (st.window < 1 || st.recompute_reps < 1)
     throw cli::UsageError("--window and --recompute-reps must be >= 1");
   for (int64_t l : st.lengths) {
@@ -120,9 +117,6 @@ UserStream begin_user_stream(nn::SequenceRecommender& model, const std::string& 
   throw cli::UsageError("--stream: kind '" + kind + "' has no streaming form");
 }
 
-// The process's CPU time (all threads): on a shared machine, the work a call did, without the
-// time the scheduler gave to other processes, which wall-clock time of calls longer than a time
-// slice includes.
 double process_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -221,7 +215,22 @@ void add_model_stream_options(cli::Parser& parser) {
       "--stream: recomputations on the prefix per length (median)")(
       "clock",
       cli::po::value<std::string>()->default_value("cpu"),
-      "--stream: cpu (process CPU time, robust on a shared machine) or wall");
+      "cpu (process CPU time, median of --reps runs, 3 by default; robust on a shared "
+      "machine) or wall (wall-clock time, --budget and --reps as the other bench modes)");
+}
+
+bool cpu_clock_option(const cli::Parser& p) {
+  const std::string clock = p.get<std::string>("clock");
+  if (clock != "cpu" && clock != "wall")
+    throw cli::UsageError("--clock: 'cpu' or 'wall', got '" + clock + "'");
+  return clock == "cpu";
+}
+
+double median_cpu_seconds(const std::function<void()>& fn, int reps) {
+  fn();  // warm-up
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) t.push_back(seconds_of(fn, true));
+  return median(t);
 }
 
 int run_model_stream_bench(const cli::Parser& parser) {

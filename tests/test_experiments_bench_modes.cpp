@@ -86,6 +86,11 @@ TEST_SUITE("experiments.bench_modes") {
       CHECK(cross.find(kind) != std::string::npos);
     CHECK(run_cli("bench model --kinds nope").status == 2);
     CHECK(run_cli("bench model --lengths 1").status == 2);
+    CHECK(run_cli("bench model --clock sundial").status == 2);
+    const auto wall = run_cli("bench model --quick --reps 1 --clock wall --kinds favor");
+    CHECK(wall.status == 0);
+    CHECK(wall.out.find("wall-clock run") != std::string::npos);
+    CHECK(r.out.find("process CPU time") != std::string::npos);
   }
 
   TEST_CASE("bench model --stream times one user's steps against history length") {
