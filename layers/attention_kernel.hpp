@@ -4,7 +4,10 @@
 // with the model.
 #pragma once
 
+#include <memory>
+
 #include "layers/attention.hpp"
+#include "layers/attention_stream.hpp"
 
 namespace attnlab::nn {
 
@@ -13,6 +16,9 @@ class AttentionKernel : public Module {
   using Module::Module;
   // q, k: [B, H, Lq or Lk, dh], v: [B, H, Lk, dv] -> [B, H, Lq, dv].
   virtual Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) = 0;
+  // The causal attention one position at a time, for online inference (attention_stream.hpp),
+  // with `heads` heads. Eval mode only. The default throws ValueError: no streaming form.
+  virtual std::unique_ptr<AttentionStream> begin_stream(int64_t heads) const;
 };
 
 }  // namespace attnlab::nn

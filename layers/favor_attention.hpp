@@ -135,6 +135,8 @@ class FavorKernel : public AttentionKernel {
  public:
   explicit FavorKernel(const FavorOptions& options);
   Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) override;
+  // The running state S, z of the causal form (favor_stream.cpp); eval mode (no redraw).
+  std::unique_ptr<AttentionStream> begin_stream(int64_t heads) const override;
   std::string describe() const override;
 
   // The projection W [m, d] and its owner (ValueError for the elu+1 map, which has none).

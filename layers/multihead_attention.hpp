@@ -22,6 +22,23 @@ struct MultiHeadAttentionOptions {
   InitSpec init{Init::XavierUniform};
 };
 
+class MultiHeadAttention;
+
+// Causal self-attention of one MultiHeadAttention one position at a time (eval mode, no tape):
+// step(q_in, kv_in) with the new position's query input and key/value input rows [D] returns
+// its output row [D], the last row of forward(q_in, kv_in, causal) over the positions so far.
+// Keeps a reference to the layer, which must outlive it (multihead_attention_stream.cpp).
+class MultiHeadAttentionStream {
+ public:
+  explicit MultiHeadAttentionStream(MultiHeadAttention& layer);
+  Tensor step(const Tensor& q_in, const Tensor& kv_in);
+  int64_t state_bytes() const { return kernel_->state_bytes(); }
+
+ private:
+  MultiHeadAttention* layer_;
+  std::unique_ptr<AttentionStream> kernel_;
+};
+
 class MultiHeadAttention : public AttentionModule {
  public:
   MultiHeadAttention(int64_t dim,
@@ -30,6 +47,8 @@ class MultiHeadAttention : public AttentionModule {
                      const MultiHeadAttentionOptions& opt = {});
   using AttentionModule::forward;
   Var forward(const Var& q_in, const Var& kv_in, const AttentionMask& mask) override;
+  // ValueError in training mode or when the kernel has no streaming form.
+  MultiHeadAttentionStream begin_stream() { return MultiHeadAttentionStream(*this); }
   std::string describe() const override;
 
   std::shared_ptr<Linear> w_q, w_k, w_v, w_o;  // w_o null without out_proj

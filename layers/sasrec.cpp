@@ -5,6 +5,7 @@
 
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
+#include "layers/multihead_attention.hpp"
 
 namespace attnlab::nn {
 

@@ -37,11 +37,34 @@ struct SASRecConfig {
   uint64_t seed = 0;
 };
 
+class SASRec;
+
+// One user's online inference (eval mode, no tape): push(item) appends the next item of the
+// history and returns its hidden state [D]; scores for the next item are that row against the
+// item embeddings. After t pushes the row equals hidden(history[0..t)) on the unpadded prefix
+// (positions 0..t-1), last row. Exact attention keeps a key/value cache (O(t D) per push),
+// FAVOR+ and linear kinds a running state (constant per push). Keeps a reference to the model,
+// which must outlive it (sasrec_stream.cpp).
+class SASRecStream {
+ public:
+  explicit SASRecStream(SASRec& model);
+  Tensor push(int64_t item);
+  int64_t length() const { return length_; }
+  int64_t state_bytes() const;  // the attention caches or states of all blocks
+
+ private:
+  SASRec* model_;
+  std::vector<TransformerBlockStream> blocks_;
+  int64_t length_ = 0;
+};
+
 class SASRec : public SequenceRecommender {
  public:
   explicit SASRec(const SASRecConfig& config);
   Var hidden(const Tensor& input_ids) override;
   Var item_vectors(const Tensor& item_ids) override;
+  // ValueError in training mode or when the attention kind has no streaming form.
+  SASRecStream begin_stream() { return SASRecStream(*this); }
   int64_t num_items() const override { return config_.num_items; }
   int64_t max_length() const override { return config_.max_length; }
   std::string describe() const override;

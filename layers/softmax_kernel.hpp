@@ -16,6 +16,8 @@ class SoftmaxKernel : public AttentionKernel {
                          double dropout = 0.0,
                          std::shared_ptr<Generator> rng = nullptr);
   Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) override;
+  // The key/value cache (softmax_attention_stream.cpp).
+  std::unique_ptr<AttentionStream> begin_stream(int64_t heads) const override;
   std::string describe() const override;
   const AttentionTrace& last_trace() const { return trace_; }  // reference only
   SoftmaxImpl impl;

@@ -29,6 +29,26 @@ struct TransformerBlockOptions {
   Activation activation = Activation::ReLU;
 };
 
+class TransformerBlock;
+class MultiHeadAttentionStream;
+
+// One block one position at a time (eval mode, no tape): step(x) with the new position's input
+// row [D] returns its output row [D], the last row of forward(x, causal) over the positions so
+// far (no padding). Needs a MultiHeadAttention whose kernel streams; keeps a reference to the
+// block, which must outlive it (multihead_attention_stream.cpp).
+class TransformerBlockStream {
+ public:
+  explicit TransformerBlockStream(TransformerBlock& block);
+  TransformerBlockStream(TransformerBlockStream&&) noexcept;
+  ~TransformerBlockStream();
+  Tensor step(const Tensor& x);
+  int64_t state_bytes() const;
+
+ private:
+  TransformerBlock* block_;
+  std::unique_ptr<MultiHeadAttentionStream> attention_;
+};
+
 class TransformerBlock : public Module {
  public:
   TransformerBlock(std::shared_ptr<AttentionModule> attention,
@@ -36,6 +56,7 @@ class TransformerBlock : public Module {
                    Generator& init_rng,
                    std::shared_ptr<Generator> dropout_rng);
   Var forward(const Var& x, const AttentionMask& mask);  // [B, L, D] -> [B, L, D]
+  TransformerBlockStream begin_stream() { return TransformerBlockStream(*this); }
   std::string describe() const override;
 
   std::shared_ptr<AttentionModule> attention;

@@ -86,6 +86,30 @@ TEST_SUITE("experiments.bench_modes") {
       CHECK(cross.find(kind) != std::string::npos);
     CHECK(run_cli("bench model --kinds nope").status == 2);
     CHECK(run_cli("bench model --lengths 1").status == 2);
+    CHECK(run_cli("bench model --clock sundial").status == 2);
+    const auto wall = run_cli("bench model --quick --reps 1 --clock wall --kinds favor");
+    CHECK(wall.status == 0);
+    CHECK(wall.out.find("wall-clock run") != std::string::npos);
+    CHECK(r.out.find("process CPU time") != std::string::npos);
+  }
+
+  TEST_CASE("bench model --stream times one user's steps against history length") {
+    const std::string dir = "/tmp/attnlab_bench_model_stream_" + std::to_string(::getpid());
+    const auto r = run_cli("bench model --stream --quick --threads 1 --out " + dir);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    const std::string csv = read_text(dir + "/model_stream.csv");
+    CHECK(csv.rfind("kind,t,stream step ms,recompute ms,speedup,state bytes", 0) == 0);
+    int rows = 0;
+    for (char c : csv) rows += c == '\n';
+    CHECK(rows == 1 + 5 * 2);  // five default streaming kinds at the two quick lengths
+    for (const char* kind :
+         {"softmax-fused,8", "favor,16", "linear-elu,", "lisa-base,", "lisa-soft,"})
+      CHECK(csv.find(kind) != std::string::npos);
+    CHECK(run_cli("bench model --stream --kinds nope").status == 2);
+    CHECK(run_cli("bench model --stream --window 0").status == 2);
+    CHECK(run_cli("bench model --stream --lengths 4 --window 8").status == 2);
+    CHECK(run_cli("bench model --stream --clock sundial").status == 2);
   }
 }
 
