@@ -57,8 +57,8 @@ class MultiHeadAttention : public AttentionModule {
   Var forward(const Var& q_in, const Var& kv_in, const AttentionMask& mask) override;
   std::string describe() const override;
 
-  std::shared_ptr<Linear> w_q, w_k, w_v, w_o;  // w_o null without out_proj
-  std::shared_ptr<AttentionKernel> kernel;
+  Child<Linear> w_q, w_k, w_v, w_o;  // w_o null without out_proj
+  Child<AttentionKernel> kernel;
   int64_t dim, heads;
 };
 

@@ -36,10 +36,10 @@ class TransformerBlock : public Module {
   Var forward(const Var& x, const AttentionMask& mask);  // [B, L, D] -> [B, L, D]
   std::string describe() const override;
 
-  std::shared_ptr<AttentionModule> attention;
-  std::shared_ptr<LayerNorm> norm1, norm2;
-  std::shared_ptr<FeedForward> ffn;
-  std::shared_ptr<Dropout> drop1, drop2;
+  Child<AttentionModule> attention;
+  Child<LayerNorm> norm1, norm2;
+  Child<FeedForward> ffn;
+  Child<Dropout> drop1, drop2;
   TransformerBlockOptions options;
 };
 
