@@ -5,7 +5,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(_attnlab_targets core autograd layers)
+set(_attnlab_targets core autograd layers layers_archive)
 if(TARGET experiment_support)
   list(APPEND _attnlab_targets experiment_support)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/experiments/support/ DESTINATION

@@ -1,0 +1,45 @@
+// `attnlab kinds`: the registry as a table; docs/kinds.md is its markdown form and must be
+// regenerated when a kind changes (`attnlab kinds --markdown > docs/kinds.md`).
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "layers/attention_registry.hpp"
+#include "layers/model_registry.hpp"
+#include "tests/cli_test_helpers.hpp"
+
+using attnlab_test::read_text;
+using attnlab_test::run_cli;
+
+TEST_SUITE("experiments.kinds") {
+  TEST_CASE("attnlab kinds lists every registered kind with its family and options") {
+    const auto r = run_cli("kinds");
+    REQUIRE(r.status == 0);
+    for (const auto& kind : attnlab::nn::model_kinds()) {
+      CAPTURE(kind.name);
+      CHECK(r.out.find(kind.name + " ") != std::string::npos);
+    }
+    CHECK(r.out.find("features=256") != std::string::npos);
+    CHECK(r.out.find("codebooks=8x16") != std::string::npos);
+  }
+
+  TEST_CASE("docs/kinds.md is the registry's table (regenerate: attnlab kinds --markdown)") {
+    const std::string path = std::string(ATTNLAB_SOURCE_DIR) + "/docs/kinds.md";
+    const std::string doc = read_text(path);
+    CAPTURE(path);
+    REQUIRE(!doc.empty());
+    const auto r = run_cli("kinds --markdown");
+    REQUIRE(r.status == 0);
+    CHECK_MESSAGE(doc == r.out,
+                  "docs/kinds.md is out of date: attnlab kinds --markdown > docs/kinds.md");
+  }
+
+  TEST_CASE("gradcheck runs every kind's cases from the registry") {
+    const auto r = run_cli("gradcheck --list --filter kind/");
+    REQUIRE(r.status == 0);
+    for (const auto& kind : attnlab::nn::attention_kinds()) {
+      CAPTURE(kind.name);
+      CHECK(r.out.find("kind/" + kind.name + "/causal") != std::string::npos);
+    }
+  }
+}
