@@ -12,7 +12,7 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
-#include "layers/attention_factory.hpp"
+#include "layers/attention_registry.hpp"
 #include "layers/sasrec.hpp"
 #include "tests/test_helpers.hpp"
 
@@ -33,11 +33,10 @@ SASRecConfig small_sasrec() {
 }
 
 std::shared_ptr<AttentionKernel> favor_kernel(const SASRecConfig& c) {
-  KernelConfig kc;
-  kc.head_dim = c.dim / c.heads;
-  kc.features = 8;
-  kc.seed = 11;
-  return make_attention_kernel("favor", kc);
+  KernelContext context;
+  context.head_dim = c.dim / c.heads;
+  context.seed = 11;
+  return attention_kind("favor").make_default(context);
 }
 
 MultiHeadAttention& attention_of(SASRec& m, std::size_t block) {
