@@ -123,7 +123,8 @@ class AnomalyGuard {
 
 // ---- scopes -----------------------------------------------------------------------------------
 // Names the code region that creates nodes ("blocks.0.attn"); nested scopes join with '.'.
-// Modules open a scope with their name, so reports and anomaly errors say where a node came from.
+// Modules open a scope with their name (nn::call), so reports and anomaly errors say where a node
+// came from. An empty name opens nothing.
 class Scope {
  public:
   explicit Scope(const std::string& name);

@@ -18,6 +18,8 @@ void set_anomaly_enabled(bool on) {
 }
 
 Scope::Scope(const std::string& name) : saved_size_(t_scope.size()) {
+  if (name.empty())
+    return;  // an unnamed (root) module adds nothing to the path
   if (!t_scope.empty())
     t_scope += '.';
   t_scope += name;

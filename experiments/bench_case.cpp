@@ -91,7 +91,7 @@ struct SasrecCase {
         *data, chunk, model->max_length(), RngKey{seed, static_cast<uint64_t>(100 + next)});
     ++next;
     opt->zero_grad();
-    ag::Var loss = nn::recommendation_loss(*model, batch, "bce");
+    ag::Var loss = nn::recommendation_loss(*model, batch, nn::LossKind::BCE);
     loss.backward();
     opt->step();
   }

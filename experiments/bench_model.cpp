@@ -123,7 +123,7 @@ Measured measure_one(const Study& st, const std::string& kind, int64_t l) {
   auto train_step = [&] {
     model->train();
     opt.zero_grad();
-    ag::Var loss = nn::recommendation_loss(*model, batch, "bce");
+    ag::Var loss = nn::recommendation_loss(*model, batch, nn::LossKind::BCE);
     loss.backward();
     opt.step();
   };

@@ -11,6 +11,7 @@
 #include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
 #include "experiments/support/table.hpp"
+#include "experiments/support/train_report.hpp"
 #include "layers/seqrec_trainer.hpp"
 
 namespace attnlab {
@@ -99,17 +100,19 @@ int run_demo(int argc, char** argv) {
     tc.batch_size = p.get<int64_t>("batch");
     tc.eval_every = epochs;  // one validation, at the end
     tc.seed = p.common().seed;
-    tc.progress = true;
     std::cerr << kind << ": " << model->describe() << "\n";
     const int64_t before = memory_stats().live_bytes;
     reset_peak_memory();
     // The peak of training alone: read after each epoch that ran no evaluation (evaluation
     // scores 101 candidates for 256 users at once and would dominate small models).
     int64_t train_peak = 0;
-    const nn::TrainResult r = nn::train_recommender(*model, split, tc, [&](const nn::EpochLog& e) {
+    cli::TrainingReport report("", false, /*progress_bar=*/true);
+    nn::TrainCallbacks callbacks = report.callbacks();
+    callbacks.after_epoch = [&](const nn::EpochLog& e) {
       if (!e.evaluated)
         train_peak = std::max(train_peak, memory_stats().peak_bytes - before);
-    });
+    };
+    const nn::TrainResult r = nn::train_recommender(*model, split, tc, callbacks);
     if (train_peak == 0)  // one epoch only: the peak includes its evaluation
       train_peak = memory_stats().peak_bytes - before;
     const double peak_mib = static_cast<double>(train_peak) / 1048576.0;

@@ -9,6 +9,7 @@
 #include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
 #include "experiments/support/table.hpp"
+#include "experiments/support/train_report.hpp"
 #include "layers/model_registry.hpp"
 #include "layers/seqrec_trainer.hpp"
 
@@ -85,10 +86,8 @@ void check_flags(const cli::Parser& p) {
     throw cli::UsageError("--attention: model kind '" + p.get<std::string>("attention") +
                           "' is unknown (known: " + nn::model_kind_names() + ")");
   }
-  if (p.get<std::string>("loss") != "bce" && p.get<std::string>("loss") != "ce") {
-    throw cli::UsageError("--loss: expected bce or ce, got '" + p.get<std::string>("loss") + "'");
-  }
   try {
+    enum_names(nn::LossKind{}).parse(p.get<std::string>("loss"), "--loss");
     enum_names(nn::NormPlacement{}).parse(p.get<std::string>("norm"), "--norm");
   } catch (const ValueError& e) {
     throw cli::UsageError(e.what());
@@ -158,7 +157,7 @@ void add_training_options(cli::Parser& p) {
       "lr", cli::po::value<double>()->default_value(1e-3), "Adam learning rate")(
       "loss",
       cli::po::value<std::string>()->default_value("bce"),
-      "bce (one negative per position) or ce (full softmax)")(
+      enum_names(nn::LossKind{}).help().c_str())(
       "eval-every", cli::po::value<int64_t>()->default_value(20), "epochs between validations")(
       "patience",
       cli::po::value<int64_t>()->default_value(0),
@@ -192,7 +191,7 @@ nn::TrainConfig training_config(const cli::Parser& p) {
   tc.epochs = p.get<int64_t>("epochs");
   tc.batch_size = p.get<int64_t>("batch");
   tc.lr = p.get<double>("lr");
-  tc.loss = p.get<std::string>("loss");
+  tc.loss = enum_names(nn::LossKind{}).parse(p.get<std::string>("loss"), "--loss");
   tc.eval_every = p.get<int64_t>("eval-every");
   tc.patience = p.get<int64_t>("patience");
   tc.eval_max_users = p.get<int64_t>("eval-users");
@@ -200,12 +199,10 @@ nn::TrainConfig training_config(const cli::Parser& p) {
   tc.seed = p.common().seed;
   tc.checkpoint = p.get<std::string>("checkpoint");
   tc.resume = p.has("resume");
-  tc.log = p.get<std::string>("log");
-  tc.progress = true;
   return tc;
 }
 
-// The epoch callback: a line per validation while training runs (the tables come at the end).
+// The evaluation callback: a line per validation while training runs (the tables come at the end).
 void print_validation(const nn::EpochLog& e) {
   if (!e.evaluated)
     return;
@@ -292,8 +289,9 @@ int run_train(int argc, char** argv) {
   const nn::SplitDataset split = nn::leave_one_out(data);
   std::cout << "data: " << data.summary() << "\n";
   const std::shared_ptr<nn::SequenceRecommender> model = build_model(p, mc, data.num_items);
-  const nn::TrainResult r =
-      nn::train_recommender(*model, split, training_config(p), print_validation);
+  cli::TrainingReport training_report(p.get<std::string>("log"), p.has("resume"), true);
+  const nn::TrainResult r = nn::train_recommender(
+      *model, split, training_config(p), training_report.callbacks(print_validation));
   report(p, mc.kind, r);
   return 0;
 }

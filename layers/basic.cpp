@@ -26,7 +26,6 @@ Var Linear::forward(const Var& x) const {
                 x.shape(),
                 " does not end in in_features = ",
                 in_features);
-  auto s = scope();
   // One [rows, in] x [in, out] GEMM for any number of leading dimensions.
   Shape out_shape = x.shape();
   out_shape[out_shape.rank() - 1] = out_features;
@@ -63,7 +62,6 @@ Embedding::Embedding(int64_t n, int64_t d, Generator& init_rng, EmbeddingOptions
 }
 
 Var Embedding::forward(const Tensor& ids) const {
-  auto s = scope();
   return ag::embedding(weight, ids, padding_idx);
 }
 
@@ -92,7 +90,6 @@ Var LayerNorm::forward(const Var& x) const {
                 x.shape(),
                 " does not end in dim = ",
                 dim);
-  auto s = scope();
   return ag::layer_norm(x, weight, bias, eps);
 }
 
@@ -117,7 +114,6 @@ Var Dropout::forward(const Var& x) {
     last_mask_ = Tensor();
     return x;
   }
-  auto s = scope();
   last_mask_ = mul(bernoulli(x.shape(), 1.0 - p, rng_->next(), x.dtype()), 1.0 / (1.0 - p));
   return x * ag::constant(last_mask_);
 }
@@ -162,14 +158,13 @@ FeedForward::FeedForward(int64_t dim,
                          std::shared_ptr<Generator> dropout_rng,
                          Activation a)
     : Module("FeedForward"), act(a) {
-  fc1 = register_module("fc1", std::make_shared<Linear>(dim, hidden, init_rng));
-  drop = register_module("dropout", std::make_shared<Dropout>(dropout, std::move(dropout_rng)));
-  fc2 = register_module("fc2", std::make_shared<Linear>(hidden, dim, init_rng));
+  register_module("fc1", fc1, std::make_shared<Linear>(dim, hidden, init_rng));
+  register_module("dropout", drop, std::make_shared<Dropout>(dropout, std::move(dropout_rng)));
+  register_module("fc2", fc2, std::make_shared<Linear>(hidden, dim, init_rng));
 }
 
 Var FeedForward::forward(const Var& x) {
-  auto s = scope();
-  return fc2->forward(drop->forward(activate(fc1->forward(x), act)));
+  return fc2(drop(activate(fc1(x), act)));
 }
 
 std::string FeedForward::describe() const {

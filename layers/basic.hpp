@@ -84,8 +84,8 @@ class FeedForward : public Module {
               Activation act = Activation::ReLU);
   Var forward(const Var& x);
   std::string describe() const override;
-  std::shared_ptr<Linear> fc1, fc2;
-  std::shared_ptr<Dropout> drop;
+  Child<Linear> fc1, fc2;
+  Child<Dropout> drop;
   Activation act;
 };
 

@@ -119,7 +119,6 @@ class CosformerKernel : public AttentionKernel {
                   o.horizon);
   }
   Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) override {
-    auto s = scope();
     return cosformer_attention(q, k, v, mask, o_);
   }
   std::string describe() const override {

@@ -155,7 +155,7 @@ class FavorKernel : public AttentionKernel {
 
  private:
   FavorOptions options_;
-  std::shared_ptr<RandomFeatures> features_;
+  Child<RandomFeatures> features_;
   FavorTrace trace_;
 };
 

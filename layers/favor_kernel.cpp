@@ -26,12 +26,11 @@ FavorKernel::FavorKernel(const FavorOptions& o) : AttentionKernel("FavorKernel")
     p.dim = o.head_dim;
     p.orthogonal = o.orthogonal;
     p.norm = o.norm;
-    features_ = register_module("features", std::make_shared<RandomFeatures>(p, o.redraw, o.seed));
+    register_module("features", features_, std::make_shared<RandomFeatures>(p, o.redraw, o.seed));
   }
 }
 
 Var FavorKernel::attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) {
-  auto s = scope();
   trace_ = {};  // release the previous call's tensors before allocating new ones
   Var w;
   if (features_) {

@@ -41,12 +41,14 @@ LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
   EmbeddingOptions item_opt;
   item_opt.padding_idx = 0;
   item_opt.init = InitSpec{Init::XavierNormal};
-  item_embedding = register_module(
-      "item_embedding", std::make_shared<Embedding>(c.num_items + 1, c.dim, init, item_opt));
+  register_module("item_embedding",
+                  item_embedding,
+                  std::make_shared<Embedding>(c.num_items + 1, c.dim, init, item_opt));
   EmbeddingOptions pos_opt;
   pos_opt.init = InitSpec{Init::XavierNormal};
-  position_embedding = register_module(
-      "position_embedding", std::make_shared<Embedding>(c.max_length, c.dim, init, pos_opt));
+  register_module("position_embedding",
+                  position_embedding,
+                  std::make_shared<Embedding>(c.max_length, c.dim, init, pos_opt));
 
   const bool soft = c.variant == LisaVariant::Soft;
   ProductQuantizerOptions po;
@@ -60,13 +62,13 @@ LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
   // probabilities in evaluation too, as in the official code).
   po.eval_selection = selection_is_hard(po.train_selection) ? Selection::Hard : Selection::Soft;
   po.temperature = TemperatureSchedule{c.tau_schedule, c.tau, c.tau_end, c.tau_steps};
-  pq = register_module("pq", std::make_shared<ProductQuantizer>(po, init, noise_rng_));
+  register_module("pq", pq, std::make_shared<ProductQuantizer>(po, init, noise_rng_));
   if (c.variant == LisaVariant::Mini) {
     ProductQuantizerOptions to = po;
     to.codebooks = c.target_codebooks;
     to.codewords = c.target_codewords;
-    target_pq =
-        register_module("target_pq", std::make_shared<ProductQuantizer>(to, init, noise_rng_));
+    register_module(
+        "target_pq", target_pq, std::make_shared<ProductQuantizer>(to, init, noise_rng_));
   }
   LisaAttentionOptions ao;
   ao.dim = c.dim;
@@ -77,33 +79,32 @@ LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
   ao.query = c.query;
   ao.impl = c.impl;
   ao.scale = 1.0 / std::sqrt(d);
-  attention = register_module("attention", std::make_shared<LisaAttention>(ao, init));
-  input_dropout =
-      register_module("input_dropout", std::make_shared<Dropout>(c.dropout, dropout_rng_));
-  attention_dropout =
-      register_module("attention_dropout", std::make_shared<Dropout>(c.dropout, dropout_rng_));
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(c.dim, c.norm_eps));
+  register_module("attention", attention, std::make_shared<LisaAttention>(ao, init));
+  register_module(
+      "input_dropout", input_dropout, std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  register_module(
+      "attention_dropout", attention_dropout, std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  register_module("norm1", norm1, std::make_shared<LayerNorm>(c.dim, c.norm_eps));
   // The FFN's hidden size is D, not 4D (the official code's block).
-  ffn = register_module("ffn",
-                        std::make_shared<FeedForward>(c.dim, c.dim, init, c.dropout, dropout_rng_));
-  ffn_dropout = register_module("ffn_dropout", std::make_shared<Dropout>(c.dropout, dropout_rng_));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(c.dim, c.norm_eps));
+  register_module(
+      "ffn", ffn, std::make_shared<FeedForward>(c.dim, c.dim, init, c.dropout, dropout_rng_));
+  register_module("ffn_dropout", ffn_dropout, std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  register_module("norm2", norm2, std::make_shared<LayerNorm>(c.dim, c.norm_eps));
 }
 
 Var LISA::hidden(const Tensor& ids) {
   check_input_ids(ids, "LISA");
-  auto s = scope();
   const int64_t n = ids.size(0), l = ids.size(1);
   Tensor keep = gt(ids.to(kFloat32), 0.0);  // [N, L]: 1 for items, 0 for (left) padding
   Var e;                                    // [N, L, D], for the regulariser
   QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e);
   Tensor keep3 = keep.to(e.dtype()).reshape({n, l, 1});
-  Var x = items.reconstruction + position_embedding->forward(arange(l, kInt64).reshape({1, l}));
-  x = input_dropout->forward(x) * ag::constant(keep3);
+  Var x = items.reconstruction + position_embedding(arange(l, kInt64).reshape({1, l}));
+  x = input_dropout(x) * ag::constant(keep3);
   trace_ = LisaTrace{};
-  Var y = attention->forward(pq->codebooks, items.selection, items.codes, keep, &trace_);
-  Var z = norm1->forward(x + attention_dropout->forward(y));
-  Var out = norm2->forward(z + ffn_dropout->forward(ffn->forward(z))) * ag::constant(keep3);
+  Var y = attention(pq->codebooks, items.selection, items.codes, keep, &trace_);
+  Var z = norm1(x + attention_dropout(y));
+  Var out = norm2(z + ffn_dropout(ffn(z))) * ag::constant(keep3);
   if (config_.regularizer > 0) {
     // coef * sum ||e_i - stopgrad(x_i)||^2 / #valid: pulls the raw embeddings toward their frozen
     // reconstruction (the official Soft configs' inputs_optimize_loss).
@@ -124,12 +125,11 @@ Var LISA::hidden(const Tensor& ids) {
 std::function<Var(const Tensor&)> LISA::embed_fn() const {
   const double scale = std::sqrt(static_cast<double>(config_.dim));
   return [this, scale](const Tensor& ids) {
-    return item_embedding->forward(ids) * scale;
+    return item_embedding(ids) * scale;
   };
 }
 
 Var LISA::item_vectors(const Tensor& item_ids) {
-  auto s = scope();
   switch (config_.variant) {
     case LisaVariant::Soft:  // targets are not quantized
       return embed_fn()(item_ids);
@@ -163,25 +163,23 @@ Tensor LISA::stream_step(LisaStream& state, int64_t item, int64_t slot) {
                 ", slot ",
                 slot);
   ag::NoGradGuard no_grad;
-  auto s = scope();
   const int64_t d = config_.dim;
-  Var e = item_embedding->forward(full({1}, static_cast<double>(item), kInt64)) *
+  Var e = item_embedding(full({1}, static_cast<double>(item), kInt64)) *
           std::sqrt(static_cast<double>(d));
   const bool saved = pq->track_usage;
   pq->track_usage = false;
-  QuantizedItems q = pq->forward(e);
+  QuantizedItems q = pq(e);
   pq->track_usage = saved;
   const Tensor sel = q.selection.value().reshape({config_.codebooks, config_.codewords});
   const Tensor y = state.step(
       sel, config_.query == LisaQuery::Hard ? q.codes.reshape({config_.codebooks}) : Tensor());
-  Var x =
-      q.reconstruction + position_embedding->forward(full({1}, static_cast<double>(slot), kInt64));
-  Var z = norm1->forward(x + ag::constant(y.reshape({1, d})));
-  return norm2->forward(z + ffn->forward(z)).value().reshape({d});
+  Var x = q.reconstruction + position_embedding(full({1}, static_cast<double>(slot), kInt64));
+  Var z = norm1(x + ag::constant(y.reshape({1, d})));
+  return norm2(z + ffn(z)).value().reshape({d});
 }
 
 const CodewordUsage& LISA::target_codeword_usage() const {
-  ATTNLAB_CHECK(target_pq != nullptr,
+  ATTNLAB_CHECK(static_cast<bool>(target_pq),
                 ValueError,
                 "LISA: only the Mini variant has a target PQ (variant ",
                 lisa_variant_name(config_.variant),

@@ -92,12 +92,12 @@ class LISA : public SequenceRecommender {
   // LisaStream(model.attention_tables()).
   Tensor stream_step(LisaStream& state, int64_t item, int64_t slot);
 
-  std::shared_ptr<Embedding> item_embedding, position_embedding;
-  std::shared_ptr<ProductQuantizer> pq, target_pq;  // target_pq: Mini only
-  std::shared_ptr<LisaAttention> attention;
-  std::shared_ptr<Dropout> input_dropout, attention_dropout, ffn_dropout;
-  std::shared_ptr<LayerNorm> norm1, norm2;
-  std::shared_ptr<FeedForward> ffn;
+  Child<Embedding> item_embedding, position_embedding;
+  Child<ProductQuantizer> pq, target_pq;  // target_pq: Mini only
+  Child<LisaAttention> attention;
+  Child<Dropout> input_dropout, attention_dropout, ffn_dropout;
+  Child<LayerNorm> norm1, norm2;
+  Child<FeedForward> ffn;
 
  private:
   // ids -> sqrt(D) E[ids], what the quantizers take.

@@ -390,7 +390,6 @@ Var LisaAttention::forward(const Var& codebooks,
                 o.dim,
                 "], got ",
                 codebooks.shape());
-  auto s = scope();
   LisaProjection p = lisa_project(codebooks, w_q, w_k, w_v);
   Var sel = selections;
   if (keep.defined() && o.query == LisaQuery::Expected)

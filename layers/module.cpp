@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 #include <sstream>
+#include <typeinfo>
 
 #include "autograd/engine.hpp"
 #include "core/core.hpp"
@@ -44,7 +45,9 @@ void Module::check_unique(const std::string& name) const {
     }
     return false;
   };
-  ATTNLAB_CHECK(!taken(params_) && !taken(buffers_) && !taken(generators_) && !taken(children_),
+  bool child_taken = false;
+  for (const auto& c : children_) child_taken = child_taken || c.name == name;
+  ATTNLAB_CHECK(!taken(params_) && !taken(buffers_) && !taken(generators_) && !child_taken,
                 ValueError,
                 "Module ",
                 type_name_,
@@ -95,22 +98,86 @@ void Module::register_generator(const std::string& name, std::shared_ptr<Generat
   generators_.emplace_back(name, std::move(gen));
 }
 
-void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
+void Module::add_child(const std::string& name, std::shared_ptr<Module> m, SlotSetter set_slot) {
   check_name(name, "submodule");
   check_unique(name);
   ATTNLAB_CHECK(m, ValueError, "Module ", type_name_, ": submodule '", name, "' is null");
   m->name_ = name;
   m->train(training_);
-  children_.emplace_back(name, std::move(m));
+  children_.push_back({name, std::move(m), std::move(set_slot)});
 }
 
-std::unique_ptr<ag::Scope> Module::scope() const {
-  return name_.empty() ? nullptr : std::make_unique<ag::Scope>(name_);
+std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const {
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
+  for (const auto& c : children_) out.emplace_back(c.name, c.module);
+  return out;
+}
+
+std::shared_ptr<Module> Module::module_at(const std::string& path) const {
+  const Module* m = this;
+  std::shared_ptr<Module> found;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const std::size_t dot = std::min(path.find('.', start), path.size());
+    const std::string head = path.substr(start, dot - start);
+    found = nullptr;
+    for (const auto& c : m->children_) {
+      if (c.name == head)
+        found = c.module;
+    }
+    ATTNLAB_CHECK(found,
+                  ValueError,
+                  "Module ",
+                  type_name_,
+                  ": no submodule at '",
+                  path,
+                  "' ('",
+                  head,
+                  "' is not a child of ",
+                  m->name_.empty() ? m->type_name_ : m->name_,
+                  ")");
+    m = found.get();
+    start = dot + 1;
+  }
+  return found;
+}
+
+std::shared_ptr<Module> Module::replace_module(const std::string& path,
+                                               std::shared_ptr<Module> replacement) {
+  ATTNLAB_CHECK(
+      replacement, ValueError, "replace_module: the replacement for '", path, "' is null");
+  const std::size_t dot = path.rfind('.');
+  Module& parent = dot == std::string::npos ? *this : *module_at(path.substr(0, dot));
+  const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
+  module_at(path);  // throws naming the path if it does not exist
+  for (auto& c : parent.children_) {
+    if (c.name != name)
+      continue;
+    // Without a typed slot, only the same concrete type keeps every reader of the child valid.
+    const bool fits =
+        c.set_slot ? c.set_slot(replacement) : typeid(*replacement) == typeid(*c.module);
+    ATTNLAB_CHECK(fits,
+                  ValueError,
+                  "replace_module: '",
+                  path,
+                  "' holds a ",
+                  c.module->type_name_,
+                  " and cannot take a ",
+                  replacement->type_name_,
+                  c.set_slot ? " (not of the slot's type)" : " (a different module type)");
+    replacement->name_ = name;
+    if (!parent.named_parameters().empty())
+      replacement->to(parent.dtype());
+    replacement->train(parent.training_);
+    std::swap(c.module, replacement);
+    return replacement;  // the old child
+  }
+  return nullptr;  // unreachable: module_at found it
 }
 
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {
   std::vector<std::pair<std::string, Var>> out = params_;
-  for (const auto& [name, child] : children_) {
+  for (const auto& [name, child, slot] : children_) {
     for (auto& [n, v] : child->named_parameters()) out.emplace_back(join(name, n), v);
   }
   return out;
@@ -124,7 +191,7 @@ std::vector<Var> Module::parameters() const {
 
 std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
   std::vector<std::pair<std::string, Tensor>> out = buffers_;
-  for (const auto& [name, child] : children_) {
+  for (const auto& [name, child, slot] : children_) {
     for (auto& [n, t] : child->named_buffers()) out.emplace_back(join(name, n), t);
   }
   return out;
@@ -132,7 +199,7 @@ std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
 
 std::vector<std::pair<std::string, std::shared_ptr<Generator>>> Module::named_generators() const {
   auto out = generators_;
-  for (const auto& [name, child] : children_) {
+  for (const auto& [name, child, slot] : children_) {
     for (auto& [n, g] : child->named_generators()) out.emplace_back(join(name, n), g);
   }
   return out;
@@ -146,7 +213,7 @@ int64_t Module::parameter_count() const {
 
 void Module::train(bool on) {
   training_ = on;
-  for (auto& [n, c] : children_) c->train(on);
+  for (auto& c : children_) c.module->train(on);
 }
 
 void Module::to(DType dtype) {
@@ -162,7 +229,7 @@ void Module::to(DType dtype) {
     if (is_floating(t.dtype()) && t.dtype() != dtype)
       t = t.to(dtype);
   }
-  for (auto& [n, c] : children_) c->to(dtype);
+  for (auto& c : children_) c.module->to(dtype);
 }
 
 DType Module::dtype() const {
@@ -268,9 +335,9 @@ void Module::load_state_dict(const NamedTensors& state) {
     for (std::size_t dot; (dot = rest.find('.')) != std::string::npos;) {
       const std::string head = rest.substr(0, dot);
       Module* next = nullptr;
-      for (auto& [cn, c] : m->children_) {
-        if (cn == head)
-          next = c.get();
+      for (auto& c : m->children_) {
+        if (c.name == head)
+          next = c.module.get();
       }
       m = next;
       rest = rest.substr(dot + 1);
@@ -297,7 +364,7 @@ std::string Module::str() const {
   os << describe();
   if (!children_.empty()) {
     os << "(\n";
-    for (const auto& [n, c] : children_) {
+    for (const auto& [n, c, slot] : children_) {
       std::string inner = c->str();
       std::string indented;
       for (char ch : inner) {

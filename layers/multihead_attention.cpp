@@ -41,12 +41,12 @@ MultiHeadAttention::MultiHeadAttention(int64_t d,
                 opt.heads);
   ATTNLAB_CHECK(k, ValueError, "MultiHeadAttention: null kernel");
   LinearOptions lin{opt.bias, opt.init, InitSpec{Init::Zeros}};
-  w_q = register_module("w_q", std::make_shared<Linear>(d, d, init_rng, lin));
-  w_k = register_module("w_k", std::make_shared<Linear>(d, d, init_rng, lin));
-  w_v = register_module("w_v", std::make_shared<Linear>(d, d, init_rng, lin));
+  register_module("w_q", w_q, std::make_shared<Linear>(d, d, init_rng, lin));
+  register_module("w_k", w_k, std::make_shared<Linear>(d, d, init_rng, lin));
+  register_module("w_v", w_v, std::make_shared<Linear>(d, d, init_rng, lin));
   if (opt.out_proj)
-    w_o = register_module("w_o", std::make_shared<Linear>(d, d, init_rng, lin));
-  kernel = register_module("kernel", std::move(k));
+    register_module("w_o", w_o, std::make_shared<Linear>(d, d, init_rng, lin));
+  register_module("kernel", kernel, std::move(k));
 }
 
 Var MultiHeadAttention::forward(const Var& q_in, const Var& kv_in, const AttentionMask& mask) {
@@ -59,12 +59,11 @@ Var MultiHeadAttention::forward(const Var& q_in, const Var& kv_in, const Attenti
                 q_in.shape(),
                 " and ",
                 kv_in.shape());
-  auto s = scope();
-  Var q = split_heads(w_q->forward(q_in), heads);
-  Var k = split_heads(w_k->forward(kv_in), heads);
-  Var v = split_heads(w_v->forward(kv_in), heads);
-  Var o = merge_heads(kernel->attend(q, k, v, mask));
-  return w_o ? w_o->forward(o) : o;
+  Var q = split_heads(w_q(q_in), heads);
+  Var k = split_heads(w_k(kv_in), heads);
+  Var v = split_heads(w_v(kv_in), heads);
+  Var o = merge_heads(call(*kernel, &AttentionKernel::attend, q, k, v, mask));
+  return w_o ? w_o(o) : o;
 }
 
 std::string MultiHeadAttention::describe() const {

@@ -51,8 +51,8 @@ class MultiHeadAttention : public AttentionModule {
   MultiHeadAttentionStream begin_stream() { return MultiHeadAttentionStream(*this); }
   std::string describe() const override;
 
-  std::shared_ptr<Linear> w_q, w_k, w_v, w_o;  // w_o null without out_proj
-  std::shared_ptr<AttentionKernel> kernel;
+  Child<Linear> w_q, w_k, w_v, w_o;  // w_o null without out_proj
+  Child<AttentionKernel> kernel;
   int64_t dim, heads;
 };
 

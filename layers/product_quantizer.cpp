@@ -218,7 +218,6 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
                 d,
                 "], got ",
                 x.shape());
-  auto s = scope();
   const int64_t n = x.numel() / d;
   std::vector<int64_t> lead(x.shape().begin(), x.shape().end() - 1);
   const Selection mode = selection();
@@ -300,14 +299,14 @@ QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
     Var e = embed(ids);
     if (embedded)
       *embedded = e;
-    return forward(e, {}, keep);
+    return call(*this, e, Tensor(), keep);  // embedded outside this module's scope, quantized in it
   }
   Tensor inverse;
   const Tensor distinct = unique(ids, &inverse);
   Var e = embed(distinct);  // [U, D]
   const bool tracking = track_usage;
   track_usage = false;
-  QuantizedItems q = forward(e);
+  QuantizedItems q = call(*this, e);
   track_usage = tracking;
   QuantizedItems out;
   out.reconstruction = ag::index_select(q.reconstruction, 0, inverse);  // ids.shape + [D]

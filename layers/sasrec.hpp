@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "layers/attention_registry.hpp"
 #include "layers/recommender.hpp"
@@ -70,14 +71,17 @@ class SASRec : public SequenceRecommender {
   std::string describe() const override;
   const SASRecConfig& config() const { return config_; }
 
-  std::shared_ptr<Embedding> item_embedding, position_embedding;
-  std::shared_ptr<Dropout> input_dropout;
-  std::shared_ptr<ModuleList> blocks;
-  std::shared_ptr<LayerNorm> final_norm;
+  Child<Embedding> item_embedding, position_embedding;
+  Child<Dropout> input_dropout;
+  Child<ModuleList> blocks;
+  Child<LayerNorm> final_norm;
 
  private:
+  static std::string kernel_path(int64_t block);
+  std::string attention_description() const;
   SASRecConfig config_;
   std::shared_ptr<Generator> dropout_rng_;
+  std::vector<std::weak_ptr<Module>> built_kernels_;  // to tell a replaced kernel in describe()
 };
 
 }  // namespace attnlab::nn

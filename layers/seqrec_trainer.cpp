@@ -1,11 +1,8 @@
 #include "layers/seqrec_trainer.hpp"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <unordered_set>
 
 #include "autograd/engine.hpp"
@@ -40,60 +37,20 @@ NamedTensors clone_state(const NamedTensors& s) {
   return out;
 }
 
-std::string json_metrics(const char* prefix, const RankingMetrics& m) {
-  char buf[256];
-  std::snprintf(buf,
-                sizeof buf,
-                ", \"%s_hr10\": %.6f, \"%s_ndcg10\": %.6f",
-                prefix,
-                m.hr10,
-                prefix,
-                m.ndcg10);
-  std::string s = buf;
-  std::snprintf(buf,
-                sizeof buf,
-                ", \"%s_tie_rate\": %.6f, \"%s_non_finite_users\": %lld",
-                prefix,
-                m.tie_rate,
-                prefix,
-                static_cast<long long>(m.non_finite_users));
-  s += buf;
-  if (m.full_hr10 >= 0) {
-    std::snprintf(buf,
-                  sizeof buf,
-                  ", \"%s_full_hr10\": %.6f, \"%s_full_ndcg10\": %.6f, \"%s_full_tie_rate\": %.6f",
-                  prefix,
-                  m.full_hr10,
-                  prefix,
-                  m.full_ndcg10,
-                  prefix,
-                  m.full_tie_rate);
-    s += buf;
-  }
-  return s;
-}
-
 // Where training stopped and what is left on disk, for the errors that stop it.
 struct StopPoint {
   int64_t epoch, batch, batches;
   const TrainConfig& config;
   int64_t checkpoint_epoch;  // of the checkpoint on disk (0: none)
-  bool progress_bar_shown;
 };
 
 [[noreturn]] void stop_training(const std::string& what, const StopPoint& at) {
-  if (at.progress_bar_shown)
-    std::fprintf(stderr, "\n");  // the error on a line of its own, not after the bar
   const std::string& ckpt = at.config.checkpoint;
-  std::string kept = ckpt.empty() ? std::string("no checkpoint was requested")
-                     : at.checkpoint_epoch > 0
-                         ? "the checkpoint '" + ckpt + "' (epoch " +
-                               std::to_string(at.checkpoint_epoch) + ") is as it was"
-                         : "no checkpoint was written";
-  if (!at.config.log.empty()) {
-    kept += at.epoch > 1 ? ", the log ends at epoch " + std::to_string(at.epoch - 1)
-                         : std::string(", the log has no epoch");
-  }
+  const std::string kept = ckpt.empty() ? std::string("no checkpoint was requested")
+                           : at.checkpoint_epoch > 0
+                               ? "the checkpoint '" + ckpt + "' (epoch " +
+                                     std::to_string(at.checkpoint_epoch) + ") is as it was"
+                               : "no checkpoint was written";
   throw ValueError(::attnlab::detail::concat("train_recommender: ",
                                              what,
                                              "; stopped, ",
@@ -141,41 +98,6 @@ void check_parameters_are_finite(const optim::Optimizer& opt, const StopPoint& a
   }
 }
 
-void progress_bar(
-    int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double per_second) {
-  const int width = 30;
-  const int fill = static_cast<int>(width * done / std::max<int64_t>(1, total));
-  std::fprintf(stderr,
-               "\repoch %lld/%lld [%s%s] %lld/%lld  loss %.4f  %.0f seq/s   ",
-               static_cast<long long>(epoch),
-               static_cast<long long>(epochs),
-               std::string(fill, '#').c_str(),
-               std::string(width - fill, ' ').c_str(),
-               static_cast<long long>(done),
-               static_cast<long long>(total),
-               loss,
-               per_second);
-  std::fflush(stderr);
-}
-
-// On --resume the log keeps exactly the epochs up to the checkpoint: a run killed after its last
-// checkpoint had logged epochs that the resumed run repeats, and a kill in the middle of a write
-// leaves a torn last line. Lines that are not a whole {"epoch": N, ...} object are dropped.
-void truncate_log(const std::string& path, int64_t last_epoch) {
-  std::ifstream in(path);
-  if (!in)
-    return;  // no log yet (e.g. the first run had no --log)
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    long long epoch = 0;
-    if (std::sscanf(line.c_str(), "{\"epoch\": %lld,", &epoch) == 1 && epoch >= 1 &&
-        epoch <= last_epoch && line.back() == '}')
-      kept += line + "\n";
-  }
-  in.close();
-  write_file_atomic(path, kept);
-}
-
 }  // namespace trainer_detail
 
 TrainBatch make_batch(const SplitDataset& data,
@@ -220,12 +142,10 @@ TrainBatch make_batch(const SplitDataset& data,
   return batch;
 }
 
-Var recommendation_loss(SequenceRecommender& model,
-                        const TrainBatch& batch,
-                        const std::string& loss) {
+Var recommendation_loss(SequenceRecommender& model, const TrainBatch& batch, LossKind loss) {
   const int64_t b = batch.input.size(0), l = batch.input.size(1);
   Var h = model.hidden(batch.input);  // [B, L, D]
-  if (loss == "bce") {
+  if (loss == LossKind::BCE) {
     Tensor weight = gt(batch.positive.to(h.dtype()), 0.0).reshape({b, l, 1});
     Var pos = model.scores(h, batch.positive.reshape({b, l, 1}));
     Var neg = model.scores(h, batch.negative.reshape({b, l, 1}));
@@ -234,7 +154,7 @@ Var recommendation_loss(SequenceRecommender& model,
     const Var aux = model.auxiliary_loss();
     return aux.defined() ? total + aux : total;
   }
-  if (loss == "ce") {
+  if (loss == LossKind::CE) {
     const int64_t v = model.num_items(), d = h.shape()[2];
     Var all = model.item_vectors(arange(1.0, static_cast<double>(v + 1), 1.0, kInt64));  // [V, D]
     Var logits = ag::matmul(ag::reshape(h, Shape{b * l, d}), all, false, true);          // [B L, V]
@@ -245,7 +165,16 @@ Var recommendation_loss(SequenceRecommender& model,
     const Var aux = model.auxiliary_loss();
     return aux.defined() ? total + aux : total;
   }
-  throw ValueError("recommendation_loss: unknown loss '" + loss + "' (bce, ce)");
+  throw ValueError("recommendation_loss: unknown loss kind " +
+                   std::to_string(static_cast<int>(loss)) +
+                   " (known: " + enum_names(LossKind{}).known() + ")");
+}
+
+const EnumNames<LossKind>& enum_names(LossKind) {
+  static const EnumNames<LossKind> names{
+      {LossKind::BCE, "bce", "binary cross-entropy, one negative per position"},
+      {LossKind::CE, "ce", "softmax cross-entropy over all items"}};
+  return names;
 }
 
 namespace trainer_detail {
@@ -255,11 +184,13 @@ void check_config(const TrainConfig& c) {
                 ValueError,
                 "train_recommender: epochs >= 0, batch_size > 0, eval_every > 0 and "
                 "patience >= 0 are required");
-  ATTNLAB_CHECK(c.loss == "bce" || c.loss == "ce",
+  ATTNLAB_CHECK(enum_names(LossKind{}).name(c.loss) != std::string("?"),
                 ValueError,
-                "train_recommender: loss must be bce or ce, got '",
-                c.loss,
-                "'");
+                "train_recommender: unknown loss kind ",
+                static_cast<int>(c.loss),
+                " (known: ",
+                enum_names(LossKind{}).known(),
+                ")");
   ATTNLAB_CHECK(!c.resume || !c.checkpoint.empty(),
                 ValueError,
                 "train_recommender: resume needs a checkpoint path");
@@ -318,21 +249,6 @@ void remove_files_of_interrupted_saves(const TrainConfig& c) {
     remove_stale_temp_files(c.checkpoint);
     remove_stale_temp_files(c.checkpoint + ".best.npz");
   }
-  if (!c.log.empty())
-    remove_stale_temp_files(c.log);
-}
-
-// The --log file: new, or on --resume cut back to the checkpoint's epoch and appended to. Not
-// open when no log was asked for.
-std::ofstream open_log(const TrainConfig& c, int64_t start_epoch) {
-  std::ofstream log;
-  if (c.log.empty())
-    return log;
-  if (c.resume)
-    truncate_log(c.log, start_epoch);
-  log.open(c.log, c.resume ? std::ios::app : std::ios::trunc);
-  ATTNLAB_CHECK(log.good(), IOError, "train_recommender: cannot open the log '", c.log, "'");
-  return log;
 }
 
 // One optimizer step on one batch; stops training before a non-finite loss reaches the
@@ -361,8 +277,8 @@ EpochLog run_epoch(SequenceRecommender& model,
                    const std::vector<int64_t>& users,
                    const TrainConfig& c,
                    int64_t epoch,
-                   int64_t checkpoint_epoch) {
-  const bool show = c.progress && ::isatty(2);
+                   int64_t checkpoint_epoch,
+                   const TrainCallbacks& report) {
   const int64_t maxlen = model.max_length();
   const int64_t batches = (static_cast<int64_t>(users.size()) + c.batch_size - 1) / c.batch_size;
   model.train();
@@ -374,18 +290,18 @@ EpochLog run_epoch(SequenceRecommender& model,
     const std::vector<int64_t> chunk(first,
                                      first + std::min<int64_t>(c.batch_size, order.end() - first));
     const TrainBatch batch = make_batch(data, chunk, maxlen, negatives_key(c.seed, epoch, bi));
-    const StopPoint at{epoch, bi + 1, batches, c, checkpoint_epoch, show};
+    const StopPoint at{epoch, bi + 1, batches, c, checkpoint_epoch};
     loss_sum += train_step(model, opt, batch, c, at);
-    if (show) {
+    if (report.on_batch) {
       const double sec =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      progress_bar(
-          epoch,
-          c.epochs,
-          bi + 1,
-          batches,
-          loss_sum / (bi + 1),
-          static_cast<double>(std::min<int64_t>((bi + 1) * c.batch_size, users.size())) / sec);
+      const auto done = std::min<int64_t>((bi + 1) * c.batch_size, users.size());
+      report.on_batch({epoch,
+                       c.epochs,
+                       bi + 1,
+                       batches,
+                       loss_sum / static_cast<double>(bi + 1),
+                       static_cast<double>(done) / sec});
     }
   }
   EpochLog e;
@@ -424,27 +340,6 @@ void maybe_evaluate(SequenceRecommender& model,
   } else {
     ++s.bad_evals;
   }
-}
-
-void clear_progress_bar(const TrainConfig& c) {
-  if (c.progress && ::isatty(2))
-    std::fprintf(stderr, "\r%s\r", std::string(100, ' ').c_str());
-}
-
-void write_log_line(std::ofstream& log, const EpochLog& e) {
-  if (!log.is_open())
-    return;
-  char buf[256];
-  std::snprintf(buf,
-                sizeof buf,
-                "{\"epoch\": %lld, \"loss\": %.6f, \"seconds\": %.3f, "
-                "\"sequences_per_second\": %.1f",
-                static_cast<long long>(e.epoch),
-                e.loss,
-                e.seconds,
-                e.sequences_per_second);
-  log << buf << (e.evaluated ? json_metrics("valid", e.valid) : std::string()) << "}\n";
-  log.flush();
 }
 
 // After each validation, with a checkpoint path: the model, the optimizer and the best-model
@@ -491,7 +386,7 @@ RankingMetrics final_test(SequenceRecommender& model,
 TrainResult train_recommender(SequenceRecommender& model,
                               const SplitDataset& data,
                               const TrainConfig& c,
-                              const std::function<void(const EpochLog&)>& on_epoch) {
+                              const TrainCallbacks& report) {
   trainer_detail::check_config(c);
   const std::vector<int64_t> users = trainer_detail::eligible_users(data);
   optim::Adam opt(model.named_parameters(), c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay);
@@ -499,20 +394,23 @@ TrainResult train_recommender(SequenceRecommender& model,
   if (c.resume)
     trainer_detail::restore_from_checkpoint(c, model, opt, s);
   trainer_detail::remove_files_of_interrupted_saves(c);
-  std::ofstream log = trainer_detail::open_log(c, s.start_epoch);
+  if (report.on_start)
+    report.on_start(s.start_epoch);
   s.checkpoint_epoch = s.start_epoch;
   for (int64_t epoch = s.start_epoch + 1; epoch <= c.epochs; ++epoch) {
-    EpochLog e = trainer_detail::run_epoch(model, opt, data, users, c, epoch, s.checkpoint_epoch);
+    EpochLog e =
+        trainer_detail::run_epoch(model, opt, data, users, c, epoch, s.checkpoint_epoch, report);
     s.total_seconds += e.seconds;
     trainer_detail::maybe_evaluate(model, data, c, e, s);
-    trainer_detail::clear_progress_bar(c);
-    trainer_detail::write_log_line(log, e);
-    // The checkpoint after the log line: a kill between the two leaves a log line past the
-    // checkpoint, which the resumed run truncates and repeats (never a missing line).
+    if (e.evaluated && report.on_evaluation)
+      report.on_evaluation(e);
+    // The epoch's report before its checkpoint: a log written there never lags it.
+    if (report.on_epoch)
+      report.on_epoch(e);
     trainer_detail::save_checkpoint_state(model, opt, c, e, s);
     s.result.epochs.push_back(e);
-    if (on_epoch)
-      on_epoch(e);
+    if (report.after_epoch)
+      report.after_epoch(e);
     if (c.patience > 0 && s.bad_evals >= c.patience) {
       s.result.stopped_early = true;
       break;
@@ -522,6 +420,15 @@ TrainResult train_recommender(SequenceRecommender& model,
   s.result.mean_epoch_seconds =
       s.result.epochs.empty() ? 0 : s.total_seconds / static_cast<double>(s.result.epochs.size());
   return s.result;
+}
+
+TrainResult train_recommender(SequenceRecommender& model,
+                              const SplitDataset& data,
+                              const TrainConfig& config,
+                              const std::function<void(const EpochLog&)>& after_epoch) {
+  TrainCallbacks report;
+  report.after_epoch = after_epoch;
+  return train_recommender(model, data, config, report);
 }
 
 PopularityRecommender::PopularityRecommender(const SplitDataset& data, int64_t max_length)

@@ -8,6 +8,7 @@
 
 #include "core/core.hpp"
 #include "core/vec.hpp"
+#include "layers/softmax_kernel.hpp"
 #include "layers/attention_stream.hpp"
 #include "layers/multihead_attention.hpp"
 

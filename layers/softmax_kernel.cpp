@@ -15,7 +15,6 @@ SoftmaxKernel::SoftmaxKernel(SoftmaxImpl i, double p, std::shared_ptr<Generator>
 }
 
 Var SoftmaxKernel::attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) {
-  auto s = scope();
   AttentionDropout drop;
   if (is_training() && dropout > 0)
     drop = {dropout, rng_->next()};

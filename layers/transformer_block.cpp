@@ -24,15 +24,15 @@ TransformerBlock::TransformerBlock(std::shared_ptr<AttentionModule> attn,
                                    std::shared_ptr<Generator> dropout_rng)
     : Module("TransformerBlock"), options(opt) {
   ATTNLAB_CHECK(attn, ValueError, "TransformerBlock: null attention module");
-  attention = register_module("attn", std::move(attn));
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(opt.dim, opt.norm_eps));
-  drop1 = register_module("dropout1", std::make_shared<Dropout>(opt.dropout, dropout_rng));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(opt.dim, opt.norm_eps));
-  ffn = register_module(
-      "ffn",
-      std::make_shared<FeedForward>(
-          opt.dim, opt.ffn_hidden, init_rng, opt.dropout, dropout_rng, opt.activation));
-  drop2 = register_module("dropout2", std::make_shared<Dropout>(opt.dropout, dropout_rng));
+  register_module("attn", attention, std::move(attn));
+  register_module("norm1", norm1, std::make_shared<LayerNorm>(opt.dim, opt.norm_eps));
+  register_module("dropout1", drop1, std::make_shared<Dropout>(opt.dropout, dropout_rng));
+  register_module("norm2", norm2, std::make_shared<LayerNorm>(opt.dim, opt.norm_eps));
+  register_module("ffn",
+                  ffn,
+                  std::make_shared<FeedForward>(
+                      opt.dim, opt.ffn_hidden, init_rng, opt.dropout, dropout_rng, opt.activation));
+  register_module("dropout2", drop2, std::make_shared<Dropout>(opt.dropout, dropout_rng));
 }
 
 Var TransformerBlock::forward(const Var& x, const AttentionMask& mask) {
@@ -42,24 +42,23 @@ Var TransformerBlock::forward(const Var& x, const AttentionMask& mask) {
                 options.dim,
                 "], got ",
                 x.shape());
-  auto s = scope();
   Var h;
   switch (options.norm) {
     case NormPlacement::Pre: {
-      h = x + drop1->forward(attention->forward(norm1->forward(x), mask));
-      h = h + drop2->forward(ffn->forward(norm2->forward(h)));
+      h = x + drop1(attention(norm1(x), mask));
+      h = h + drop2(ffn(norm2(h)));
       break;
     }
     case NormPlacement::Post: {
-      h = norm1->forward(x + drop1->forward(attention->forward(x, mask)));
-      h = norm2->forward(h + drop2->forward(ffn->forward(h)));
+      h = norm1(x + drop1(attention(x, mask)));
+      h = norm2(h + drop2(ffn(h)));
       break;
     }
     case NormPlacement::SASRec: {
-      Var q = norm1->forward(x);
-      h = q + drop1->forward(attention->forward(q, x, mask));
-      Var y = norm2->forward(h);
-      h = y + drop2->forward(ffn->forward(y));
+      Var q = norm1(x);
+      h = q + drop1(attention(q, x, mask));
+      Var y = norm2(h);
+      h = y + drop2(ffn(y));
       break;
     }
   }

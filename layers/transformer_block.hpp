@@ -59,10 +59,10 @@ class TransformerBlock : public Module {
   TransformerBlockStream begin_stream() { return TransformerBlockStream(*this); }
   std::string describe() const override;
 
-  std::shared_ptr<AttentionModule> attention;
-  std::shared_ptr<LayerNorm> norm1, norm2;
-  std::shared_ptr<FeedForward> ffn;
-  std::shared_ptr<Dropout> drop1, drop2;
+  Child<AttentionModule> attention;
+  Child<LayerNorm> norm1, norm2;
+  Child<FeedForward> ffn;
+  Child<Dropout> drop1, drop2;
   TransformerBlockOptions options;
 };
 

@@ -76,7 +76,7 @@ TEST_SUITE("layers.lisa_model") {
       std::vector<double> losses;
       for (int step = 0; step < 30; ++step) {
         opt.zero_grad();
-        Var loss = recommendation_loss(model, batch, "bce");  // includes auxiliary_loss()
+        Var loss = recommendation_loss(model, batch, LossKind::BCE);  // includes auxiliary_loss()
         loss.backward();
         opt.step();
         losses.push_back(loss.item());

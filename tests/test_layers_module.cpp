@@ -25,19 +25,18 @@ Tensor rnd(const Shape& s, uint64_t seed, DType dt = kFloat64, double lo = -1, d
 class TwoLayer : public Module {
  public:
   explicit TwoLayer(Generator& g) : Module("TwoLayer") {
-    fc1 = register_module("fc1", std::make_shared<Linear>(3, 4, g));
-    blocks = register_module("blocks", std::make_shared<ModuleList>());
+    register_module("fc1", fc1, std::make_shared<Linear>(3, 4, g));
+    register_module("blocks", blocks, std::make_shared<ModuleList>());
     blocks->push_back(std::make_shared<LayerNorm>(4));
     blocks->push_back(std::make_shared<Linear>(4, 2, g, LinearOptions{false}));
     register_buffer("scale", full({1}, 2.0));
   }
   Var forward(const Var& x) {
-    auto s = scope();
-    Var h = blocks->at<LayerNorm>(0)->forward(fc1->forward(x));
-    return blocks->at<Linear>(1)->forward(h) * buffer("scale").item();
+    Var h = call(*blocks->at<LayerNorm>(0), fc1(x));
+    return call(*blocks->at<Linear>(1), h) * buffer("scale").item();
   }
-  std::shared_ptr<Linear> fc1;
-  std::shared_ptr<ModuleList> blocks;
+  Child<Linear> fc1;
+  Child<ModuleList> blocks;
 };
 
 std::string temp_path(const std::string& name) {

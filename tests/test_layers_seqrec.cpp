@@ -259,13 +259,19 @@ TEST_SUITE("layers.seqrec") {
     SASRec model(tiny_config(data.num_items));
     TrainConfig tc;
     tc.epochs = 2;
-    tc.loss = "ce";
+    tc.loss = LossKind::CE;
     tc.eval_every = 1;
     const TrainResult r = train_recommender(model, data, tc);
     CHECK(r.epochs[1].loss < r.epochs[0].loss);
-    tc.loss = "hinge";
-    CHECK_THROWS_AS(train_recommender(model, data, tc), ValueError);
-    tc.loss = "bce";
+    tc.loss = static_cast<LossKind>(7);
+    CHECK_THROWS_WITH_AS(train_recommender(model, data, tc),
+                         doctest::Contains("unknown loss kind 7 (known: bce, ce)"),
+                         ValueError);
+    CHECK(enum_names(LossKind{}).parse("ce", "--loss") == LossKind::CE);
+    CHECK_THROWS_WITH_AS(enum_names(LossKind{}).parse("hinge", "--loss"),
+                         doctest::Contains("--loss: 'hinge' is unknown (known: bce, ce)"),
+                         ValueError);
+    tc.loss = LossKind::BCE;
     tc.resume = true;
     CHECK_THROWS_WITH_AS(train_recommender(model, data, tc),
                          doctest::Contains("resume needs a checkpoint"),

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -452,27 +453,30 @@ TEST_SUITE("layers.seqrec_protocol") {
     tc.batch_size = 32;
     tc.eval_every = 1;
     tc.checkpoint = scratch("nan.ckpt.npz");
-    tc.log = scratch("nan.jsonl");
     const std::string best = tc.checkpoint + ".best.npz";
-    std::string checkpoint_bytes, best_bytes, log_bytes;
+    std::string checkpoint_bytes, best_bytes;
+    std::vector<int64_t> reported;  // the epochs a log would have written
+    TrainCallbacks callbacks;
+    callbacks.on_epoch = [&](const EpochLog& e) {
+      reported.push_back(e.epoch);
+    };
     // After the first epoch's evaluation and checkpoint, the parameters turn NaN.
-    auto poison = [&](const EpochLog& e) {
+    callbacks.after_epoch = [&](const EpochLog& e) {
       if (e.epoch != 1)
         return;
       checkpoint_bytes = file_bytes(tc.checkpoint);
       best_bytes = file_bytes(best);
-      log_bytes = file_bytes(tc.log);
       for (const Var& p : model.parameters()) p.value().fill(NAN);
     };
     CHECK_THROWS_WITH_AS(
-        train_recommender(model, data, tc, poison),
+        train_recommender(model, data, tc, callbacks),
         doctest::Contains("train_recommender: the training loss is NaN at epoch 2, batch 1 of 3"),
         ValueError);
     REQUIRE(!checkpoint_bytes.empty());
     CHECK(file_bytes(tc.checkpoint) == checkpoint_bytes);
     CHECK(file_bytes(best) == best_bytes);
-    CHECK(file_bytes(tc.log) == log_bytes);
-    for (const std::string& f : {tc.checkpoint, best, tc.log}) std::remove(f.c_str());
+    CHECK(reported == std::vector<int64_t>{1});
+    for (const std::string& f : {tc.checkpoint, best}) std::remove(f.c_str());
   }
 
   TEST_CASE("an update that makes a parameter non-finite stops training before any evaluation") {
@@ -483,16 +487,20 @@ TEST_SUITE("layers.seqrec_protocol") {
     tc.batch_size = 64;  // one batch per epoch: the next loss comes after the evaluation
     tc.eval_every = 1;
     tc.checkpoint = scratch("nan_update.ckpt.npz");
-    tc.log = scratch("nan_update.jsonl");
-    CHECK_THROWS_WITH_AS(train_recommender(model, data, tc),
+    TrainCallbacks callbacks;
+    int64_t reported = 0;
+    callbacks.on_epoch = [&](const EpochLog&) {
+      ++reported;
+    };
+    CHECK_THROWS_WITH_AS(train_recommender(model, data, tc, callbacks),
                          doctest::Contains("train_recommender: the update of epoch 1, batch 1 of 1 "
                                            "made parameter 'p' NaN or infinite"),
                          ValueError);
     // Neither a checkpoint nor a best model of the NaN parameters, no log line.
     CHECK_FALSE(std::ifstream(tc.checkpoint).good());
     CHECK_FALSE(std::ifstream(tc.checkpoint + ".best.npz").good());
-    CHECK(file_bytes(tc.log).empty());
-    for (const std::string& f : {tc.checkpoint, tc.checkpoint + ".best.npz", tc.log})
+    CHECK(reported == 0);
+    for (const std::string& f : {tc.checkpoint, tc.checkpoint + ".best.npz"})
       std::remove(f.c_str());
   }
 
@@ -525,6 +533,33 @@ TEST_SUITE("layers.seqrec_protocol") {
     CHECK(r.out.find("attnlab train: error: train_recommender: the training loss is ") !=
           std::string::npos);
     CHECK(r.out.find(" at epoch ") != std::string::npos);
+    std::remove(log.c_str());
+  }
+
+  TEST_CASE("attnlab train --log writes one line per epoch in the log format") {
+    // The format the trainer wrote before the CLI took the log over (cli::epoch_log_line): fixed
+    // decimals per field, the validation fields only on evaluated epochs.
+    const std::string log = scratch("cli_format.jsonl");
+    const attnlab_test::CliRun r = attnlab_test::run_cli(
+        "train --synthetic-users 40 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 "
+        "--dim 8 --blocks 1 --epochs 3 --eval-every 2 --batch 16 --threads 1 --log " +
+        log);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    std::istringstream lines(attnlab_test::read_text(log));
+    const std::string head = R"(\{"epoch": (\d+), "loss": \d+\.\d{6}, "seconds": \d+\.\d{3}, )"
+                             R"("sequences_per_second": \d+\.\d)";
+    const std::string valid =
+        R"(, "valid_hr10": \d\.\d{6}, "valid_ndcg10": \d\.\d{6}, "valid_tie_rate": \d\.\d{6}, )"
+        R"("valid_non_finite_users": 0)";
+    const std::regex plain(head + "\\}"), evaluated(head + valid + "\\}");
+    std::vector<std::string> got;
+    for (std::string line; std::getline(lines, line);) got.push_back(line);
+    REQUIRE(got.size() == 3);
+    CHECK(std::regex_match(got[0], plain));
+    CHECK(std::regex_match(got[1], evaluated));  // eval_every 2
+    CHECK(std::regex_match(got[2], evaluated));  // the last epoch
+    CHECK(got[2].rfind("{\"epoch\": 3, ", 0) == 0);
     std::remove(log.c_str());
   }
 

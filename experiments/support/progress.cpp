@@ -19,6 +19,12 @@ Progress::~Progress() {
     std::fprintf(stderr, "\n");
 }
 
+void Progress::clear() {
+  if (enabled_ && done_ > 0)
+    std::fprintf(stderr, "\r%s\r", std::string(160, ' ').c_str());
+  done_ = 0;
+}
+
 void Progress::step(int64_t n, const std::string& note) {
   done_ = std::min(total_, done_ + n);
   if (!enabled_)

@@ -17,6 +17,9 @@ class Progress {
   // Advances by `n` units; `note` (e.g. the current configuration) is shown after the bar.
   void step(int64_t n = 1, const std::string& note = "");
   bool enabled() const { return enabled_; }
+  // Erases the bar (a transient bar, e.g. one per training epoch): the destructor then adds no
+  // line.
+  void clear();
 
  private:
   void draw(const std::string& note);

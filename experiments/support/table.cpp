@@ -139,23 +139,38 @@ std::string Table::csv() const {
   return os.str();
 }
 
+JsonLine& JsonLine::field(const std::string& key, const std::string& json_value) {
+  body_ += (body_.empty() ? "" : ", ") + json_string(key) + ": " + json_value;
+  return *this;
+}
+JsonLine& JsonLine::integer(const std::string& key, int64_t value) {
+  return field(key, std::to_string(value));
+}
+JsonLine& JsonLine::fixed(const std::string& key, double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return field(key, buf);
+}
+JsonLine& JsonLine::number(const std::string& key, double value) {
+  return field(key, std::isfinite(value) ? json_number(value) : std::string("null"));
+}
+JsonLine& JsonLine::text(const std::string& key, const std::string& value) {
+  return field(key, json_string(value));
+}
+
 std::string Table::jsonl() const {
-  std::ostringstream os;
+  std::string out;
   for (const auto& r : rows_) {
-    os << "{";
+    JsonLine line;
     for (std::size_t c = 0; c < r.size(); ++c) {
-      os << (c ? ", " : "") << json_string(columns_[c]) << ": ";
-      if (r[c].is_number && std::isfinite(r[c].number)) {
-        os << json_number(r[c].number);
-      } else if (r[c].is_number) {
-        os << "null";  // JSON has no NaN or Inf
-      } else {
-        os << json_string(r[c].text);
-      }
+      if (r[c].is_number)
+        line.number(columns_[c], r[c].number);
+      else
+        line.text(columns_[c], r[c].text);
     }
-    os << "}\n";
+    out += line.str() + "\n";
   }
-  return os.str();
+  return out;
 }
 
 void make_directories(const std::string& dir) {

@@ -29,6 +29,23 @@ struct Cell {
   std::string str() const;  // as printed
 };
 
+// One JSON object on one line, built field by field: the CLI's one JSON-lines writer (results
+// tables and the training log). Keys and texts are escaped.
+class JsonLine {
+ public:
+  JsonLine& integer(const std::string& key, int64_t value);
+  // printf's %.<decimals>f (a fixed format: the training log's numbers).
+  JsonLine& fixed(const std::string& key, double value, int decimals);
+  // The shortest text that reads back as the same double; null when not finite (JSON has no NaN).
+  JsonLine& number(const std::string& key, double value);
+  JsonLine& text(const std::string& key, const std::string& value);
+  std::string str() const { return "{" + body_ + "}"; }
+
+ private:
+  JsonLine& field(const std::string& key, const std::string& json_value);
+  std::string body_;
+};
+
 class Table {
  public:
   explicit Table(std::vector<std::string> columns);
