@@ -1,5 +1,7 @@
 # Run by CTest: installs the build into a scratch prefix, configures and builds
-# experiments/example_external against it with find_package(attnlab), and runs the result.
+# experiments/example_external against it with find_package(attnlab), and runs the results: the
+# standalone experiment my_study, and my_attnlab (attnlab_add_cli: the whole CLI plus the user's
+# attention kind relu-linear), which gradchecks, trains and sweeps that kind.
 set(_prefix ${BUILD_DIR}/install_test/prefix)
 set(_ext ${BUILD_DIR}/install_test/external)
 file(REMOVE_RECURSE ${BUILD_DIR}/install_test)
@@ -46,5 +48,32 @@ execute_process(COMMAND ${_ext}/my_study --length 0 RESULT_VARIABLE rc ERROR_VAR
 if(NOT rc EQUAL 2 OR NOT err MATCHES "^my_study: error: --length: must be positive\n$")
   message(FATAL_ERROR "my_study --length 0 should exit 2 with 'my_study: error: ...', got (${rc}):\n"
                       "${err}")
+endif()
+
+# my_attnlab: attnlab's CLI under the user's executable name.
+run(${_ext}/my_attnlab --help)
+if(NOT last_output MATCHES "^usage: my_attnlab <command>" OR NOT last_output MATCHES "\n  train ")
+  message(FATAL_ERROR "my_attnlab --help should list attnlab's commands as my_attnlab's:\n"
+                      "${last_output}")
+endif()
+# Tiny synthetic data: one epoch in well under a second.
+set(_train_args --data synthetic --synthetic-users 40 --synthetic-items 30
+    --synthetic-max-length 12 --maxlen 12 --dim 8 --blocks 1 --epochs 1 --eval-every 1 --batch 16
+    --threads 1)
+string(JOIN " " _train_words ${_train_args})
+run(${_ext}/my_attnlab train --attention softmax-fused ${_train_args})
+if(NOT last_output MATCHES "test NDCG@10")
+  message(FATAL_ERROR "my_attnlab train printed no result table:\n${last_output}")
+endif()
+# sweep runs the subcommands of the executable it belongs to: my_attnlab train, not attnlab's.
+run(${_ext}/my_attnlab sweep --grid "seed=1,2" --args "${_train_words}" --dir ${_ext}/sweep)
+if(NOT last_output MATCHES "2 of 2 configurations finished")
+  message(FATAL_ERROR "my_attnlab sweep did not finish both seeds:\n${last_output}")
+endif()
+execute_process(COMMAND ${_ext}/my_attnlab sweep --grid "seed=1,2" --args "${_train_words}"
+                        --dir ${_ext}/sweep --emit-jobs OUTPUT_QUIET)
+file(READ ${_ext}/sweep/jobs.txt _jobs)
+if(NOT _jobs MATCHES "/my_attnlab' train ")
+  message(FATAL_ERROR "my_attnlab sweep should run my_attnlab train, its jobs are:\n${_jobs}")
 endif()
 message(STATUS "external experiment built and ran:\n${_study_output}")
