@@ -9,6 +9,8 @@
 // --features (m, the random projections), and a crossover table reports, for every FAVOR+
 // configuration, the smallest L of the sweep at which its forward + backward beats softmax-fused
 // (measured alongside, up to --max-exact-length) with the same head_dim, mask and threads.
+#include "experiments/bench_attention.hpp"
+
 #include <cmath>
 #include <iostream>
 #include <map>
@@ -80,17 +82,8 @@ bool asks_for_lisa(int argc, char** argv) {
   return false;
 }
 
-// What to measure: parsed and validated flags.
-struct Study {
-  std::vector<std::string> kinds, masks;
-  std::vector<int64_t> lengths, head_dims, features, thread_counts;
-  int64_t heads = 1, batch = 1, max_reference_length = 0, max_exact_length = 0;
-  double decay = 0;
-  bench::TimingPolicy timing;
-  DType dtype = kFloat32;
-  uint64_t seed = 0;
-  bool quick = false;
-};
+// What to measure: parsed and validated flags (with softmax-fused added for the crossover).
+using Study = commands::AttentionBenchOptions;
 
 void add_options(cli::Parser& parser) {
   std::string kinds_default;
@@ -131,18 +124,11 @@ void add_options(cli::Parser& parser) {
   bench::add_timing_options(parser);
 }
 
-std::vector<int64_t> positive_list(const std::string& text, const std::string& flag) {
-  std::vector<int64_t> values = cli::parse_int_list(text, flag);
-  for (int64_t v : values) {
-    if (v <= 0)
-      throw cli::UsageError(flag + ": values must be positive, got " + std::to_string(v));
-  }
-  return values;
-}
-
 // The kinds to run: known kinds only; softmax-fused added for the crossover table.
-std::vector<std::string> parse_kinds(const cli::Parser& parser, double decay) {
-  std::vector<std::string> kinds = cli::split_list(parser.get<std::string>("kind"), "--kind");
+std::vector<std::string> checked_kinds(const Study& st) {
+  std::vector<std::string> kinds = st.kinds;
+  if (kinds.empty())
+    throw cli::UsageError("--kind: empty list");
   bool any_favor = false, has_exact = false;
   for (const std::string& k : kinds) {
     bool known = false;
@@ -152,37 +138,63 @@ std::vector<std::string> parse_kinds(const cli::Parser& parser, double decay) {
     any_favor = any_favor || !is_exact(k);
     has_exact = has_exact || k == "softmax-fused";
   }
-  if (decay > 0 && any_favor)
+  if (st.decay > 0 && any_favor)
     throw cli::UsageError("--decay: only the exact kinds (softmax-*) take a distance decay");
-  if (any_favor && !has_exact && !parser.has("no-crossover"))
+  if (any_favor && !has_exact && st.crossover)
     kinds.push_back("softmax-fused");
   return kinds;
 }
 
-Study parse_study(const cli::Parser& parser) {
-  Study st;
-  st.quick = parser.has("quick");
-  st.decay = parser.get<double>("decay");
+// The options' values, checked; the kinds with softmax-fused for the crossover.
+Study checked(Study st) {
   if (!(st.decay >= 0))
     throw cli::UsageError("--decay: expected a number >= 0");
-  st.kinds = parse_kinds(parser, st.decay);
-  st.lengths = positive_list(st.quick ? "32,64" : parser.get<std::string>("lengths"), "--lengths");
-  st.head_dims = positive_list(parser.get<std::string>("head-dim"), "--head-dim");
-  st.features = positive_list(st.quick ? "16" : parser.get<std::string>("features"), "--features");
-  st.heads = parser.get<int64_t>("heads");
-  st.batch = parser.get<int64_t>("batch");
+  st.kinds = checked_kinds(st);
+  auto positive = [](const std::vector<int64_t>& values, const std::string& flag) {
+    if (values.empty())
+      throw cli::UsageError(flag + ": empty list");
+    for (int64_t v : values) {
+      if (v <= 0)
+        throw cli::UsageError(flag + ": values must be positive, got " + std::to_string(v));
+    }
+  };
+  positive(st.lengths, "--lengths");
+  positive(st.head_dims, "--head-dim");
+  positive(st.features, "--features");
   if (st.heads <= 0 || st.batch <= 0)
     throw cli::UsageError("--heads and --batch must be positive");
-  st.masks = cli::split_list(parser.get<std::string>("mask"), "--mask");
+  if (st.masks.empty())
+    throw cli::UsageError("--mask: empty list");
   for (const std::string& m : st.masks) {
     if (m != "causal" && m != "none")
       throw cli::UsageError("--mask: expected causal or none, got '" + m + "'");
   }
-  const int all = num_threads();
-  st.thread_counts =
-      parser.get<std::string>("thread-counts").empty()
-          ? (all > 1 ? std::vector<int64_t>{1, all} : std::vector<int64_t>{1})
-          : positive_list(parser.get<std::string>("thread-counts"), "--thread-counts");
+  if (st.thread_counts.empty()) {
+    const int all = num_threads();
+    st.thread_counts = all > 1 ? std::vector<int64_t>{1, all} : std::vector<int64_t>{1};
+  }
+  positive(st.thread_counts, "--thread-counts");
+  return st;
+}
+
+// The flags as options (checked by run_bench_attention).
+Study parse_study(const cli::Parser& parser) {
+  Study st;
+  st.quick = parser.has("quick");
+  st.decay = parser.get<double>("decay");
+  st.kinds = cli::split_list(parser.get<std::string>("kind"), "--kind");
+  st.crossover = !parser.has("no-crossover");
+  st.lengths =
+      cli::parse_int_list(st.quick ? "32,64" : parser.get<std::string>("lengths"), "--lengths");
+  st.head_dims = cli::parse_int_list(parser.get<std::string>("head-dim"), "--head-dim");
+  st.features =
+      cli::parse_int_list(st.quick ? "16" : parser.get<std::string>("features"), "--features");
+  st.heads = parser.get<int64_t>("heads");
+  st.batch = parser.get<int64_t>("batch");
+  st.masks = cli::split_list(parser.get<std::string>("mask"), "--mask");
+  if (!parser.get<std::string>("thread-counts").empty())
+    st.thread_counts =
+        cli::parse_int_list(parser.get<std::string>("thread-counts"), "--thread-counts");
   st.max_reference_length = parser.get<int64_t>("max-reference-length");
   st.max_exact_length = parser.get<int64_t>("max-exact-length");
   st.timing = bench::timing_policy(parser, st.quick);
@@ -287,14 +299,16 @@ std::map<Config, std::map<int64_t, Measured>> measure_all(const Study& st, cli::
                              cli::Cell(r.bytes / 1048576.0, 1),
                              cli::Cell(gflops, 1),
                              pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
-              std::cerr << "." << std::flush;
+              if (st.log != nullptr)
+                *st.log << "." << std::flush;
             }
           }
         }
       }
     }
   }
-  std::cerr << "\n";
+  if (st.log != nullptr)
+    *st.log << "\n";
   set_num_threads(static_cast<int>(peak.size()) - 1);
   return results;
 }
@@ -347,29 +361,6 @@ cli::Table crossover_table(const std::map<Config, std::map<int64_t, Measured>>& 
   return cross;
 }
 
-void write_outputs(const std::string& dir,
-                   const Study& st,
-                   const cli::Table& table,
-                   const cli::Table& cross) {
-  const std::string time_column = std::string("fwd+bwd ms (") + st.timing.headline_name() + ")";
-  table.write(dir, "attention");
-  // Log-log plots of time and memory against L, one line per configuration.
-  for (const auto& [stem, column] :
-       {std::pair<std::string, std::string>{"attention_time", time_column},
-        {"attention_memory", "peak MiB"}}) {
-    cli::PlotSpec spec;
-    spec.title = "attention forward + backward: " + column + " against L";
-    spec.x = "L";
-    spec.y = column;
-    spec.group = {"kind", "m", "head_dim", "mask", "threads"};
-    spec.log_x = spec.log_y = true;
-    spec.data = "attention";
-    cli::plot(table, dir, stem, spec);
-  }
-  if (cross.rows() > 0)
-    cross.write(dir, "attention_crossover");
-}
-
 // parse -> measure -> report.
 int run_attention_bench(int argc, char** argv) {
   if (asks_for_lisa(argc, argv))
@@ -382,27 +373,26 @@ int run_attention_bench(int argc, char** argv) {
     for (const auto& k : nn::attention_kinds()) std::cout << k.name << "  " << k.summary << "\n";
     return 0;
   }
-  const Study st = parse_study(parser);
+  Study st = checked(parse_study(parser));  // bad flags fail before anything is printed
+  st.log = &std::cerr;
   std::cout << bench::machine_summary() << "\n"
             << "batch " << st.batch << ", heads " << st.heads << ", " << dtype_name(st.dtype)
             << "\n\n";
-  cli::Table table = results_table(st);
-  const auto results = measure_all(st, table);
-  table.print(std::cout);
+  const commands::AttentionBenchReport r = commands::run_bench_attention(st);
+  r.table.print(std::cout);
   std::cout << "\nTimes: the " << st.timing.headline_name()
             << " run. peak MiB: live tensor bytes above the inputs during forward + backward.\n"
                "GFLOP/s: exact kinds count 4 L^2 d (forward) + 10 L^2 d (backward) per head, "
                "halved when causal; FAVOR+ kinds 12 L m d (the two projections, forward + "
                "backward) + 12 L F d (the prefix sums or the bidirectional products, F features "
                "= m or 2m) per head.\n";
-  const cli::Table cross = crossover_table(results);
-  if (cross.rows() > 0) {
+  if (r.crossover.rows() > 0) {
     std::cout << "\nCrossover against softmax-fused (forward + backward; \"at L\": the largest L "
                  "both were measured at):\n";
-    cross.print(std::cout);
+    r.crossover.print(std::cout);
   }
   if (!parser.common().out.empty())
-    write_outputs(parser.common().out, st, table, cross);
+    commands::write_bench_attention(parser.common().out, st, r);
   return 0;
 }
 
@@ -411,4 +401,37 @@ const bench::RegisterMode attention_mode("attention",
                                          run_attention_bench);
 
 }  // namespace
+
+commands::AttentionBenchReport commands::run_bench_attention(const AttentionBenchOptions& options) {
+  const Study st = checked(options);
+  AttentionBenchReport report;
+  report.table = results_table(st);
+  const auto results = measure_all(st, report.table);
+  report.crossover = crossover_table(results);
+  return report;
+}
+
+void commands::write_bench_attention(const std::string& dir,
+                                     const AttentionBenchOptions& options,
+                                     const AttentionBenchReport& report) {
+  const std::string time_column =
+      std::string("fwd+bwd ms (") + options.timing.headline_name() + ")";
+  report.table.write(dir, "attention");
+  // Log-log plots of time and memory against L, one line per configuration.
+  for (const auto& [stem, column] :
+       {std::pair<std::string, std::string>{"attention_time", time_column},
+        {"attention_memory", "peak MiB"}}) {
+    cli::PlotSpec spec;
+    spec.title = "attention forward + backward: " + column + " against L";
+    spec.x = "L";
+    spec.y = column;
+    spec.group = {"kind", "m", "head_dim", "mask", "threads"};
+    spec.log_x = spec.log_y = true;
+    spec.data = "attention";
+    cli::plot(report.table, dir, stem, spec);
+  }
+  if (report.crossover.rows() > 0)
+    report.crossover.write(dir, "attention_crossover");
+}
+
 }  // namespace attnlab
