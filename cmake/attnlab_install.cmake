@@ -6,7 +6,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(_attnlab_targets core autograd layers)
+set(_attnlab_targets core autograd layers layers_archive)
 if(TARGET experiment_support)
   list(APPEND _attnlab_targets experiment_support attnlab_commands)
   # The support headers, and those of the commands' library functions (cli_main.hpp, train.hpp,

@@ -21,42 +21,41 @@
 #include "experiments/bench_lisa.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/kind_flags.hpp"
 #include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
-#include "layers/attention_factory.hpp"
+#include "layers/attention_registry.hpp"
+#include "layers/favor_attention.hpp"
 
 namespace attnlab {
 namespace {
 
-// Useful FLOPs of exact attention (FlashAttention's accounting): forward 4 L^2 d, backward
-// 10 L^2 d (recomputing S counts as overhead), halved by a causal mask.
-double attention_flops(int64_t bh, int64_t l, int64_t d, bool causal, bool backward) {
-  const double per = (backward ? 14.0 : 4.0) * static_cast<double>(l) * l * d * bh;
-  return causal ? per / 2 : per;
+// The kind's defaults, with m random features for the kinds that have them (m = 0: defaults).
+OptionValues kind_options(const nn::AttentionKind& k, int64_t m) {
+  if (m <= 0 || !k.capabilities.random_features)
+    return k.options.defaults();
+  return cli::declared_option_values(k.options, k.name, {{"features", std::to_string(m)}});
 }
+
+// The baseline of the crossover table, and of what counts as exact: its family's kinds.
+const char* const kExactBaseline = "softmax-fused";
 
 bool is_exact(const std::string& kind) {
-  return kind.rfind("softmax", 0) == 0;
-}
-bool has_features(const std::string& kind) {  // kinds with random projections (m matters)
-  return !is_exact(kind) && kind != "linear-elu";
+  return nn::attention_kind(kind).family == nn::attention_kind(kExactBaseline).family;
 }
 
-// Useful FLOPs of a FAVOR+ kind, forward + backward (a matmul's backward costs twice its
-// forward): the projections q W^T and k W^T (2 L m d each forward), then the linear attention
-// proper with F features: forward phi(k)^T v and phi(q) S (2 L F d each, prefix-summed or not),
-// normalisers and feature maps O(L F) (not counted). F = 2m for the two-sided maps.
-double favor_flops(const std::string& kind, int64_t bh, int64_t l, int64_t d, int64_t m) {
-  const bool two_sided = kind == "favor-hyp" || kind == "favor-trig";
-  const double f = static_cast<double>(kind == "linear-elu" ? d : (two_sided ? 2 * m : m));
-  const double projections = kind == "linear-elu" ? 0.0 : 3.0 * 4.0 * l * m * d;
-  const double attention = 3.0 * 4.0 * l * f * d;
-  return (projections + attention) * static_cast<double>(bh);
-}
-
+// The kind's cost model (nn::AttentionKind::cost) for one configuration, forward + backward.
 double kernel_flops(
     const std::string& kind, int64_t bh, int64_t l, int64_t d, int64_t m, bool causal) {
-  return is_exact(kind) ? attention_flops(bh, l, d, causal, true) : favor_flops(kind, bh, l, d, m);
+  const nn::AttentionKind& k = nn::attention_kind(kind);
+  if (!k.cost)
+    return 0.0;
+  nn::AttentionShape shape;
+  shape.batch_heads = bh;
+  shape.lq = shape.lk = l;
+  shape.d = shape.dv = d;
+  shape.causal = causal;
+  return k.cost(shape, kind_options(k, m)).total_flops();
 }
 
 struct Measured {
@@ -68,16 +67,28 @@ struct Measured {
 using Config = std::tuple<std::string, int64_t, int64_t, std::string, int64_t>;
 
 // `--kind lisa...`: LISA is not a q/k/v kernel (its keys and values are codeword projections),
-// so its study lives in bench_lisa.cpp, which also measures the exact kernels beside it.
+// so its study lives in bench_lisa.cpp, which also measures the exact kernels beside it. Any
+// --kind value naming one of its kinds goes there.
 bool asks_for_lisa(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i], value;
+    const std::string a = argv[i];
+    const std::string prefix = "--kind=";
+    std::string value;
     if (a == "--kind" && i + 1 < argc)
       value = argv[i + 1];
-    else if (a.rfind("--kind=", 0) == 0)
-      value = a.substr(7);
-    if (value.rfind("lisa", 0) == 0 || value.find(",lisa") != std::string::npos)
-      return true;
+    else if (a.compare(0, prefix.size(), prefix) == 0)
+      value = a.substr(prefix.size());
+    else
+      continue;
+    std::vector<std::string> kinds;
+    try {
+      kinds = cli::split_list(value, "--kind");
+    } catch (const cli::UsageError&) {
+      return false;  // parse_kinds reports it
+    }
+    for (const auto& k : kinds)
+      if (is_bench_lisa_kind(k))
+        return true;
   }
   return false;
 }
@@ -131,17 +142,18 @@ std::vector<std::string> checked_kinds(const Study& st) {
     throw cli::UsageError("--kind: empty list");
   bool any_favor = false, has_exact = false;
   for (const std::string& k : kinds) {
-    bool known = false;
-    for (const auto& info : nn::attention_kinds()) known = known || info.name == k;
-    if (!known)
-      throw cli::UsageError("--kind: unknown attention kind '" + k + "' (see --list)");
+    const nn::AttentionKind* kind = nn::find_attention_kind(k);
+    if (kind == nullptr) {
+      throw cli::UsageError("--kind: unknown attention kind '" + k +
+                            "' (known: " + nn::attention_kind_names() + ")");
+    }
+    if (st.decay > 0 && !kind->capabilities.distance_decay)
+      throw cli::UsageError("--decay: attention kind '" + k + "' takes no distance decay");
     any_favor = any_favor || !is_exact(k);
-    has_exact = has_exact || k == "softmax-fused";
+    has_exact = has_exact || k == kExactBaseline;
   }
-  if (st.decay > 0 && any_favor)
-    throw cli::UsageError("--decay: only the exact kinds (softmax-*) take a distance decay");
   if (any_favor && !has_exact && st.crossover)
-    kinds.push_back("softmax-fused");
+    kinds.push_back(kExactBaseline);
   return kinds;
 }
 
@@ -207,12 +219,11 @@ std::shared_ptr<nn::AttentionKernel> make_kernel(const Study& st,
                                                  const std::string& kind,
                                                  int64_t d,
                                                  int64_t m) {
-  nn::KernelConfig cfg;
-  cfg.seed = st.seed;
-  cfg.head_dim = d;
-  if (m > 0)
-    cfg.features = m;
-  auto kernel = nn::make_attention_kernel(kind, cfg);
+  nn::KernelContext ctx;
+  ctx.seed = st.seed;
+  ctx.head_dim = d;
+  const nn::AttentionKind& k = nn::attention_kind(kind);
+  auto kernel = k.make(kind_options(k, m), ctx);
   kernel->to(st.dtype);
   if (auto favor = std::dynamic_pointer_cast<nn::FavorKernel>(kernel))
     favor->keep_trace = false;  // a user's training run would not keep it either
@@ -220,8 +231,8 @@ std::shared_ptr<nn::AttentionKernel> make_kernel(const Study& st,
 }
 
 bool skipped(const Study& st, const std::string& kind, int64_t l) {
-  return (kind.find("reference") != std::string::npos && l > st.max_reference_length) ||
-         (kind == "softmax-fused" && l > st.max_exact_length);
+  return (kind == "softmax-reference" && l > st.max_reference_length) ||
+         (kind == kExactBaseline && l > st.max_exact_length);
 }
 
 // Times forward alone and forward + backward of one kernel at one length.
@@ -276,7 +287,8 @@ std::map<Config, std::map<int64_t, Measured>> measure_all(const Study& st, cli::
       mask.decay = st.decay;
       for (int64_t d : st.head_dims) {
         for (const std::string& kind : st.kinds) {
-          for (int64_t m : has_features(kind) ? st.features : std::vector<int64_t>{0}) {
+          const bool features = nn::attention_kind(kind).capabilities.random_features;
+          for (int64_t m : features ? st.features : std::vector<int64_t>{0}) {
             auto kernel = make_kernel(st, kind, d, m);
             for (int64_t l : st.lengths) {
               if (skipped(st, kind, l))
@@ -330,7 +342,7 @@ cli::Table crossover_table(const std::map<Config, std::map<int64_t, Measured>>& 
     const auto& [kind, m, d, mask_name, threads] = config;
     if (is_exact(kind))
       continue;
-    const auto exact_it = results.find(Config{"softmax-fused", 0, d, mask_name, threads});
+    const auto exact_it = results.find(Config{kExactBaseline, 0, d, mask_name, threads});
     if (exact_it == results.end())
       continue;
     const auto& exact = exact_it->second;

@@ -19,7 +19,10 @@
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
+#include "layers/attention_registry.hpp"
+#include "layers/favor_attention.hpp"
 #include "layers/optim.hpp"
 #include "layers/seqrec_trainer.hpp"
 
@@ -34,11 +37,13 @@ struct CaseConfig {
 
 // One repetition of an attention case: forward and backward of `kind` on random q, k, v.
 std::function<void()> attention_case(const std::string& kind, const CaseConfig& c) {
-  nn::KernelConfig cfg;
-  cfg.seed = c.seed;
-  cfg.head_dim = c.head_dim;
-  cfg.features = c.features;
-  auto kernel = nn::make_attention_kernel(kind, cfg);
+  nn::KernelContext ctx;
+  ctx.seed = c.seed;
+  ctx.head_dim = c.head_dim;
+  const nn::AttentionKind& info = nn::attention_kind(kind);
+  auto kernel = info.make(
+      cli::declared_option_values(info.options, kind, {{"features", std::to_string(c.features)}}),
+      ctx);
   if (auto favor = std::dynamic_pointer_cast<nn::FavorKernel>(kernel))
     favor->keep_trace = false;
   const Shape s{1, 1, c.length, c.head_dim};

@@ -86,6 +86,10 @@ ag::Var lisa_forward(const LisaInputs& in,
 
 }  // namespace
 
+bool is_bench_lisa_kind(const std::string& name) {
+  return name == "lisa" || name == "lisa-fused" || name == "lisa-reference";
+}
+
 int run_bench_lisa(int argc, char** argv) {
   cli::Parser parser("bench lisa", "[--lengths 1024,...] [--configs 8x16,8x32,8x128] [options]");
   parser.options().add_options()(
@@ -131,8 +135,7 @@ int run_bench_lisa(int argc, char** argv) {
       run_fused = true;
     if (k == "lisa" || k == "lisa-reference")
       run_ref = true;
-    if (k != "lisa" && k != "lisa-fused" && k != "lisa-reference" && k != "softmax-reference" &&
-        k != "softmax-fused")
+    if (!is_bench_lisa_kind(k) && k != "softmax-reference" && k != "softmax-fused")
       throw cli::UsageError(
           "--kind: expected lisa, lisa-fused, lisa-reference, softmax-reference "
           "or softmax-fused, got '" +
@@ -274,7 +277,7 @@ int run_bench_lisa(int argc, char** argv) {
                   "winner (memory)"});
   for (const auto& [key, by_l] : results) {
     const auto& [kind, bw, threads] = key;
-    if (kind.rfind("lisa", 0) != 0)
+    if (!is_bench_lisa_kind(kind))
       continue;
     for (const std::string other : {"softmax-reference", "softmax-fused"}) {
       const auto it = results.find({other, "-", threads});

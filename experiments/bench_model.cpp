@@ -16,6 +16,7 @@
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
 #include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
@@ -64,8 +65,9 @@ Study parse_study(const cli::Parser& p) {
   st.quick = p.has("quick");
   st.kinds = cli::split_list(p.get<std::string>("kinds"), "--kinds");
   for (const std::string& k : st.kinds) {
-    if (!cli::is_model_kind(k))
-      throw cli::UsageError("--kinds: unknown model kind '" + k + "'");
+    if (nn::find_model_kind(k) == nullptr)
+      throw cli::UsageError("--kinds: unknown model kind '" + k +
+                            "' (known: " + nn::model_kind_names() + ")");
   }
   st.lengths = cli::parse_int_list(st.quick ? "16,32" : p.get<std::string>("lengths"), "--lengths");
   st.batch = st.quick ? 2 : p.get<int64_t>("batch");
@@ -92,9 +94,8 @@ std::shared_ptr<nn::SequenceRecommender> make(const Study& st, const std::string
   mo.max_length = l;
   mo.dim = st.dim;
   mo.seed = st.seed;
-  mo.kernel.head_dim = st.dim;  // one head
-  mo.kernel.features = 128;
-  std::tie(mo.codebooks, mo.codewords) = cli::parse_codebooks(st.codebooks, "--codebooks");
+  mo.kind_options = cli::declared_option_values(
+      nn::model_kind(kind).options, kind, {{"features", "128"}, {"codebooks", st.codebooks}});
   return cli::make_model(mo);
 }
 
@@ -169,8 +170,9 @@ cli::Table crossover_table(const Results& results, const std::string& exact) {
   const auto ex = results.find(exact);
   if (ex == results.end())
     return cross;
+  const std::string exact_family = nn::model_kind(exact).family;
   for (const auto& [kind, by_l] : results) {
-    if (kind.rfind("softmax", 0) == 0)
+    if (nn::model_kind(kind).family == exact_family)  // the exact kinds among themselves
       continue;
     int64_t train_cross = -1, infer_cross = -1, largest = -1;
     for (const auto& [l, m] : by_l) {

@@ -8,12 +8,21 @@
 
 #include "core/core.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
 #include "experiments/support/table.hpp"
 #include "layers/seqrec_trainer.hpp"
 
 namespace attnlab {
 namespace {
+
+// --features and --codebooks for the kinds that declare them (the FAVOR+ and LISA kinds).
+OptionValues kind_options(const cli::Parser& p, const std::string& kind) {
+  return cli::declared_option_values(nn::model_kind(kind).options,
+                                     kind,
+                                     {{"features", std::to_string(p.get<int64_t>("features"))},
+                                      {"codebooks", p.get<std::string>("codebooks")}});
+}
 
 int run_demo(int argc, char** argv) {
   cli::Parser p("demo", "[--kinds LIST] [--epochs N] [--data synthetic|FILE] [options]");
@@ -41,15 +50,16 @@ int run_demo(int argc, char** argv) {
     set_num_threads(p.common().threads);
   const std::vector<std::string> kinds = cli::split_list(p.get<std::string>("kinds"), "--kinds");
   for (const auto& k : kinds) {
-    if (!cli::is_model_kind(k))
-      throw cli::UsageError("--kinds: unknown model kind '" + k + "' (attnlab train --help)");
+    if (nn::find_model_kind(k) == nullptr)
+      throw cli::UsageError("--kinds: unknown model kind '" + k +
+                            "' (known: " + nn::model_kind_names() + ")");
   }
   for (const char* flag :
        {"epochs", "synthetic-users", "synthetic-items", "maxlen", "dim", "features", "batch"}) {
     if (p.get<int64_t>(flag) < 1)
       throw cli::UsageError(std::string("--") + flag + ": must be >= 1");
   }
-  const auto [B, W] = cli::parse_codebooks(p.get<std::string>("codebooks"), "--codebooks");
+  cli::parse_codebooks(p.get<std::string>("codebooks"), "--codebooks");  // checked up front
 
   nn::SyntheticConfig sc;
   sc.users = p.get<int64_t>("synthetic-users");
@@ -80,9 +90,7 @@ int run_demo(int argc, char** argv) {
     mo.num_items = data.num_items;
     mo.max_length = p.get<int64_t>("maxlen");
     mo.dim = p.get<int64_t>("dim");
-    mo.kernel.features = p.get<int64_t>("features");
-    mo.codebooks = B;
-    mo.codewords = W;
+    mo.kind_options = kind_options(p, kind);
     mo.seed = p.common().seed;
     const auto model = cli::make_model(mo);
     model->to(p.common().dtype);

@@ -4,14 +4,14 @@
 
 #include <fstream>
 #include <iostream>
-#include <tuple>
 
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
+#include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
 #include "experiments/support/table.hpp"
-#include "layers/sasrec.hpp"
+#include "layers/model_registry.hpp"
 #include "layers/seqrec_trainer.hpp"
 
 namespace attnlab {
@@ -27,34 +27,23 @@ nn::SyntheticConfig synthetic_config(const cli::Parser& p) {
   return sc;
 }
 
-// A flag the chosen model kind never reads is an error, not silently ignored (a "--blocks 3"
-// LISA run would otherwise train one layer and be reported as three).
-void refuse_flags_the_kind_ignores(const cli::Parser& p) {
+// A model-level flag the chosen kind never reads is an error, not silently ignored (a
+// "--blocks 3" LISA run would otherwise train one layer and be reported as three). The kinds' own
+// options are checked by KindFlags.
+void refuse_layer_flags(const cli::Parser& p) {
   const std::string kind = p.get<std::string>("attention");
-  const bool lisa = kind.rfind("lisa-", 0) == 0;
-  const bool random_features = kind.rfind("favor", 0) == 0;
-  auto refuse = [&](const char* flag, const std::string& applies_to) {
+  if (nn::model_kind(kind).stacked)
+    return;
+  auto refuse = [&](const char* flag, const char* why) {
     throw cli::UsageError(std::string("--") + flag + ": does not apply to --attention " + kind +
-                          " (it applies to " + applies_to + ")");
+                          " (" + why + ")");
   };
-  if (lisa) {  // one LISA layer, its B codebooks are the heads, post-LN (the official code)
-    if (p.given("blocks") && p.get<int64_t>("blocks") != 1)
-      refuse("blocks", "the SASRec kinds; LISA has one layer");
-    if (p.given("heads") && p.get<int64_t>("heads") != 1)
-      refuse("heads", "the SASRec kinds; LISA's codebooks are its heads");
-    if (p.given("norm"))
-      refuse("norm", "the SASRec kinds; LISA is post-LN as the official code");
-  } else {
-    for (const char* f : {"codebooks", "tau", "decay", "selection", "lisa-query"})
-      if (p.given(f))
-        refuse(f, "the LISA kinds");
-  }
-  if (p.given("target-codebooks") && kind != "lisa-mini")
-    refuse("target-codebooks", "lisa-mini");
-  if (!random_features)
-    for (const char* f : {"features", "redraw", "redraw-interval"})
-      if (p.given(f))
-        refuse(f, "the FAVOR+ kinds");
+  if (p.given("blocks") && p.get<int64_t>("blocks") != 1)
+    refuse("blocks", "it has one layer");
+  if (p.given("heads") && p.get<int64_t>("heads") != 1)
+    refuse("heads", "it has no heads to choose");
+  if (p.given("norm"))
+    refuse("norm", "its layer layout is fixed");
 }
 
 // A diverged model scores NaN or ±inf: such scores never win (seqrec_eval.hpp), and are named.
@@ -89,29 +78,28 @@ void check_flags(const cli::Parser& p) {
   const double dropout = p.get<double>("dropout");
   if (!(dropout >= 0 && dropout < 1))
     throw cli::UsageError("--dropout: must be in [0, 1)");
-  const std::string lisa_query = p.get<std::string>("lisa-query");
-  if (lisa_query != "hard" && lisa_query != "expected")
-    throw cli::UsageError("--lisa-query: expected hard or expected, got '" + lisa_query + "'");
   if (!(p.get<double>("lr") > 0))
     throw cli::UsageError("--lr: must be positive");
   if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
     throw cli::UsageError("--resume needs --checkpoint FILE");
   }
-  if (!cli::is_model_kind(p.get<std::string>("attention"))) {
-    std::string names;
-    for (const auto& k : cli::model_kinds()) names += (names.empty() ? "" : ", ") + k.first;
+  if (nn::find_model_kind(p.get<std::string>("attention")) == nullptr) {
     throw cli::UsageError("--attention: model kind '" + p.get<std::string>("attention") +
-                          "' is unknown (known: " + names + ")");
+                          "' is unknown (known: " + nn::model_kind_names() + ")");
   }
   if (p.get<std::string>("loss") != "bce" && p.get<std::string>("loss") != "ce") {
     throw cli::UsageError("--loss: expected bce or ce, got '" + p.get<std::string>("loss") + "'");
   }
-  nn::parse_norm_placement(p.get<std::string>("norm"));  // throws on a bad name
-  refuse_flags_the_kind_ignores(p);
+  try {
+    enum_names(nn::NormPlacement{}).parse(p.get<std::string>("norm"), "--norm");
+  } catch (const ValueError& e) {
+    throw cli::UsageError(e.what());
+  }
+  refuse_layer_flags(p);
 }
 
 // The model's options from the flags (all but the item count, which the data gives), checked.
-cli::ModelOptions model_options(const cli::Parser& p) {
+cli::ModelOptions model_options(const cli::Parser& p, const cli::KindFlags& kind_flags) {
   cli::ModelOptions mc;
   mc.kind = p.get<std::string>("attention");
   mc.max_length = p.get<int64_t>("maxlen");
@@ -119,32 +107,8 @@ cli::ModelOptions model_options(const cli::Parser& p) {
   mc.blocks = p.get<int64_t>("blocks");
   mc.heads = p.get<int64_t>("heads");
   mc.dropout = p.get<double>("dropout");
-  mc.norm = nn::parse_norm_placement(p.get<std::string>("norm"));
-  mc.kernel.features = p.get<int64_t>("features");
-  try {
-    mc.kernel.redraw.policy = nn::parse_redraw_policy(p.get<std::string>("redraw"));
-  } catch (const Error& e) {
-    throw cli::UsageError(std::string("--redraw: ") + e.what());
-  }
-  mc.kernel.redraw.interval = p.get<int64_t>("redraw-interval");
-  if (mc.kernel.features < 1 || mc.kernel.redraw.interval < 1)
-    throw cli::UsageError("--features and --redraw-interval must be >= 1");
-  std::tie(mc.codebooks, mc.codewords) =
-      cli::parse_codebooks(p.get<std::string>("codebooks"), "--codebooks");
-  std::tie(mc.target_codebooks, mc.target_codewords) =
-      cli::parse_codebooks(p.get<std::string>("target-codebooks"), "--target-codebooks");
-  mc.tau = p.get<double>("tau");
-  mc.decay = p.get<double>("decay");
-  mc.selection = p.get<std::string>("selection");
-  mc.query = p.get<std::string>("lisa-query");
-  if (!(mc.tau > 0))
-    throw cli::UsageError("--tau: must be positive");
-  if (!(mc.decay >= 0))
-    throw cli::UsageError("--decay: must be >= 0");
-  if (!mc.selection.empty() && mc.selection != "soft" && mc.selection != "st" &&
-      mc.selection != "gumbel-soft" && mc.selection != "gumbel-st")
-    throw cli::UsageError("--selection: expected soft, st, gumbel-soft or gumbel-st, got '" +
-                          mc.selection + "'");
+  mc.norm = enum_names(nn::NormPlacement{}).parse(p.get<std::string>("norm"), "--norm");
+  mc.kind_options = kind_flags.values(p, mc.kind, nn::model_kind(mc.kind).options, "--attention");
   mc.seed = p.common().seed;
   return mc;
 }
@@ -175,42 +139,19 @@ void add_data_options(cli::Parser& p) {
       "synthetic: longest history");
 }
 
-void add_model_options(cli::Parser& p) {
+cli::KindFlags add_model_options(cli::Parser& p) {
   p.options().add_options()("attention",
                             cli::po::value<std::string>()->default_value("softmax-fused"),
-                            "attention kind (attnlab bench attention --list)")(
+                            "model kind (attnlab --list)")(
       "dim", cli::po::value<int64_t>()->default_value(50), "hidden size")(
       "blocks", cli::po::value<int64_t>()->default_value(2), "transformer blocks")(
       "heads", cli::po::value<int64_t>()->default_value(1), "attention heads")(
-      "features",
-      cli::po::value<int64_t>()->default_value(256),
-      "FAVOR+ kinds: random projections m")(
-      "redraw",
-      cli::po::value<std::string>()->default_value("every-n"),
-      "FAVOR+ kinds: when to redraw the features (never, every-n, every-call)")(
-      "redraw-interval",
-      cli::po::value<int64_t>()->default_value(1000),
-      "FAVOR+ kinds: training steps between redraws for --redraw every-n")(
-      "codebooks",
-      cli::po::value<std::string>()->default_value("8x16"),
-      "LISA kinds: B x W of the sequence quantizer")(
-      "target-codebooks",
-      cli::po::value<std::string>()->default_value("8x128"),
-      "lisa-mini: B x W of the target quantizer")(
-      "tau", cli::po::value<double>()->default_value(0.7), "LISA kinds: softmax temperature")(
-      "decay",
-      cli::po::value<double>()->default_value(0.1),
-      "LISA kinds: histogram decay lambda (gamma = exp(-lambda))")(
-      "selection",
-      cli::po::value<std::string>()->default_value(""),
-      "LISA kinds: soft, st, gumbel-soft or gumbel-st (default: the variant's)")(
-      "lisa-query",
-      cli::po::value<std::string>()->default_value("hard"),
-      "LISA kinds: the query's table row: hard (its own codeword, detached, as the official "
-      "code) or expected (the row expected under its soft codes)")(
       "maxlen", cli::po::value<int64_t>()->default_value(200), "input length (last items)")(
       "dropout", cli::po::value<double>()->default_value(0.2), "dropout rate")(
-      "norm", cli::po::value<std::string>()->default_value("sasrec"), "sasrec, pre or post");
+      "norm",
+      cli::po::value<std::string>()->default_value("sasrec"),
+      enum_names(nn::NormPlacement{}).known().c_str());
+  return cli::KindFlags::for_models(p);  // the kinds' own options (--features, --tau, ...)
 }
 
 void add_training_options(cli::Parser& p) {
@@ -335,12 +276,12 @@ int train_command_main(int argc, char** argv) {
   cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
   p.enable_validate_only();
   add_data_options(p);
-  add_model_options(p);
+  const cli::KindFlags kind_flags = add_model_options(p);
   add_training_options(p);
   if (!p.parse(argc, argv))
     return 0;
   check_flags(p);
-  const cli::ModelOptions mc = model_options(p);
+  const cli::ModelOptions mc = model_options(p, kind_flags);
   if (p.validate_only())
     return validate_only(p, mc);
   commands::TrainOptions o;

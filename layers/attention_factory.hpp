@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "layers/attention_registry.hpp"
 #include "layers/favor_attention.hpp"
 #include "layers/multihead_attention.hpp"
 
@@ -34,15 +35,9 @@ struct KernelConfig {
   FavorImpl favor_impl = FavorImpl::Fused;                // or the composed reference
 };
 
-struct AttentionKind {
-  std::string name;
-  std::string summary;
-};
-
-// The registered kinds, in a stable order.
-const std::vector<AttentionKind>& attention_kinds();
-// Builds a kernel; throws ValueError listing the kinds for an unknown name.
+// Transitional: builds kind `name` of the registry (layers/attention_registry.hpp) from a
+// KernelConfig. ValueError for an unknown name.
 std::shared_ptr<AttentionKernel> make_attention_kernel(const std::string& name,
-                                                       const KernelConfig& config = {});
+                                                       const KernelConfig& config);
 
 }  // namespace attnlab::nn

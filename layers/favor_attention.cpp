@@ -156,29 +156,26 @@ Tensor scale_factors(const Tensor& c, bool inverse) {
 
 }  // namespace favor_bidir_detail
 
+const EnumNames<KeyStabilizer>& enum_names(KeyStabilizer) {
+  static const EnumNames<KeyStabilizer> names{
+      {KeyStabilizer::Auto, "auto", "running-max when causal, else global"},
+      {KeyStabilizer::Global, "global", "max over the sequence (bidirectional only)"},
+      {KeyStabilizer::RunningMax, "running-max", "max over the keys so far"},
+      {KeyStabilizer::None, "none", "no shift"}};
+  return names;
+}
 const char* key_stabilizer_name(KeyStabilizer s) {
-  switch (s) {
-    case KeyStabilizer::Auto:
-      return "auto";
-    case KeyStabilizer::Global:
-      return "global";
-    case KeyStabilizer::RunningMax:
-      return "running-max";
-    default:
-      return "none";
-  }
+  return enum_names(s).name(s);
+}
+KeyStabilizer parse_key_stabilizer(const std::string& s) {
+  return enum_names(KeyStabilizer{}).parse(s, "key stabilizer");
 }
 
-KeyStabilizer parse_key_stabilizer(const std::string& s) {
-  for (KeyStabilizer k : {KeyStabilizer::Auto,
-                          KeyStabilizer::Global,
-                          KeyStabilizer::RunningMax,
-                          KeyStabilizer::None}) {
-    if (s == key_stabilizer_name(k))
-      return k;
-  }
-  throw ValueError("key stabilizer '" + s +
-                   "' is unknown (known: auto, global, running-max, none)");
+const EnumNames<FavorImpl>& enum_names(FavorImpl) {
+  static const EnumNames<FavorImpl> names{
+      {FavorImpl::Fused, "fused", "fused ops, O(m dv) state"},
+      {FavorImpl::Reference, "reference", "composed from tape primitives"}};
+  return names;
 }
 
 FavorSums favor_bidirectional(const Var& qf, const Var& kf, const Var& v) {

@@ -52,10 +52,12 @@
 namespace attnlab::nn {
 
 enum class KeyStabilizer { Auto, Global, RunningMax, None };
+const EnumNames<KeyStabilizer>& enum_names(KeyStabilizer);
 const char* key_stabilizer_name(KeyStabilizer s);  // "auto", "global", "running-max", "none"
 KeyStabilizer parse_key_stabilizer(const std::string& name);
 
 enum class FavorImpl { Fused, Reference };
+const EnumNames<FavorImpl>& enum_names(FavorImpl);  // "fused", "reference"
 
 struct FavorAttentionOptions {
   FeatureMapSpec features;  // map, generalized f, epsilon

@@ -31,37 +31,32 @@ constexpr uint64_t kFavorTag = 0xFA7050F7A77E0001ull;
 
 using favor_features_detail::sub_key;
 
+const EnumNames<FeatureNorm>& enum_names(FeatureNorm) {
+  static const EnumNames<FeatureNorm> names{
+      {FeatureNorm::Chi, "chi", "chi(d) row norms: unbiased"},
+      {FeatureNorm::Fixed, "fixed", "every row sqrt(d): lower variance, biased"},
+      {FeatureNorm::Fixed, "sqrt-d", "same as fixed"}};
+  return names;
+}
 const char* feature_norm_name(FeatureNorm n) {
-  return n == FeatureNorm::Chi ? "chi" : "fixed";
+  return enum_names(n).name(n);
 }
-
 FeatureNorm parse_feature_norm(const std::string& s) {
-  if (s == "chi")
-    return FeatureNorm::Chi;
-  if (s == "fixed" || s == "sqrt-d")
-    return FeatureNorm::Fixed;
-  throw ValueError("feature norm '" + s + "' is unknown (known: chi, fixed)");
+  return enum_names(FeatureNorm{}).parse(s, "feature norm");
 }
 
+const EnumNames<RedrawPolicy>& enum_names(RedrawPolicy) {
+  static const EnumNames<RedrawPolicy> names{
+      {RedrawPolicy::Never, "never", "draw once"},
+      {RedrawPolicy::EveryNCalls, "every-n", "every --redraw-interval training calls"},
+      {RedrawPolicy::EveryCall, "every-call", "at every training call"}};
+  return names;
+}
 const char* redraw_policy_name(RedrawPolicy p) {
-  switch (p) {
-    case RedrawPolicy::Never:
-      return "never";
-    case RedrawPolicy::EveryNCalls:
-      return "every-n";
-    default:
-      return "every-call";
-  }
+  return enum_names(p).name(p);
 }
-
 RedrawPolicy parse_redraw_policy(const std::string& s) {
-  if (s == "never")
-    return RedrawPolicy::Never;
-  if (s == "every-n")
-    return RedrawPolicy::EveryNCalls;
-  if (s == "every-call")
-    return RedrawPolicy::EveryCall;
-  throw ValueError("redraw policy '" + s + "' is unknown (known: never, every-n, every-call)");
+  return enum_names(RedrawPolicy{}).parse(s, "redraw policy");
 }
 
 void householder_qr(double* a, double* r_diag, int64_t n) {

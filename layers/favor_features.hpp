@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 
+#include "core/enum_names.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
 #include "layers/module.hpp"
@@ -33,6 +34,7 @@
 namespace attnlab::nn {
 
 enum class FeatureNorm { Chi, Fixed };
+const EnumNames<FeatureNorm>& enum_names(FeatureNorm);  // chi, fixed (sqrt-d: alias)
 const char* feature_norm_name(FeatureNorm n);        // "chi", "fixed"
 FeatureNorm parse_feature_norm(const std::string&);  // ValueError for an unknown name
 
@@ -63,6 +65,7 @@ enum class RedrawPolicy {
   EveryNCalls,  // draw number floor(call / interval): performer-pytorch's default (1000 calls)
   EveryCall,    // draw number = call index (Google's JAX/TF code draws at every call)
 };
+const EnumNames<RedrawPolicy>& enum_names(RedrawPolicy);
 const char* redraw_policy_name(RedrawPolicy p);        // "never", "every-n", "every-call"
 RedrawPolicy parse_redraw_policy(const std::string&);  // ValueError for an unknown name
 

@@ -9,25 +9,18 @@
 
 namespace attnlab::nn {
 
-const char* lisa_variant_name(LisaVariant v) {
-  switch (v) {
-    case LisaVariant::Base:
-      return "base";
-    case LisaVariant::Soft:
-      return "soft";
-    case LisaVariant::Mini:
-      return "mini";
-  }
-  return "?";
+const EnumNames<LisaVariant>& enum_names(LisaVariant) {
+  static const EnumNames<LisaVariant> names{
+      {LisaVariant::Base, "base", "hard codes, quantized targets"},
+      {LisaVariant::Soft, "soft", "soft codes, raw targets"},
+      {LisaVariant::Mini, "mini", "small codebooks, separate target quantizer"}};
+  return names;
 }
-
+const char* lisa_variant_name(LisaVariant v) {
+  return enum_names(v).name(v);
+}
 LisaVariant parse_lisa_variant(const std::string& name) {
-  for (LisaVariant v : {LisaVariant::Base, LisaVariant::Soft, LisaVariant::Mini}) {
-    if (name == lisa_variant_name(v))
-      return v;
-  }
-  throw ValueError("parse_lisa_variant: unknown variant '" + name +
-                   "' (expected base, soft or mini)");
+  return enum_names(LisaVariant{}).parse(name, "parse_lisa_variant: variant");
 }
 
 LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {

@@ -28,6 +28,7 @@
 namespace attnlab::nn {
 
 enum class LisaVariant { Base, Soft, Mini };
+const EnumNames<LisaVariant>& enum_names(LisaVariant);
 const char* lisa_variant_name(LisaVariant v);  // "base", "soft", "mini"
 LisaVariant parse_lisa_variant(const std::string& name);
 

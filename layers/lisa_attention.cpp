@@ -103,16 +103,17 @@ void check_lisa_inputs(const Tensor& t,
 
 }  // namespace detail
 
-const char* lisa_query_name(LisaQuery q) {
-  return q == LisaQuery::Hard ? "hard" : "expected";
+const EnumNames<LisaQuery>& enum_names(LisaQuery) {
+  static const EnumNames<LisaQuery> names{
+      {LisaQuery::Hard, "hard", "its own codeword's row, detached (the official code)"},
+      {LisaQuery::Expected, "expected", "the row expected under its soft codes"}};
+  return names;
 }
-
+const char* lisa_query_name(LisaQuery q) {
+  return enum_names(q).name(q);
+}
 LisaQuery parse_lisa_query(const std::string& name) {
-  if (name == "hard")
-    return LisaQuery::Hard;
-  if (name == "expected")
-    return LisaQuery::Expected;
-  throw ValueError("parse_lisa_query: unknown query '" + name + "' (expected hard or expected)");
+  return enum_names(LisaQuery{}).parse(name, "parse_lisa_query: query");
 }
 
 Var lisa_histograms(const Var& sel, const Tensor& keep, double decay, bool causal) {

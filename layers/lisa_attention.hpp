@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/enum_names.hpp"
 #include "layers/init.hpp"
 #include "layers/module.hpp"
 
@@ -39,6 +40,7 @@ enum class LisaImpl { Fused, Reference };
 enum class LisaQuery { Hard, Expected };   // T row of the own codeword, or the expected row
 const char* lisa_query_name(LisaQuery q);  // "hard", "expected"
 LisaQuery parse_lisa_query(const std::string& name);
+const EnumNames<LisaQuery>& enum_names(LisaQuery);  // "hard", "expected"
 
 // What one call exposes (labelled Vars; retain_grad() them before backward).
 struct LisaTrace {

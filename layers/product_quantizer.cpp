@@ -55,33 +55,20 @@ Tensor draw_gumbel(const Shape& shape, DType dtype, Generator* rng, const char* 
 
 }  // namespace product_quantizer_detail
 
-const char* selection_name(Selection s) {
-  switch (s) {
-    case Selection::Soft:
-      return "soft";
-    case Selection::StraightThrough:
-      return "st";
-    case Selection::GumbelSoft:
-      return "gumbel-soft";
-    case Selection::GumbelStraightThrough:
-      return "gumbel-st";
-    case Selection::Hard:
-      return "hard";
-  }
-  return "?";
+const EnumNames<Selection>& enum_names(Selection) {
+  static const EnumNames<Selection> names{
+      {Selection::Soft, "soft", "probabilities"},
+      {Selection::StraightThrough, "st", "hard forward, soft gradient"},
+      {Selection::GumbelSoft, "gumbel-soft", "Gumbel noise, probabilities"},
+      {Selection::GumbelStraightThrough, "gumbel-st", "Gumbel noise, straight-through"},
+      {Selection::Hard, "hard", "argmax, no gradient"}};
+  return names;
 }
-
+const char* selection_name(Selection s) {
+  return enum_names(s).name(s);
+}
 Selection parse_selection(const std::string& name) {
-  for (Selection s : {Selection::Soft,
-                      Selection::StraightThrough,
-                      Selection::GumbelSoft,
-                      Selection::GumbelStraightThrough,
-                      Selection::Hard}) {
-    if (name == selection_name(s))
-      return s;
-  }
-  throw ValueError("parse_selection: unknown selection '" + name +
-                   "' (expected soft, st, gumbel-soft, gumbel-st or hard)");
+  return enum_names(Selection{}).parse(name, "parse_selection: selection");
 }
 
 CodewordSelection select_codewords(

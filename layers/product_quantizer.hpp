@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.hpp"
 #include "layers/init.hpp"
 #include "layers/module.hpp"
 
@@ -32,6 +33,7 @@ namespace attnlab::nn {
 
 enum class Selection { Soft, StraightThrough, GumbelSoft, GumbelStraightThrough, Hard };
 // "soft", "st", "gumbel-soft", "gumbel-st", "hard".
+const EnumNames<Selection>& enum_names(Selection);
 const char* selection_name(Selection s);
 Selection parse_selection(const std::string& name);
 inline bool selection_is_gumbel(Selection s) {

@@ -34,7 +34,7 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
   bo.norm = c.norm;
   bo.norm_eps = c.norm_eps;
   for (int64_t b = 0; b < c.blocks; ++b) {
-    KernelConfig kc = c.kernel;
+    KernelContext kc;
     kc.dropout = c.dropout;
     kc.seed = c.seed + 100 + static_cast<uint64_t>(b);
     kc.head_dim = c.dim / c.heads;
@@ -42,7 +42,7 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
     mo.heads = c.heads;
     mo.out_proj = c.out_proj;
     auto attn = std::make_shared<MultiHeadAttention>(
-        c.dim, make_attention_kernel(c.attention, kc), init, mo);
+        c.dim, c.kernel ? c.kernel(kc) : attention_kind(c.attention).make_default(kc), init, mo);
     blocks->push_back(std::make_shared<TransformerBlock>(attn, bo, init, dropout_rng_));
   }
   final_norm = register_module("final_norm", std::make_shared<LayerNorm>(c.dim, c.norm_eps));

@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "layers/attention_factory.hpp"
+#include "layers/attention_registry.hpp"
 #include "layers/recommender.hpp"
 #include "layers/transformer_block.hpp"
 
@@ -24,8 +24,11 @@ struct SASRecConfig {
   int64_t heads = 1;
   int64_t ffn_hidden = 0;  // 0: dim (SASRec's position-wise FFN keeps the width)
   double dropout = 0.2;
-  std::string attention = "softmax-fused";  // any kind of attention_kinds()
-  KernelConfig kernel;                      // its options (dropout on weights = dropout)
+  // The attention of every block: `kernel` builds each block's kernel from the context
+  // {head_dim = dim / heads, seed = seed + 100 + block, dropout}; unset, the registered kind
+  // `attention` with its default options. `attention` is also the name describe() shows.
+  std::string attention = "softmax-fused";
+  KernelFactory kernel;
   NormPlacement norm = NormPlacement::SASRec;
   bool out_proj = false;
   double norm_eps = 1e-8;

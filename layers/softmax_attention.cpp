@@ -172,6 +172,13 @@ Var softmax_attention_reference(const Var& q,
   return ag::matmul(weights, v);
 }
 
+const EnumNames<SoftmaxImpl>& enum_names(SoftmaxImpl) {
+  static const EnumNames<SoftmaxImpl> names{
+      {SoftmaxImpl::Reference, "reference", "composed from tape primitives, O(L^2) memory"},
+      {SoftmaxImpl::Fused, "fused", "tiled online-softmax kernel, O(L d) memory"}};
+  return names;
+}
+
 Var softmax_attention(const Var& q,
                       const Var& k,
                       const Var& v,

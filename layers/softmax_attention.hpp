@@ -21,12 +21,14 @@
 #pragma once
 
 #include "autograd/var.hpp"
+#include "core/enum_names.hpp"
 #include "core/rng.hpp"
 #include "layers/attention.hpp"
 
 namespace attnlab::nn {
 
 enum class SoftmaxImpl { Reference, Fused };
+const EnumNames<SoftmaxImpl>& enum_names(SoftmaxImpl);  // "reference", "fused"
 
 struct AttentionDropout {
   double p = 0.0;

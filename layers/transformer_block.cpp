@@ -7,14 +7,15 @@
 
 namespace attnlab::nn {
 
+const EnumNames<NormPlacement>& enum_names(NormPlacement) {
+  static const EnumNames<NormPlacement> names{
+      {NormPlacement::SASRec, "sasrec", "the SASRec code's layout"},
+      {NormPlacement::Pre, "pre", "pre-LN"},
+      {NormPlacement::Post, "post", "post-LN"}};
+  return names;
+}
 NormPlacement parse_norm_placement(const std::string& name) {
-  if (name == "pre")
-    return NormPlacement::Pre;
-  if (name == "post")
-    return NormPlacement::Post;
-  if (name == "sasrec")
-    return NormPlacement::SASRec;
-  throw ValueError("norm placement: unknown '" + name + "' (pre, post, sasrec)");
+  return enum_names(NormPlacement{}).parse(name, "norm placement");
 }
 
 TransformerBlock::TransformerBlock(std::shared_ptr<AttentionModule> attn,

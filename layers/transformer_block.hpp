@@ -10,12 +10,14 @@
 
 #include <memory>
 
+#include "core/enum_names.hpp"
 #include "layers/attention.hpp"
 #include "layers/basic.hpp"
 
 namespace attnlab::nn {
 
 enum class NormPlacement { Pre, Post, SASRec };
+const EnumNames<NormPlacement>& enum_names(NormPlacement);
 NormPlacement parse_norm_placement(const std::string& name);  // "pre", "post", "sasrec"
 
 struct TransformerBlockOptions {

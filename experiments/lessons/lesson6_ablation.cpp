@@ -18,6 +18,7 @@
 
 #include "core/core.hpp"
 #include "experiments/lessons/lesson.hpp"
+#include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
 #include "experiments/support/table.hpp"
 #include "layers/seqrec_data.hpp"
@@ -95,9 +96,9 @@ bool lesson_ablation(std::ostream& out, bool quick) {
     mo.num_items = data.num_items;
     mo.max_length = maxlen;
     mo.dim = dim;
-    mo.kernel.features = 16;  // FAVOR+: m = 16 random features (head_dim 16)
-    mo.codebooks = 4;         // LISA: B = 4 codebooks of W = 8 codewords
-    mo.codewords = 8;
+    // FAVOR+: m = 16 random features (head_dim 16); LISA: B = 4 codebooks of W = 8 codewords.
+    mo.kind_options = cli::declared_option_values(
+        nn::model_kind(kind).options, kind, {{"features", "16"}, {"codebooks", "4x8"}});
     mo.seed = seed;
     const auto model = cli::make_model(mo);
     Row row;
