@@ -14,6 +14,9 @@ function(attnlab_add_library name)
   # SIMD kernel files are compiled per instruction set (attnlab_add_kernels), not here.
   list(FILTER _sources EXCLUDE REGEX "_kernels\\.cpp$")
   if(_sources AND _arg_WHOLE_ARCHIVE)
+    if(CMAKE_VERSION VERSION_LESS 3.24)
+      message(FATAL_ERROR "attnlab needs CMake >= 3.24 ($<LINK_LIBRARY:WHOLE_ARCHIVE>)")
+    endif()
     add_library(${name}_archive STATIC ${_sources})
     set_target_properties(${name}_archive PROPERTIES OUTPUT_NAME attnlab_${name}
                                                      POSITION_INDEPENDENT_CODE ON)

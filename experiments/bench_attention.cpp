@@ -11,6 +11,7 @@
 // (measured alongside, up to --max-exact-length) with the same head_dim, mask and threads.
 #include "experiments/bench_attention.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <map>
@@ -22,6 +23,7 @@
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
 #include "experiments/support/kind_flags.hpp"
+#include "experiments/support/kinds_table.hpp"
 #include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
 #include "layers/attention_registry.hpp"
@@ -30,11 +32,19 @@
 namespace attnlab {
 namespace {
 
-// The kind's defaults, with m random features for the kinds that have them (m = 0: defaults).
-OptionValues kind_options(const nn::AttentionKind& k, int64_t m) {
-  if (m <= 0 || !k.capabilities.random_features)
-    return k.options.defaults();
-  return cli::declared_option_values(k.options, k.name, {{"features", std::to_string(m)}});
+// Each chosen kind's options given as flags (the kinds' own, from the registry), checked.
+using KindSettings = commands::AttentionBenchOptions::KindOptions;
+
+// The kind's options: its defaults, the flags given for it, and m random features for the kinds
+// that have them (m = 0: the kind's own).
+OptionValues kind_options(const KindSettings& settings, const nn::AttentionKind& k, int64_t m) {
+  std::vector<std::pair<std::string, std::string>> given;
+  const auto it = settings.find(k.name);
+  if (it != settings.end())
+    given = it->second;
+  if (m > 0 && k.capabilities.random_features)
+    given.emplace_back("features", std::to_string(m));
+  return cli::kind_option_values(k.options, k.name, given);
 }
 
 // The baseline of the crossover table, and of what counts as exact: its family's kinds.
@@ -45,8 +55,13 @@ bool is_exact(const std::string& kind) {
 }
 
 // The kind's cost model (nn::AttentionKind::cost) for one configuration, forward + backward.
-double kernel_flops(
-    const std::string& kind, int64_t bh, int64_t l, int64_t d, int64_t m, bool causal) {
+double kernel_flops(const KindSettings& settings,
+                    const std::string& kind,
+                    int64_t bh,
+                    int64_t l,
+                    int64_t d,
+                    int64_t m,
+                    bool causal) {
   const nn::AttentionKind& k = nn::attention_kind(kind);
   if (!k.cost)
     return 0.0;
@@ -55,7 +70,7 @@ double kernel_flops(
   shape.lq = shape.lk = l;
   shape.d = shape.dv = d;
   shape.causal = causal;
-  return k.cost(shape, kind_options(k, m)).total_flops();
+  return k.cost(shape, kind_options(settings, k, m)).total_flops();
 }
 
 struct Measured {
@@ -84,7 +99,7 @@ bool asks_for_lisa(int argc, char** argv) {
     try {
       kinds = cli::split_list(value, "--kind");
     } catch (const cli::UsageError&) {
-      return false;  // parse_kinds reports it
+      return false;  // checked_kinds reports it
     }
     for (const auto& k : kinds)
       if (is_bench_lisa_kind(k))
@@ -96,7 +111,7 @@ bool asks_for_lisa(int argc, char** argv) {
 // What to measure: parsed and validated flags (with softmax-fused added for the crossover).
 using Study = commands::AttentionBenchOptions;
 
-void add_options(cli::Parser& parser) {
+cli::KindFlags add_options(cli::Parser& parser) {
   std::string kinds_default;
   for (const auto& k : nn::attention_kinds()) {
     if (is_exact(k.name))
@@ -133,6 +148,33 @@ void add_options(cli::Parser& parser) {
       "exact kinds: distance bias -decay * |i - j| on the logits (ALiBi-style; LISA's decay)")(
       "quick", "tiny sizes for the test suite");
   bench::add_timing_options(parser);
+  // The kinds' own options (--feature-norm, --impl, ...); --features is the study's list above.
+  return cli::KindFlags::for_attention(parser, {"features"});
+}
+
+// Each kind-option flag given goes to the chosen kinds that declare it; a flag none of them
+// declares is an error (it would measure nothing).
+KindSettings kind_settings(const cli::Parser& parser,
+                           const cli::KindFlags& flags,
+                           const std::vector<std::string>& kinds) {
+  KindSettings settings;
+  for (const std::string& name : flags.names()) {
+    if (!parser.given(name))
+      continue;
+    bool used = false;
+    for (const std::string& kind : kinds) {
+      if (nn::attention_kind(kind).options.find(name) == nullptr)
+        continue;
+      settings[kind].emplace_back(name, parser.get<std::string>(name));
+      used = true;
+    }
+    if (!used)
+      throw cli::UsageError("--" + name + ": no kind of --kind " + parser.get<std::string>("kind") +
+                            " has this option");
+  }
+  for (const auto& [kind, given] : settings)  // bad values now, not after the first runs
+    cli::kind_option_values(nn::attention_kind(kind).options, kind, given);
+  return settings;
 }
 
 // The kinds to run: known kinds only; softmax-fused added for the crossover table.
@@ -186,11 +228,16 @@ Study checked(Study st) {
     st.thread_counts = all > 1 ? std::vector<int64_t>{1, all} : std::vector<int64_t>{1};
   }
   positive(st.thread_counts, "--thread-counts");
+  for (const auto& [kind, given] : st.kind_options) {  // bad values now, not after the first runs
+    if (std::find(st.kinds.begin(), st.kinds.end(), kind) == st.kinds.end())
+      throw cli::UsageError("kind options for '" + kind + "', which is not one of the kinds");
+    cli::kind_option_values(nn::attention_kind(kind).options, kind, given);
+  }
   return st;
 }
 
-// The flags as options (checked by run_bench_attention).
-Study parse_study(const cli::Parser& parser) {
+// The flags as options, checked (run_bench_attention checks them again, for its other callers).
+Study parse_study(const cli::Parser& parser, const cli::KindFlags& flags) {
   Study st;
   st.quick = parser.has("quick");
   st.decay = parser.get<double>("decay");
@@ -212,6 +259,8 @@ Study parse_study(const cli::Parser& parser) {
   st.timing = bench::timing_policy(parser, st.quick);
   st.dtype = parser.common().dtype;
   st.seed = parser.common().seed;
+  st = checked(st);
+  st.kind_options = kind_settings(parser, flags, st.kinds);
   return st;
 }
 
@@ -223,7 +272,7 @@ std::shared_ptr<nn::AttentionKernel> make_kernel(const Study& st,
   ctx.seed = st.seed;
   ctx.head_dim = d;
   const nn::AttentionKind& k = nn::attention_kind(kind);
-  auto kernel = k.make(kind_options(k, m), ctx);
+  auto kernel = k.make(kind_options(st.kind_options, k, m), ctx);
   kernel->to(st.dtype);
   if (auto favor = std::dynamic_pointer_cast<nn::FavorKernel>(kernel))
     favor->keep_trace = false;  // a user's training run would not keep it either
@@ -295,7 +344,8 @@ std::map<Config, std::map<int64_t, Measured>> measure_all(const Study& st, cli::
                 continue;
               const Measured r = measure_one(st, *kernel, mask, {st.batch, st.heads, l, d});
               results[{kind, m, d, mask_name, threads}][l] = r;
-              const double flops = kernel_flops(kind, st.batch * st.heads, l, d, m, mask.causal);
+              const double flops =
+                  kernel_flops(st.kind_options, kind, st.batch * st.heads, l, d, m, mask.causal);
               const double gflops = flops / r.both / 1e9;
               const double pk = threads < static_cast<int64_t>(peak.size())
                                     ? peak[threads] * (st.dtype == kFloat64 ? 0.5 : 1.0)
@@ -378,14 +428,14 @@ int run_attention_bench(int argc, char** argv) {
   if (asks_for_lisa(argc, argv))
     return run_bench_lisa(argc, argv);
   cli::Parser parser("bench attention", "[--kind a,b] [--lengths 256,...] [options]");
-  add_options(parser);
+  const cli::KindFlags kind_flags = add_options(parser);
   if (!parser.parse(argc, argv))
     return 0;
   if (parser.has("list")) {
-    for (const auto& k : nn::attention_kinds()) std::cout << k.name << "  " << k.summary << "\n";
+    cli::kinds_table().print(std::cout);
     return 0;
   }
-  Study st = checked(parse_study(parser));  // bad flags fail before anything is printed
+  Study st = parse_study(parser, kind_flags);  // bad flags fail before anything is printed
   st.log = &std::cerr;
   std::cout << bench::machine_summary() << "\n"
             << "batch " << st.batch << ", heads " << st.heads << ", " << dtype_name(st.dtype)

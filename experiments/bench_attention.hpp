@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/dtype.hpp"
@@ -28,6 +30,10 @@ struct AttentionBenchOptions {
   int64_t max_exact_length = 65536;      // softmax-fused is skipped above
   bool crossover = true;  // add softmax-fused for the crossover table when a linear kind runs
   double decay = 0;       // exact kinds: the distance bias -decay * |i - j|
+  // Per kind, its own options as (name, text) pairs over its defaults (e.g. {"favor",
+  // {{"feature-norm", "sqrt-d"}}}); the features m come from `features`.
+  using KindOptions = std::map<std::string, std::vector<std::pair<std::string, std::string>>>;
+  KindOptions kind_options;
   bench::TimingPolicy timing;
   DType dtype = kFloat32;
   uint64_t seed = 0;

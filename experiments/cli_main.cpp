@@ -37,7 +37,9 @@ int run_main(int argc, char** argv) {
     print_usage(std::cerr, commands);
     return 2;
   }
-  const std::string name = argv[1];
+  std::string name = argv[1];
+  if (name == "--list")  // the registry's kinds: `<program> kinds`
+    name = "kinds";
   if (name == "--help" || name == "-h" || name == "help") {
     print_usage(std::cout, commands);
     return 0;

@@ -35,6 +35,7 @@ int run_gradcheck(int argc, char** argv) {
   experiments::add_attention_cases(cases);
   experiments::add_lisa_cases(cases);
   experiments::add_lisa_module_cases(cases);
+  experiments::add_kind_cases(cases);
   std::vector<const experiments::GradcheckCase*> selected;
   for (const auto& c : cases) {
     bool keep = filters.empty();

@@ -8,20 +8,13 @@
 #include <vector>
 
 #include "autograd/autograd.hpp"
+#include "layers/gradcheck_case.hpp"
 #include "layers/module.hpp"
 
 namespace attnlab::experiments {
 
-struct GradcheckCase {
-  std::string name;
-  std::function<ag::Var(const std::vector<ag::Var>&)> fn;
-  std::vector<Tensor> inputs;
-  std::shared_ptr<nn::Module> module;  // its parameters are checked too (converted to float64)
-  // Hard (straight-through) ops have no finite-difference derivative: when set, the case is
-  // ag::check_straight_through(fn, hard, surrogate): fn's forward must equal `hard` and its
-  // gradient the gradient of `surrogate`.
-  std::function<ag::Var(const std::vector<ag::Var>&)> hard{}, surrogate{};
-};
+// The library's (layers/gradcheck_case.hpp), so that attention kinds carry their own cases.
+using GradcheckCase = nn::GradcheckCase;
 
 // Cases grouped by family; each family adds its cases to `out`.
 void add_op_cases(std::vector<GradcheckCase>& out);
@@ -29,5 +22,7 @@ void add_layer_cases(std::vector<GradcheckCase>& out);
 void add_attention_cases(std::vector<GradcheckCase>& out);
 void add_lisa_cases(std::vector<GradcheckCase>& out);
 void add_lisa_module_cases(std::vector<GradcheckCase>& out);  // quantizer, layer, models
+// Every registered attention kind's cases (nn::gradcheck_cases), in registry order.
+void add_kind_cases(std::vector<GradcheckCase>& out);
 
 }  // namespace attnlab::experiments

@@ -1,6 +1,7 @@
 // Gradient checks of the layers (parameters included) and the losses.
 #include "core/core.hpp"
 #include "experiments/gradcheck_cases.hpp"
+#include "layers/attention_registry.hpp"
 #include "layers/basic.hpp"
 #include "layers/favor_attention.hpp"
 #include "layers/losses.hpp"
@@ -168,6 +169,11 @@ void add_favor_cases(std::vector<GradcheckCase>& out) {
       }
     }
   }
+}
+
+void add_kind_cases(std::vector<GradcheckCase>& out) {
+  for (const auto& kind : nn::attention_kinds())
+    for (auto& c : nn::gradcheck_cases(kind)) out.push_back(std::move(c));
 }
 
 void add_attention_cases(std::vector<GradcheckCase>& out) {

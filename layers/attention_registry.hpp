@@ -1,20 +1,32 @@
 // The registry of attention kinds: every kind describes itself (name, family, summary, paper,
 // capabilities, options, factory, gradcheck cases, cost model), and every command (train, sweep,
-// bench, gradcheck, approx, demo, --list) reads it. A family registers its kinds from its own
-// file with a static registrar, so a new kind is one new .cpp file:
+// bench, gradcheck, approx, demo, kinds) reads it. A family registers its kinds from its own file
+// with a static registrar, so a new kind is one new .cpp file:
 //
 //   namespace attnlab::nn {
-//   const RegisterAttentionKind my_kinds{{
-//       AttentionKind::with_options<MyOptions>(
-//           "my-linear", "linear", "causal ReLU linear attention", "Katharopoulos et al. 2020",
-//           {.causal = true, .bidirectional = true, .key_padding = true},
-//           OptionBinder<MyOptions>().bind("epsilon", &MyOptions::epsilon, "added to phi"),
-//           [](const MyOptions& o, const KernelContext& ctx) {
-//             return std::make_shared<MyKernel>(o, ctx.head_dim);
-//           })}};
+//   namespace {
+//   struct ReluLinearOptions { double epsilon = 1e-6; };   // the family's one options struct
+//   AttentionKind relu_linear() {
+//     KindCapabilities caps;
+//     caps.causal = caps.bidirectional = caps.key_padding = true;
+//     return AttentionKind::with_options<ReluLinearOptions>(
+//         "relu-linear", "relu-linear", "causal ReLU linear attention",
+//         "Katharopoulos et al. 2020", caps,
+//         OptionBinder<ReluLinearOptions>().bind("epsilon", &ReluLinearOptions::epsilon,
+//                                                "added to the normaliser"),
+//         [](const ReluLinearOptions& o, const KernelContext& ctx) {
+//           return std::make_shared<ReluLinearKernel>(o.epsilon);
+//         });
 //   }
-// (the layers library is linked whole-archive, so such a registrar is never dropped by the linker;
-// a user's own registrar file is compiled into their executable directly.)
+//   const RegisterAttentionKind relu_linear_kinds{{relu_linear()}};
+//   }  // namespace
+//   }  // namespace attnlab::nn
+//
+// It is then `train --attention relu-linear --epsilon 1e-5`, `bench attention --kind
+// relu-linear`, `gradcheck --filter kind/relu-linear` (kernel_gradcheck_cases unless the kind
+// sets its own) and a row of `attnlab kinds`. The layers library is linked whole-archive
+// (cmake/attnlab_helpers.cmake), so a built-in registrar is never dropped by the linker; a user's
+// registrar file is compiled into their executable directly.
 #pragma once
 
 #include <cstdint>
@@ -117,6 +129,15 @@ const AttentionKind* find_attention_kind(const std::string& name);
 const AttentionKind& attention_kind(const std::string& name);
 // "a, b, c": every registered name.
 std::string attention_kind_names();
+
+// The gradient checks of a kind: kind.gradcheck_cases() when it brings its own, else
+// kernel_gradcheck_cases(kind).
+std::vector<GradcheckCase> gradcheck_cases(const AttentionKind& kind);
+// The checks every kind gets: its kernel (default options; 4 random features for the kinds that
+// declare --features) on float64 q, k [2, 2, 5, 3] and v [2, 2, 5, 2], once per mask it supports:
+// causal, bidirectional, each with key padding when supported, and a distance decay when
+// supported. Names: "kind/<name>/causal_padded", ...
+std::vector<GradcheckCase> kernel_gradcheck_cases(const AttentionKind& kind);
 
 // Registers kinds at static-initialisation time; ValueError (at start-up) for a duplicate name.
 struct RegisterAttentionKind {

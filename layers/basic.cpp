@@ -129,14 +129,14 @@ std::string Dropout::describe() const {
 }
 
 // ---- activations and FeedForward --------------------------------------------------------------
+const EnumNames<Activation>& enum_names(Activation) {
+  static const EnumNames<Activation> names{{Activation::ReLU, "relu"},
+                                           {Activation::GELU, "gelu", "tanh approximation"},
+                                           {Activation::Tanh, "tanh"}};
+  return names;
+}
 Activation parse_activation(const std::string& name) {
-  if (name == "relu")
-    return Activation::ReLU;
-  if (name == "gelu")
-    return Activation::GELU;
-  if (name == "tanh")
-    return Activation::Tanh;
-  throw ValueError("activation: unknown '" + name + "' (relu, gelu, tanh)");
+  return enum_names(Activation{}).parse(name, "activation");
 }
 
 Var activate(const Var& x, Activation act) {

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "core/enum_names.hpp"
 #include "layers/init.hpp"
 #include "layers/module.hpp"
 
@@ -68,6 +69,7 @@ class Dropout : public Module {
 };
 
 enum class Activation { ReLU, GELU, Tanh };
+const EnumNames<Activation>& enum_names(Activation);
 Activation parse_activation(const std::string& name);  // "relu", "gelu", "tanh"
 Var activate(const Var& x, Activation act);            // GELU: the tanh approximation
 

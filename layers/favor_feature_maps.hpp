@@ -56,6 +56,7 @@
 #include <string>
 
 #include "autograd/var.hpp"
+#include "core/enum_names.hpp"
 
 namespace attnlab::nn {
 
@@ -64,6 +65,9 @@ using ag::Var;
 enum class FeatureMap { Positive, Hyperbolic, Trigonometric, Generalized, EluPlusOne };
 enum class GeneralizedFn { ReLU, Softplus, EluPlusOne };
 enum class FeatureShift { None, RowMax, Global, RunningMax, Given };
+const EnumNames<FeatureMap>& enum_names(FeatureMap);
+const EnumNames<GeneralizedFn>& enum_names(GeneralizedFn);
+const EnumNames<FeatureShift>& enum_names(FeatureShift);
 
 const char* feature_map_name(
     FeatureMap m);  // "positive", "hyperbolic", "trig", "generalized", "elu+1"

@@ -10,58 +10,42 @@
 
 namespace attnlab::nn {
 
+const EnumNames<FeatureMap>& enum_names(FeatureMap) {
+  static const EnumNames<FeatureMap> names{
+      {FeatureMap::Positive, "positive", "exp(w.x - |x|^2 / 2)"},
+      {FeatureMap::Hyperbolic, "hyperbolic", "[exp(u), exp(-u)], 2m features"},
+      {FeatureMap::Trigonometric, "trig", "[sin, cos], 2m features, signed"},
+      {FeatureMap::Generalized, "generalized", "f(W x)"},
+      {FeatureMap::EluPlusOne, "elu+1", "elu(x) + 1, no projection"}};
+  return names;
+}
 const char* feature_map_name(FeatureMap m) {
-  switch (m) {
-    case FeatureMap::Positive:
-      return "positive";
-    case FeatureMap::Hyperbolic:
-      return "hyperbolic";
-    case FeatureMap::Trigonometric:
-      return "trig";
-    case FeatureMap::Generalized:
-      return "generalized";
-    default:
-      return "elu+1";
-  }
+  return enum_names(m).name(m);
 }
-
 FeatureMap parse_feature_map(const std::string& s) {
-  for (FeatureMap m : {FeatureMap::Positive,
-                       FeatureMap::Hyperbolic,
-                       FeatureMap::Trigonometric,
-                       FeatureMap::Generalized,
-                       FeatureMap::EluPlusOne}) {
-    if (s == feature_map_name(m))
-      return m;
-  }
-  throw ValueError("feature map '" + s +
-                   "' is unknown (known: positive, hyperbolic, trig, generalized, elu+1)");
+  return enum_names(FeatureMap{}).parse(s, "feature map");
 }
 
+const EnumNames<GeneralizedFn>& enum_names(GeneralizedFn) {
+  static const EnumNames<GeneralizedFn> names{{GeneralizedFn::ReLU, "relu"},
+                                              {GeneralizedFn::Softplus, "softplus"},
+                                              {GeneralizedFn::EluPlusOne, "elu+1"}};
+  return names;
+}
 const char* generalized_fn_name(GeneralizedFn f) {
-  switch (f) {
-    case GeneralizedFn::ReLU:
-      return "relu";
-    case GeneralizedFn::Softplus:
-      return "softplus";
-    default:
-      return "elu+1";
-  }
+  return enum_names(f).name(f);
 }
 
+const EnumNames<FeatureShift>& enum_names(FeatureShift) {
+  static const EnumNames<FeatureShift> names{{FeatureShift::None, "none"},
+                                             {FeatureShift::RowMax, "row-max"},
+                                             {FeatureShift::Global, "global"},
+                                             {FeatureShift::RunningMax, "running-max"},
+                                             {FeatureShift::Given, "given"}};
+  return names;
+}
 const char* feature_shift_name(FeatureShift s) {
-  switch (s) {
-    case FeatureShift::None:
-      return "none";
-    case FeatureShift::RowMax:
-      return "row-max";
-    case FeatureShift::Global:
-      return "global";
-    case FeatureShift::RunningMax:
-      return "running-max";
-    default:
-      return "given";
-  }
+  return enum_names(s).name(s);
 }
 
 int64_t feature_count(const FeatureMapSpec& spec, int64_t m, int64_t d) {

@@ -48,43 +48,24 @@ Tensor initialize(const Shape& shape, const InitSpec& spec, RngKey key, DType dt
   }
 }
 
+const EnumNames<Init>& enum_names(Init) {
+  static const EnumNames<Init> names{{Init::XavierUniform, "xavier_uniform"},
+                                     {Init::XavierNormal, "xavier_normal"},
+                                     {Init::KaimingUniform, "kaiming_uniform"},
+                                     {Init::KaimingNormal, "kaiming_normal"},
+                                     {Init::Normal, "normal"},
+                                     {Init::Uniform, "uniform"},
+                                     {Init::Zeros, "zeros"},
+                                     {Init::Ones, "ones"}};
+  return names;
+}
+
 Init parse_init(const std::string& name) {
-  for (Init k : {Init::XavierUniform,
-                 Init::XavierNormal,
-                 Init::KaimingUniform,
-                 Init::KaimingNormal,
-                 Init::Normal,
-                 Init::Uniform,
-                 Init::Zeros,
-                 Init::Ones}) {
-    if (name == init_name(k))
-      return k;
-  }
-  throw ValueError("init: unknown initialiser '" + name +
-                   "' (xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal, normal, "
-                   "uniform, zeros, ones)");
+  return enum_names(Init{}).parse(name, "init: initialiser");
 }
 
 const char* init_name(Init kind) {
-  switch (kind) {
-    case Init::XavierUniform:
-      return "xavier_uniform";
-    case Init::XavierNormal:
-      return "xavier_normal";
-    case Init::KaimingUniform:
-      return "kaiming_uniform";
-    case Init::KaimingNormal:
-      return "kaiming_normal";
-    case Init::Normal:
-      return "normal";
-    case Init::Uniform:
-      return "uniform";
-    case Init::Zeros:
-      return "zeros";
-    case Init::Ones:
-      return "ones";
-  }
-  return "?";
+  return enum_names(kind).name(kind);
 }
 
 }  // namespace attnlab::nn

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "core/enum_names.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
 
@@ -32,6 +33,7 @@ std::pair<double, double> fans(const Shape& shape);
 Tensor initialize(const Shape& shape, const InitSpec& spec, RngKey key, DType dtype = kFloat32);
 // Parses "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "normal",
 // "uniform", "zeros", "ones" (ValueError otherwise).
+const EnumNames<Init>& enum_names(Init);
 Init parse_init(const std::string& name);
 const char* init_name(Init kind);
 

@@ -77,3 +77,22 @@ if(NOT _jobs MATCHES "/my_attnlab' train ")
   message(FATAL_ERROR "my_attnlab sweep should run my_attnlab train, its jobs are:\n${_jobs}")
 endif()
 message(STATUS "external experiment built and ran:\n${_study_output}")
+
+# The registry from the install: a program linking only attnlab::layers sees every built-in kind
+# (layers is linked whole-archive, so no kind's registrar file is dropped).
+set(_kinds ${BUILD_DIR}/install_test/kinds)
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install_kinds -B ${_kinds}
+    -DCMAKE_PREFIX_PATH=${_prefix}
+    "-DCMAKE_CXX_FLAGS=${EXTRA_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXTRA_FLAGS}")
+run(${CMAKE_COMMAND} --build ${_kinds} -j2)
+run(${_kinds}/list_kinds)
+foreach(_kind "attention softmax-reference" "attention softmax-fused" "attention favor"
+              "attention favor-iid" "attention favor-hyp" "attention favor-trig"
+              "attention favor-relu" "attention linear-elu" "model lisa-base" "model lisa-soft"
+              "model lisa-mini")
+  string(FIND "${last_output}" "${_kind}\n" _at)
+  if(_at EQUAL -1)
+    message(FATAL_ERROR "the installed registry misses '${_kind}':\n${last_output}")
+  endif()
+endforeach()
+message(STATUS "installed registry:\n${last_output}")

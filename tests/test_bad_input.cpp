@@ -8,8 +8,9 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
-#include "layers/attention_factory.hpp"
+#include "layers/attention_registry.hpp"
 #include "layers/basic.hpp"
+#include "layers/favor_attention.hpp"
 #include "layers/lisa.hpp"
 #include "layers/sasrec.hpp"
 #include "layers/seqrec_data.hpp"
@@ -51,10 +52,9 @@ TEST_SUITE("bad_input") {
     const Var v(randn({1, 1, 4, 8}, RngKey{1, 2}));
     for (const auto& info : nn::attention_kinds()) {
       CAPTURE(info.name);
-      nn::KernelConfig cfg;
-      cfg.head_dim = 8;
-      cfg.features = 8;
-      auto kernel = nn::make_attention_kernel(info.name, cfg);
+      nn::KernelContext ctx;
+      ctx.head_dim = 8;
+      auto kernel = info.make_default(ctx);
       CHECK_THROWS_WITH_AS(kernel->attend(q, k, v, {}), Contains("[1, 1, 5, 8]"), ShapeError);
     }
   }

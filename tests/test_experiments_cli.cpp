@@ -477,7 +477,8 @@ TEST_SUITE("experiments.cli") {
           Case{"train --threads -2", "--threads"},
           Case{"train --dtype float16", "--dtype"},
           Case{"train --resume", "--resume needs --checkpoint"},
-          Case{"train --attention lisa-soft --lisa-query soft", "--lisa-query: expected hard"},
+          Case{"train --attention lisa-soft --lisa-query soft",
+               "--lisa-query: 'soft' is unknown (known: hard, expected)"},
           Case{"train --attention lisa-soft --blocks 2", "--blocks: does not apply to --attention"},
           Case{"train --attention lisa-base --target-codebooks 8x64", "--target-codebooks: does"},
           Case{"train --attention softmax-fused --codebooks 8x32", "--codebooks: does not apply"},
@@ -496,7 +497,14 @@ TEST_SUITE("experiments.cli") {
           Case{"train --data /nonexistent/ml.txt", "/nonexistent/ml.txt"},
           Case{"bench gemm --sizes 64,x", "--sizes"},
           Case{"bench attention --kind nope", "--kind"},
-          Case{"bench attention --kind favor --decay 0.1", "--decay: only the exact kinds"},
+          Case{"bench attention --kind favor --decay 0.1",
+               "--decay: attention kind 'favor' takes no distance decay"},
+          Case{"train --attention softmax-fused --tau 0.5",
+               "--tau: does not apply to --attention "
+               "softmax-fused (it has no options)"},
+          Case{"train --attention favor --features many", "--features: expected an integer"},
+          Case{"train --attention favor --redraw sometimes",
+               "--redraw: 'sometimes' is unknown (known: never, every-n, every-call)"},
           Case{"bench attention --decay -1", "--decay: expected a number >= 0"},
           Case{"train --config /nonexistent.cfg", "--config"}}) {
       CAPTURE(c.args);

@@ -6,7 +6,8 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
-#include "layers/attention_factory.hpp"
+#include "layers/attention_registry.hpp"
+#include "layers/favor_attention.hpp"
 #include "layers/transformer_block.hpp"
 #include "tests/test_helpers.hpp"
 
@@ -20,6 +21,23 @@ Tensor rnd(const Shape& s, uint64_t seed, DType dt, double lo = -1, double hi = 
   return rand(s, RngKey{seed, 19}, dt, lo, hi);
 }
 
+// The registry's kernel `kind` for head width d, with the given options where the kind has them.
+std::shared_ptr<AttentionKernel> favor_kernel(
+    const std::string& kind,
+    int64_t d,
+    const std::vector<std::pair<std::string, std::string>>& options = {},
+    uint64_t seed = 0) {
+  const AttentionKind& info = attention_kind(kind);
+  std::vector<std::pair<std::string, std::string>> declared;
+  for (const auto& o : options)
+    if (info.options.find(o.first) != nullptr)
+      declared.push_back(o);
+  KernelContext ctx;
+  ctx.head_dim = d;
+  ctx.seed = seed;
+  return make_attention_kernel(kind, ctx, declared);
+}
+
 }  // namespace
 
 TEST_SUITE("layers.favor_kernel") {
@@ -29,10 +47,7 @@ TEST_SUITE("layers.favor_kernel") {
     for (const char* kind :
          {"favor", "favor-iid", "favor-hyp", "favor-trig", "favor-relu", "linear-elu"}) {
       CAPTURE(kind);
-      KernelConfig cfg;
-      cfg.head_dim = 8;
-      cfg.features = 16;
-      auto kernel = make_attention_kernel(kind, cfg);
+      auto kernel = favor_kernel(kind, 8, {{"features", "16"}});
       auto favor = std::dynamic_pointer_cast<FavorKernel>(kernel);
       REQUIRE(favor);
       for (int causal = 0; causal < 2; ++causal) {
@@ -47,26 +62,20 @@ TEST_SUITE("layers.favor_kernel") {
       else
         CHECK_THROWS_AS(favor->projection(), ValueError);
     }
-    KernelConfig cfg;
-    cfg.head_dim = 8;
-    auto relu = std::dynamic_pointer_cast<FavorKernel>(make_attention_kernel("favor-relu", cfg));
+    auto relu = std::dynamic_pointer_cast<FavorKernel>(favor_kernel("favor-relu", 8));
     CHECK(relu->options().features.epsilon == 1e-3);
     CHECK(relu->options().features.map == FeatureMap::Generalized);
-    auto iid = std::dynamic_pointer_cast<FavorKernel>(make_attention_kernel("favor-iid", cfg));
+    auto iid = std::dynamic_pointer_cast<FavorKernel>(favor_kernel("favor-iid", 8));
     CHECK_FALSE(iid->options().orthogonal);
-    cfg.epsilon = 1e-6;
-    CHECK(std::dynamic_pointer_cast<FavorKernel>(make_attention_kernel("favor", cfg))
+    CHECK(std::dynamic_pointer_cast<FavorKernel>(favor_kernel("favor", 8, {{"epsilon", "1e-6"}}))
               ->options()
               .features.epsilon == 1e-6);
-    CHECK_THROWS_WITH_AS(
-        make_attention_kernel("favour", cfg), doctest::Contains("favor-relu"), ValueError);
+    CHECK_THROWS_WITH_AS(favor_kernel("favour", 8), doctest::Contains("favor-relu"), ValueError);
   }
 
   TEST_CASE("inspectability - labelled Q' K' N D and W with their gradients after backward") {
-    KernelConfig cfg;
-    cfg.head_dim = 4;
-    cfg.features = 6;
-    auto kernel = std::dynamic_pointer_cast<FavorKernel>(make_attention_kernel("favor", cfg));
+    auto kernel =
+        std::dynamic_pointer_cast<FavorKernel>(favor_kernel("favor", 4, {{"features", "6"}}));
     kernel->to(kFloat64);
     kernel->trace_gradients = true;
     Var q = param(rnd({1, 2, 5, 4}, 10, kFloat64)), k = param(rnd({1, 2, 5, 4}, 11, kFloat64)),
@@ -120,12 +129,8 @@ TEST_SUITE("layers.favor_kernel") {
   }
 
   TEST_CASE("redraws through the kernel follow the policy and replay exactly") {
-    KernelConfig cfg;
-    cfg.head_dim = 4;
-    cfg.features = 8;
-    cfg.redraw = {RedrawPolicy::EveryNCalls, 2};
-    cfg.seed = 5;
-    auto kernel = std::dynamic_pointer_cast<FavorKernel>(make_attention_kernel("favor", cfg));
+    auto kernel = std::dynamic_pointer_cast<FavorKernel>(favor_kernel(
+        "favor", 4, {{"features", "8"}, {"redraw", "every-n"}, {"redraw-interval", "2"}}, 5));
     Var q = constant(rnd({1, 1, 6, 4}, 20, kFloat32));
     std::vector<Tensor> outs, ws;
     for (int i = 0; i < 4; ++i) {
@@ -153,15 +158,12 @@ TEST_SUITE("layers.favor_kernel") {
       for (int causal = 0; causal < 2; ++causal) {
         CAPTURE(kind);
         CAPTURE(causal);
-        KernelConfig cfg;
-        cfg.head_dim = 4;
-        cfg.features = 8;
-        cfg.redraw = {RedrawPolicy::EveryCall, 1};  // fixed features: the check runs in eval mode
+        // Fixed features: the check runs in eval mode.
+        auto kernel = favor_kernel(kind, 4, {{"features", "8"}, {"redraw", "every-call"}});
         Generator init(7);
         MultiHeadAttentionOptions mo;
         mo.heads = 2;
-        auto mha =
-            std::make_shared<MultiHeadAttention>(8, make_attention_kernel(kind, cfg), init, mo);
+        auto mha = std::make_shared<MultiHeadAttention>(8, kernel, init, mo);
         TransformerBlockOptions bo;
         bo.dim = 8;
         bo.ffn_hidden = 12;
@@ -195,10 +197,7 @@ TEST_SUITE("layers.favor_kernel") {
   }
 
   TEST_CASE("kernel errors name the problem") {
-    KernelConfig cfg;
-    cfg.head_dim = 8;
-    cfg.features = 4;
-    auto kernel = make_attention_kernel("favor", cfg);
+    auto kernel = favor_kernel("favor", 8, {{"features", "4"}});
     Var q = constant(zeros({1, 1, 3, 6}));
     CHECK_THROWS_WITH_AS(kernel->attend(q, q, q, {}),
                          doctest::Contains("head_dim = 8], got [1, 1, 3, 6]"),

@@ -19,7 +19,8 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
-#include "layers/attention_factory.hpp"
+#include "layers/attention_registry.hpp"
+#include "layers/favor_attention.hpp"
 #include "tests/sanitizer_skip.hpp"
 
 namespace {
@@ -45,10 +46,13 @@ Outcome run_kind(const std::string& kind,
                  const Tensor& k,
                  const Tensor& v,
                  const nn::AttentionMask& mask) {
-  nn::KernelConfig cfg;
-  cfg.head_dim = q.size(3);
-  cfg.features = 16;
-  auto kernel = nn::make_attention_kernel(kind, cfg);
+  const nn::AttentionKind& info = nn::attention_kind(kind);
+  nn::KernelContext ctx;
+  ctx.head_dim = q.size(3);
+  OptionValues options = info.options.defaults();
+  if (info.options.find("features") != nullptr)
+    info.options.set(options, "features", "16", kind);
+  auto kernel = info.make(options, ctx);
   kernel->to(q.dtype());
   kernel->eval();
   Var vq(q, true), vk(k, true), vv(v, true);

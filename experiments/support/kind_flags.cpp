@@ -36,10 +36,13 @@ std::string declared_by(const std::vector<KindOptionSet>& kinds, const std::stri
 
 }  // namespace
 
-KindFlags::KindFlags(Parser& parser, const std::vector<KindOptionSet>& kinds) {
+KindFlags::KindFlags(Parser& parser,
+                     const std::vector<KindOptionSet>& kinds,
+                     const std::vector<std::string>& skip) {
   for (const auto& k : kinds) {
     for (const OptionSpec& spec : k.options->specs()) {
-      if (std::find(names_.begin(), names_.end(), spec.name) != names_.end())
+      if (std::find(names_.begin(), names_.end(), spec.name) != names_.end() ||
+          std::find(skip.begin(), skip.end(), spec.name) != skip.end())
         continue;
       names_.push_back(spec.name);
       const std::string help = spec.help + " [" + spec.value_name + "; default " +
@@ -56,10 +59,10 @@ KindFlags KindFlags::for_models(Parser& parser) {
   return KindFlags(parser, kinds);
 }
 
-KindFlags KindFlags::for_attention(Parser& parser) {
+KindFlags KindFlags::for_attention(Parser& parser, const std::vector<std::string>& skip) {
   std::vector<KindOptionSet> kinds;
   for (const auto& k : nn::attention_kinds()) kinds.push_back({k.name, k.family, &k.options});
-  return KindFlags(parser, kinds);
+  return KindFlags(parser, kinds, skip);
 }
 
 std::vector<std::pair<std::string, std::string>> KindFlags::given(

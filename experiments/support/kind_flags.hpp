@@ -24,11 +24,15 @@ class KindFlags {
  public:
   // Adds the union of `kinds`' options to `parser` (string-valued, no defaults: a kind's defaults
   // come from its options struct). Call before parser.parse().
-  KindFlags(Parser& parser, const std::vector<KindOptionSet>& kinds);
+  // Names in `skip` are left out (a command's own flag of that name, e.g. bench attention's
+  // list-valued --features, handles them).
+  KindFlags(Parser& parser,
+            const std::vector<KindOptionSet>& kinds,
+            const std::vector<std::string>& skip = {});
   // Every model kind's options (train, sweep, demo).
   static KindFlags for_models(Parser& parser);
-  // Every attention kind's options (bench attention, approx, gradcheck).
-  static KindFlags for_attention(Parser& parser);
+  // Every attention kind's options (bench attention).
+  static KindFlags for_attention(Parser& parser, const std::vector<std::string>& skip = {});
 
   // The kind options given on the command line or in the --config file, as (name, text).
   // UsageError "--tau: does not apply to --attention favor (its options: --features, ...)" for
