@@ -4,7 +4,9 @@
 // program can call run_train directly, with no flags and nothing printed.
 //
 //   commands::TrainOptions o;
-//   o.model.kind = "relu-linear";   // any registered attention kind
+//   o.model.kind = "relu-linear";   // any model kind: every registered attention kind, lisa-*
+//   o.model.kind_options = cli::kind_option_values(       // optional: the kind's defaults
+//       nn::model_kind("relu-linear").options, "relu-linear", {{"epsilon", "0.01"}});
 //   o.training.epochs = 1;
 //   const commands::TrainReport r = commands::run_train(o);   // r.result.test.ndcg10, ...
 #pragma once
