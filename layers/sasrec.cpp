@@ -13,6 +13,10 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
                 ValueError,
                 "SASRec: num_items, max_length, dim and heads must be positive and "
                 "blocks >= 0");
+  ATTNLAB_CHECK(!c.ffn_hidden || *c.ffn_hidden > 0,
+                ValueError,
+                "SASRec: ffn_hidden must be positive when set, got ",
+                c.ffn_hidden.value_or(0));
   Generator init(c.seed);
   dropout_rng_ = std::make_shared<Generator>(c.seed + 1);
   EmbeddingOptions item_opt;
@@ -29,7 +33,7 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
   blocks = register_module("blocks", std::make_shared<ModuleList>());
   TransformerBlockOptions bo;
   bo.dim = c.dim;
-  bo.ffn_hidden = c.ffn_hidden > 0 ? c.ffn_hidden : c.dim;
+  bo.ffn_hidden = c.ffn_hidden.value_or(c.dim);
   bo.dropout = c.dropout;
   bo.norm = c.norm;
   bo.norm_eps = c.norm_eps;

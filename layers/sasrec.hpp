@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "layers/attention_registry.hpp"
@@ -22,7 +23,8 @@ struct SASRecConfig {
   int64_t dim = 50;
   int64_t blocks = 2;
   int64_t heads = 1;
-  int64_t ffn_hidden = 0;  // 0: dim (SASRec's position-wise FFN keeps the width)
+  // Unset: dim (SASRec's position-wise FFN keeps the width).
+  std::optional<int64_t> ffn_hidden;
   double dropout = 0.2;
   // The attention of every block: `kernel` builds each block's kernel from the context
   // {head_dim = dim / heads, seed = seed + 100 + block, dropout}; unset, the registered kind

@@ -303,6 +303,9 @@ TEST_SUITE("layers.attention_registry") {
     model.hidden(ids);
     CHECK(counter->calls == 2);
     CHECK(model.describe().find("attention=counting") != std::string::npos);
+    c.ffn_hidden = 0;  // unset means dim; 0 is an error, not a sentinel
+    CHECK_THROWS_WITH_AS(
+        std::make_shared<SASRec>(c), doctest::Contains("ffn_hidden must be positive"), ValueError);
   }
 
   TEST_CASE("models built through the registry equal SASRec and LISA built directly") {
