@@ -57,3 +57,24 @@ function(attnlab_add_experiment name)
   add_executable(${name} ${ARGN})
   target_link_libraries(${name} PRIVATE attnlab::experiment_support)
 endfunction()
+
+# attnlab_link_commands(<target> <commands library>): links the library of attnlab's subcommands
+# whole (every object, so that each command's static registration is kept; CMake >= 3.24).
+function(attnlab_link_commands target commands)
+  if(CMAKE_VERSION VERSION_LESS 3.24)
+    message(FATAL_ERROR "attnlab_add_cli needs CMake >= 3.24 ($<LINK_LIBRARY:WHOLE_ARCHIVE>)")
+  endif()
+  target_link_libraries(${target} PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,${commands}>")
+endfunction()
+
+# attnlab_add_cli(<name> <source>...): an executable with the whole attnlab CLI (train, sweep,
+# bench, gradcheck, approx, ...) plus the given sources, whose attention kinds and subcommands
+# register themselves: `<name> train --attention my-kind` trains with the user's kind, and
+# `<name> sweep` runs `<name>`'s own subcommands (docs/extending.md).
+function(attnlab_add_cli name)
+  set(_main ${CMAKE_CURRENT_BINARY_DIR}/${name}_attnlab_main.cpp)
+  file(GENERATE OUTPUT ${_main} CONTENT
+       "#include \"experiments/cli_main.hpp\"\n\nint main(int argc, char** argv) {\n  return attnlab::cli::run_main(argc, argv);\n}\n")
+  add_executable(${name} ${_main} ${ARGN})
+  attnlab_link_commands(${name} attnlab::commands)
+endfunction()

@@ -1,15 +1,19 @@
 # `cmake --install build` installs the libraries, their headers, the experiment-support library
 # and the CLI, plus a package config, so that out-of-tree experiments can `find_package(attnlab)`
-# and add an executable with `attnlab_add_experiment(name source.cpp)` (see
-# experiments/example_external).
+# and add an executable with `attnlab_add_experiment(name source.cpp)`, or a whole CLI with their
+# own attention kinds with `attnlab_add_cli(name my_kinds.cpp)` (see experiments/example_external
+# and docs/extending.md).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(_attnlab_targets core autograd layers layers_archive)
 if(TARGET experiment_support)
-  list(APPEND _attnlab_targets experiment_support)
-  install(DIRECTORY ${PROJECT_SOURCE_DIR}/experiments/support/ DESTINATION
-          include/attnlab/experiments/support FILES_MATCHING PATTERN "*.hpp")
+  list(APPEND _attnlab_targets experiment_support attnlab_commands)
+  # The support headers, and those of the commands' library functions (cli_main.hpp, train.hpp,
+  # sweep.hpp, ...). The external examples and baselines are not headers of the library.
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/experiments/ DESTINATION include/attnlab/experiments
+          FILES_MATCHING PATTERN "*.hpp" PATTERN "example_external" EXCLUDE
+          PATTERN "baselines" EXCLUDE)
 endif()
 install(TARGETS ${_attnlab_targets} EXPORT attnlabTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -20,8 +20,9 @@ int run_bench_command(int argc, char** argv) {
     throw cli::UsageError("missing mode (one of: " + names + ")");
   const std::string mode = argv[1];
   if (mode == "--help" || mode == "-h") {
-    std::cout
-        << "usage: attnlab bench <mode> [options]   (attnlab bench <mode> --help)\n\nmodes:\n";
+    const std::string& program = cli::program_name();
+    std::cout << "usage: " << program << " bench <mode> [options]   (" << program
+              << " bench <mode> --help)\n\nmodes:\n";
     for (const auto& m : modes) {
       std::cout << "  " << m.name << std::string(12 - std::min<size_t>(11, m.name.size()), ' ')
                 << m.summary << "\n";

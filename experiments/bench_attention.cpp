@@ -9,6 +9,9 @@
 // --features (m, the random projections), and a crossover table reports, for every FAVOR+
 // configuration, the smallest L of the sweep at which its forward + backward beats softmax-fused
 // (measured alongside, up to --max-exact-length) with the same head_dim, mask and threads.
+#include "experiments/bench_attention.hpp"
+
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <map>
@@ -30,7 +33,7 @@ namespace attnlab {
 namespace {
 
 // Each chosen kind's options given as flags (the kinds' own, from the registry), checked.
-using KindSettings = std::map<std::string, std::vector<std::pair<std::string, std::string>>>;
+using KindSettings = commands::AttentionBenchOptions::KindOptions;
 
 // The kind's options: its defaults, the flags given for it, and m random features for the kinds
 // that have them (m = 0: the kind's own).
@@ -96,7 +99,7 @@ bool asks_for_lisa(int argc, char** argv) {
     try {
       kinds = cli::split_list(value, "--kind");
     } catch (const cli::UsageError&) {
-      return false;  // parse_kinds reports it
+      return false;  // checked_kinds reports it
     }
     for (const auto& k : kinds)
       if (is_bench_lisa_kind(k))
@@ -105,18 +108,8 @@ bool asks_for_lisa(int argc, char** argv) {
   return false;
 }
 
-// What to measure: parsed and validated flags.
-struct Study {
-  std::vector<std::string> kinds, masks;
-  std::vector<int64_t> lengths, head_dims, features, thread_counts;
-  int64_t heads = 1, batch = 1, max_reference_length = 0, max_exact_length = 0;
-  double decay = 0;
-  KindSettings settings;  // the kinds' own options given as flags
-  bench::TimingPolicy timing;
-  DType dtype = kFloat32;
-  uint64_t seed = 0;
-  bool quick = false;
-};
+// What to measure: parsed and validated flags (with softmax-fused added for the crossover).
+using Study = commands::AttentionBenchOptions;
 
 cli::KindFlags add_options(cli::Parser& parser) {
   std::string kinds_default;
@@ -184,18 +177,11 @@ KindSettings kind_settings(const cli::Parser& parser,
   return settings;
 }
 
-std::vector<int64_t> positive_list(const std::string& text, const std::string& flag) {
-  std::vector<int64_t> values = cli::parse_int_list(text, flag);
-  for (int64_t v : values) {
-    if (v <= 0)
-      throw cli::UsageError(flag + ": values must be positive, got " + std::to_string(v));
-  }
-  return values;
-}
-
 // The kinds to run: known kinds only; softmax-fused added for the crossover table.
-std::vector<std::string> parse_kinds(const cli::Parser& parser, double decay) {
-  std::vector<std::string> kinds = cli::split_list(parser.get<std::string>("kind"), "--kind");
+std::vector<std::string> checked_kinds(const Study& st) {
+  std::vector<std::string> kinds = st.kinds;
+  if (kinds.empty())
+    throw cli::UsageError("--kind: empty list");
   bool any_favor = false, has_exact = false;
   for (const std::string& k : kinds) {
     const nn::AttentionKind* kind = nn::find_attention_kind(k);
@@ -203,46 +189,78 @@ std::vector<std::string> parse_kinds(const cli::Parser& parser, double decay) {
       throw cli::UsageError("--kind: unknown attention kind '" + k +
                             "' (known: " + nn::attention_kind_names() + ")");
     }
-    if (decay > 0 && !kind->capabilities.distance_decay)
+    if (st.decay > 0 && !kind->capabilities.distance_decay)
       throw cli::UsageError("--decay: attention kind '" + k + "' takes no distance decay");
     any_favor = any_favor || !is_exact(k);
     has_exact = has_exact || k == kExactBaseline;
   }
-  if (any_favor && !has_exact && !parser.has("no-crossover"))
+  if (any_favor && !has_exact && st.crossover)
     kinds.push_back(kExactBaseline);
   return kinds;
 }
 
-Study parse_study(const cli::Parser& parser, const cli::KindFlags& flags) {
-  Study st;
-  st.quick = parser.has("quick");
-  st.decay = parser.get<double>("decay");
+// The options' values, checked; the kinds with softmax-fused for the crossover.
+Study checked(Study st) {
   if (!(st.decay >= 0))
     throw cli::UsageError("--decay: expected a number >= 0");
-  st.kinds = parse_kinds(parser, st.decay);
-  st.settings = kind_settings(parser, flags, st.kinds);
-  st.lengths = positive_list(st.quick ? "32,64" : parser.get<std::string>("lengths"), "--lengths");
-  st.head_dims = positive_list(parser.get<std::string>("head-dim"), "--head-dim");
-  st.features = positive_list(st.quick ? "16" : parser.get<std::string>("features"), "--features");
-  st.heads = parser.get<int64_t>("heads");
-  st.batch = parser.get<int64_t>("batch");
+  st.kinds = checked_kinds(st);
+  auto positive = [](const std::vector<int64_t>& values, const std::string& flag) {
+    if (values.empty())
+      throw cli::UsageError(flag + ": empty list");
+    for (int64_t v : values) {
+      if (v <= 0)
+        throw cli::UsageError(flag + ": values must be positive, got " + std::to_string(v));
+    }
+  };
+  positive(st.lengths, "--lengths");
+  positive(st.head_dims, "--head-dim");
+  positive(st.features, "--features");
   if (st.heads <= 0 || st.batch <= 0)
     throw cli::UsageError("--heads and --batch must be positive");
-  st.masks = cli::split_list(parser.get<std::string>("mask"), "--mask");
+  if (st.masks.empty())
+    throw cli::UsageError("--mask: empty list");
   for (const std::string& m : st.masks) {
     if (m != "causal" && m != "none")
       throw cli::UsageError("--mask: expected causal or none, got '" + m + "'");
   }
-  const int all = num_threads();
-  st.thread_counts =
-      parser.get<std::string>("thread-counts").empty()
-          ? (all > 1 ? std::vector<int64_t>{1, all} : std::vector<int64_t>{1})
-          : positive_list(parser.get<std::string>("thread-counts"), "--thread-counts");
+  if (st.thread_counts.empty()) {
+    const int all = num_threads();
+    st.thread_counts = all > 1 ? std::vector<int64_t>{1, all} : std::vector<int64_t>{1};
+  }
+  positive(st.thread_counts, "--thread-counts");
+  for (const auto& [kind, given] : st.kind_options) {  // bad values now, not after the first runs
+    if (std::find(st.kinds.begin(), st.kinds.end(), kind) == st.kinds.end())
+      throw cli::UsageError("kind options for '" + kind + "', which is not one of the kinds");
+    cli::kind_option_values(nn::attention_kind(kind).options, kind, given);
+  }
+  return st;
+}
+
+// The flags as options, checked (run_bench_attention checks them again, for its other callers).
+Study parse_study(const cli::Parser& parser, const cli::KindFlags& flags) {
+  Study st;
+  st.quick = parser.has("quick");
+  st.decay = parser.get<double>("decay");
+  st.kinds = cli::split_list(parser.get<std::string>("kind"), "--kind");
+  st.crossover = !parser.has("no-crossover");
+  st.lengths =
+      cli::parse_int_list(st.quick ? "32,64" : parser.get<std::string>("lengths"), "--lengths");
+  st.head_dims = cli::parse_int_list(parser.get<std::string>("head-dim"), "--head-dim");
+  st.features =
+      cli::parse_int_list(st.quick ? "16" : parser.get<std::string>("features"), "--features");
+  st.heads = parser.get<int64_t>("heads");
+  st.batch = parser.get<int64_t>("batch");
+  st.masks = cli::split_list(parser.get<std::string>("mask"), "--mask");
+  if (!parser.get<std::string>("thread-counts").empty())
+    st.thread_counts =
+        cli::parse_int_list(parser.get<std::string>("thread-counts"), "--thread-counts");
   st.max_reference_length = parser.get<int64_t>("max-reference-length");
   st.max_exact_length = parser.get<int64_t>("max-exact-length");
   st.timing = bench::timing_policy(parser, st.quick);
   st.dtype = parser.common().dtype;
   st.seed = parser.common().seed;
+  st = checked(st);
+  st.kind_options = kind_settings(parser, flags, st.kinds);
   return st;
 }
 
@@ -254,7 +272,7 @@ std::shared_ptr<nn::AttentionKernel> make_kernel(const Study& st,
   ctx.seed = st.seed;
   ctx.head_dim = d;
   const nn::AttentionKind& k = nn::attention_kind(kind);
-  auto kernel = k.make(kind_options(st.settings, k, m), ctx);
+  auto kernel = k.make(kind_options(st.kind_options, k, m), ctx);
   kernel->to(st.dtype);
   if (auto favor = std::dynamic_pointer_cast<nn::FavorKernel>(kernel))
     favor->keep_trace = false;  // a user's training run would not keep it either
@@ -327,7 +345,7 @@ std::map<Config, std::map<int64_t, Measured>> measure_all(const Study& st, cli::
               const Measured r = measure_one(st, *kernel, mask, {st.batch, st.heads, l, d});
               results[{kind, m, d, mask_name, threads}][l] = r;
               const double flops =
-                  kernel_flops(st.settings, kind, st.batch * st.heads, l, d, m, mask.causal);
+                  kernel_flops(st.kind_options, kind, st.batch * st.heads, l, d, m, mask.causal);
               const double gflops = flops / r.both / 1e9;
               const double pk = threads < static_cast<int64_t>(peak.size())
                                     ? peak[threads] * (st.dtype == kFloat64 ? 0.5 : 1.0)
@@ -343,14 +361,16 @@ std::map<Config, std::map<int64_t, Measured>> measure_all(const Study& st, cli::
                              cli::Cell(r.bytes / 1048576.0, 1),
                              cli::Cell(gflops, 1),
                              pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
-              std::cerr << "." << std::flush;
+              if (st.log != nullptr)
+                *st.log << "." << std::flush;
             }
           }
         }
       }
     }
   }
-  std::cerr << "\n";
+  if (st.log != nullptr)
+    *st.log << "\n";
   set_num_threads(static_cast<int>(peak.size()) - 1);
   return results;
 }
@@ -403,29 +423,6 @@ cli::Table crossover_table(const std::map<Config, std::map<int64_t, Measured>>& 
   return cross;
 }
 
-void write_outputs(const std::string& dir,
-                   const Study& st,
-                   const cli::Table& table,
-                   const cli::Table& cross) {
-  const std::string time_column = std::string("fwd+bwd ms (") + st.timing.headline_name() + ")";
-  table.write(dir, "attention");
-  // Log-log plots of time and memory against L, one line per configuration.
-  for (const auto& [stem, column] :
-       {std::pair<std::string, std::string>{"attention_time", time_column},
-        {"attention_memory", "peak MiB"}}) {
-    cli::PlotSpec spec;
-    spec.title = "attention forward + backward: " + column + " against L";
-    spec.x = "L";
-    spec.y = column;
-    spec.group = {"kind", "m", "head_dim", "mask", "threads"};
-    spec.log_x = spec.log_y = true;
-    spec.data = "attention";
-    cli::plot(table, dir, stem, spec);
-  }
-  if (cross.rows() > 0)
-    cross.write(dir, "attention_crossover");
-}
-
 // parse -> measure -> report.
 int run_attention_bench(int argc, char** argv) {
   if (asks_for_lisa(argc, argv))
@@ -438,27 +435,26 @@ int run_attention_bench(int argc, char** argv) {
     cli::kinds_table().print(std::cout);
     return 0;
   }
-  const Study st = parse_study(parser, kind_flags);
+  Study st = parse_study(parser, kind_flags);  // bad flags fail before anything is printed
+  st.log = &std::cerr;
   std::cout << bench::machine_summary() << "\n"
             << "batch " << st.batch << ", heads " << st.heads << ", " << dtype_name(st.dtype)
             << "\n\n";
-  cli::Table table = results_table(st);
-  const auto results = measure_all(st, table);
-  table.print(std::cout);
+  const commands::AttentionBenchReport r = commands::run_bench_attention(st);
+  r.table.print(std::cout);
   std::cout << "\nTimes: the " << st.timing.headline_name()
             << " run. peak MiB: live tensor bytes above the inputs during forward + backward.\n"
                "GFLOP/s: exact kinds count 4 L^2 d (forward) + 10 L^2 d (backward) per head, "
                "halved when causal; FAVOR+ kinds 12 L m d (the two projections, forward + "
                "backward) + 12 L F d (the prefix sums or the bidirectional products, F features "
                "= m or 2m) per head.\n";
-  const cli::Table cross = crossover_table(results);
-  if (cross.rows() > 0) {
+  if (r.crossover.rows() > 0) {
     std::cout << "\nCrossover against softmax-fused (forward + backward; \"at L\": the largest L "
                  "both were measured at):\n";
-    cross.print(std::cout);
+    r.crossover.print(std::cout);
   }
   if (!parser.common().out.empty())
-    write_outputs(parser.common().out, st, table, cross);
+    commands::write_bench_attention(parser.common().out, st, r);
   return 0;
 }
 
@@ -467,4 +463,37 @@ const bench::RegisterMode attention_mode("attention",
                                          run_attention_bench);
 
 }  // namespace
+
+commands::AttentionBenchReport commands::run_bench_attention(const AttentionBenchOptions& options) {
+  const Study st = checked(options);
+  AttentionBenchReport report;
+  report.table = results_table(st);
+  const auto results = measure_all(st, report.table);
+  report.crossover = crossover_table(results);
+  return report;
+}
+
+void commands::write_bench_attention(const std::string& dir,
+                                     const AttentionBenchOptions& options,
+                                     const AttentionBenchReport& report) {
+  const std::string time_column =
+      std::string("fwd+bwd ms (") + options.timing.headline_name() + ")";
+  report.table.write(dir, "attention");
+  // Log-log plots of time and memory against L, one line per configuration.
+  for (const auto& [stem, column] :
+       {std::pair<std::string, std::string>{"attention_time", time_column},
+        {"attention_memory", "peak MiB"}}) {
+    cli::PlotSpec spec;
+    spec.title = "attention forward + backward: " + column + " against L";
+    spec.x = "L";
+    spec.y = column;
+    spec.group = {"kind", "m", "head_dim", "mask", "threads"};
+    spec.log_x = spec.log_y = true;
+    spec.data = "attention";
+    cli::plot(report.table, dir, stem, spec);
+  }
+  if (report.crossover.rows() > 0)
+    report.crossover.write(dir, "attention_crossover");
+}
+
 }  // namespace attnlab

@@ -25,6 +25,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "core/file_io.hpp"
 #include "experiments/support/cli.hpp"
@@ -116,7 +117,9 @@ bool is_number(const std::string& s, double& v) {
   return !s.empty() && end == s.c_str() + s.size();
 }
 
-int collect(const Sweep& sweep, const std::string& out) {
+// The finished configurations' results, merged: the table (also written to `out`, or to the
+// sweep's directory) and how many configurations had a result.
+std::pair<cli::Table, std::size_t> collect(const Sweep& sweep, const std::string& out) {
   const std::vector<Axis>& axes = sweep.axes;
   const auto& combos = sweep.configurations;
   const std::string& dir = sweep.dir;
@@ -214,10 +217,8 @@ int collect(const Sweep& sweep, const std::string& out) {
     }
     table.add_row(row);
   }
-  std::cout << found << " of " << combos.size() << " configurations finished\n\n";
-  table.print(std::cout);
   table.write(out.empty() ? dir : out, "sweep");
-  return 0;
+  return {table, static_cast<std::size_t>(found)};
 }
 
 // The configuration list, so that --collect later needs only --dir and --grid. runs/<k> belongs
@@ -240,8 +241,11 @@ void write_manifest(const Sweep& sweep, const std::string& given_dir) {
   write_file_atomic(path, manifest.str());
 }
 
-// Runs the configurations without a result, `jobs` at a time; returns how many failed.
-int run_locally(const Sweep& sweep, int jobs) {
+// Runs the configurations without a result, `jobs` at a time; returns how many failed. Progress
+// lines go to `log` unless it is null.
+int run_locally(const Sweep& sweep, int jobs, std::ostream* log) {
+  std::ostringstream discard;
+  std::ostream& progress = log != nullptr ? *log : discard;
   int failed = 0, skipped = 0, ran = 0;
   std::vector<std::pair<pid_t, std::size_t>> running;
   auto reap = [&](bool block) {
@@ -250,7 +254,7 @@ int run_locally(const Sweep& sweep, int jobs) {
       const pid_t r = ::waitpid(it->first, &status, block ? 0 : WNOHANG);
       if (r == it->first) {
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        std::cerr << "configuration " << it->second << (ok ? " finished" : " FAILED") << "\n";
+        progress << "configuration " << it->second << (ok ? " finished" : " FAILED") << std::endl;
         failed += ok ? 0 : 1;
         it = running.erase(it);
         block = false;
@@ -276,20 +280,21 @@ int run_locally(const Sweep& sweep, int jobs) {
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    std::cerr << "configuration " << k << " started: " << cmd << "\n";
+    progress << "configuration " << k << " started: " << cmd << std::endl;
     running.emplace_back(pid, k);
     ++ran;
   }
   while (!running.empty()) reap(true);
-  std::cerr << ran << " run, " << skipped << " already finished, " << failed << " failed\n";
+  progress << ran << " run, " << skipped << " already finished, " << failed << " failed"
+           << std::endl;
   return failed;
 }
 
-int run_sweep(int argc, char** argv) {
+int sweep_command_main(int argc, char** argv) {
   cli::Parser p("sweep", "--grid \"key=v1,v2;key2=...\" --dir DIR [options]");
   p.options().add_options()("command",
                             cli::po::value<std::string>()->default_value("train"),
-                            "the attnlab subcommand to run for each configuration")(
+                            "the subcommand (of this program) to run for each configuration")(
       "grid",
       cli::po::value<std::string>(),
       "axes: \"key=v1,v2;key2=...\" (keys are the command's flags)")(
@@ -313,42 +318,74 @@ int run_sweep(int argc, char** argv) {
     throw cli::UsageError("--grid is required");
   if (!p.has("dir"))
     throw cli::UsageError("--dir is required");
-  const int jobs = p.get<int>("jobs");
-  if (jobs < 1)
-    throw cli::UsageError("--jobs: must be >= 1");
-  const bool emit = p.has("emit-jobs"), collect_only = p.has("collect");
-  Sweep sweep;
-  sweep.exe = self_path();
-  sweep.command = p.get<std::string>("command");
-  sweep.args = p.get<std::string>("args");
-  sweep.grid = p.get<std::string>("grid");
-  sweep.axes = parse_grid(sweep.grid);
-  sweep.configurations = combinations(sweep.axes);
-  sweep.dir = absolute_directory(p.get<std::string>("dir"));
-  sweep.checkpoints = p.has("checkpoints");
-  if (sweep.checkpoints && sweep.command != "train")
-    throw cli::UsageError("--checkpoints: only for --command train (got '" + sweep.command + "')");
-  const SlurmLimits limits = slurm_limits(p, emit);
-  if (!collect_only) {
-    set_threads(sweep, p, emit);
-    validate_configurations(sweep);
-  }
-  cli::make_directories(sweep.dir + "/runs");
-  write_manifest(sweep, p.get<std::string>("dir"));
-  if (collect_only)
-    return collect(sweep, p.common().out);
-  if (emit) {
-    emit_jobs(sweep, limits);
+  commands::SweepOptions o;
+  o.command = p.get<std::string>("command");
+  o.grid = p.get<std::string>("grid");
+  o.args = p.get<std::string>("args");
+  o.dir = p.get<std::string>("dir");
+  o.jobs = p.get<int>("jobs");
+  if (p.given("threads"))
+    o.threads = p.common().threads;
+  o.emit_jobs = p.has("emit-jobs");
+  auto text = [&](const char* flag) {
+    return p.has(flag) ? p.get<std::string>(flag) : std::string();
+  };
+  o.slurm = {text("slurm-time"), text("slurm-mem"), text("slurm-partition")};
+  o.collect_only = p.has("collect");
+  o.checkpoints = p.has("checkpoints");
+  o.out = p.common().out;
+  o.log = &std::cerr;
+  const commands::SweepReport r = commands::run_sweep(o);
+  if (o.emit_jobs)
     return 0;
-  }
-  const int failed = run_locally(sweep, jobs);
-  collect(sweep, p.common().out);
-  return failed == 0 ? 0 : 1;
+  std::cout << r.finished << " of " << r.configurations << " configurations finished\n\n";
+  r.table.print(std::cout);
+  return r.failed == 0 ? 0 : 1;
 }
 
 const cli::Register sweep_command("sweep",
                                   "run a grid of configurations (resumable) and collect",
-                                  run_sweep);
+                                  sweep_command_main);
 
 }  // namespace
 }  // namespace attnlab::sweep
+
+namespace attnlab::commands {
+
+SweepReport run_sweep(const SweepOptions& options) {
+  if (options.jobs < 1)
+    throw cli::UsageError("--jobs: must be >= 1");
+  if (options.dir.empty())
+    throw cli::UsageError("--dir: must not be empty");
+  const bool emit = options.emit_jobs;
+  sweep::check_slurm_limits(options.slurm, emit);
+  sweep::Sweep plan;
+  plan.exe = options.exe.empty() ? sweep::self_path() : options.exe;
+  plan.command = options.command;
+  plan.args = options.args;
+  plan.grid = options.grid;
+  plan.axes = sweep::parse_grid(plan.grid);
+  plan.configurations = sweep::combinations(plan.axes);
+  plan.dir = sweep::absolute_directory(options.dir);
+  plan.checkpoints = options.checkpoints;
+  if (plan.checkpoints && plan.command != "train")
+    throw cli::UsageError("--checkpoints: only for --command train (got '" + plan.command + "')");
+  if (!options.collect_only) {
+    sweep::set_threads(plan, options.threads, emit);
+    sweep::validate_configurations(plan, options.log);
+  }
+  cli::make_directories(plan.dir + "/runs");
+  sweep::write_manifest(plan, options.dir);
+  SweepReport report;
+  report.configurations = plan.configurations.size();
+  if (emit && !options.collect_only) {
+    sweep::emit_jobs(plan, options.slurm);
+    return report;
+  }
+  if (!options.collect_only)
+    report.failed = sweep::run_locally(plan, options.jobs, options.log);
+  std::tie(report.table, report.finished) = sweep::collect(plan, options.out);
+  return report;
+}
+
+}  // namespace attnlab::commands

@@ -85,14 +85,15 @@ std::pair<int, std::string> run_captured(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-// The last non-empty line, without the "attnlab <command>: error: " every error line starts with.
+// The last non-empty line, without the "<program> <command>: error: " every error line starts
+// with.
 std::string error_text(const std::string& output, const std::string& command) {
   std::istringstream in(output);
   std::string line, last;
   while (std::getline(in, line))
     if (!line.empty())
       last = line;
-  const std::string prefix = "attnlab " + command + ": error: ";
+  const std::string prefix = cli::program_name() + " " + command + ": error: ";
   return last.rfind(prefix, 0) == 0 ? last.substr(prefix.size()) : last;
 }
 
@@ -107,21 +108,23 @@ void check_slurm_value(const std::string& value,
 
 }  // namespace
 
-void set_threads(Sweep& sweep, const cli::Parser& parser, bool emit) {
+void set_threads(Sweep& sweep, std::optional<int> sweep_threads, bool emit) {
   const std::string in_args = flag_value(sweep.args, "threads");
   const auto axis = std::find_if(
       sweep.axes.begin(), sweep.axes.end(), [](const Axis& a) { return a.key == "threads"; });
-  const bool in_grid = axis != sweep.axes.end(), in_sweep = parser.given("threads");
+  const bool in_grid = axis != sweep.axes.end(), in_sweep = sweep_threads.has_value();
   // The same number for the sweep and in --args is one statement; anything else is two.
   const bool agree = in_sweep && !in_args.empty() && !in_grid &&
-                     thread_count(in_args, "--args --threads") == parser.common().threads;
+                     thread_count(in_args, "--args --threads") == sweep_threads;
   if (!agree && (in_sweep ? 1 : 0) + (in_args.empty() ? 0 : 1) + (in_grid ? 1 : 0) > 1)
     throw cli::UsageError(
         "--threads: given differently to the sweep, in --args or in --grid: give it once");
   int threads = 0;
   bool add = false;
   if (in_sweep) {
-    threads = parser.common().threads;
+    threads = *sweep_threads;
+    if (threads < 0)
+      throw cli::UsageError("--threads: must be >= 0, got " + std::to_string(threads));
     add = !agree;
   } else if (!in_args.empty()) {
     threads = thread_count(in_args, "--args --threads");
@@ -147,15 +150,16 @@ void set_threads(Sweep& sweep, const cli::Parser& parser, bool emit) {
         (sweep.args.empty() ? "" : " ") + std::string("--threads ") + std::to_string(threads);
 }
 
-void validate_configurations(const Sweep& sweep) {
+void validate_configurations(const Sweep& sweep, std::ostream* log) {
   const cli::Subcommand* command = cli::find_subcommand(sweep.command);
   if (command == nullptr || command->name == "sweep")
-    throw cli::UsageError("--command: unknown command '" + sweep.command +
-                          "' (attnlab --help lists them)");
+    throw cli::UsageError("--command: unknown command '" + sweep.command + "' (" +
+                          cli::program_name() + " --help lists them)");
   if (command->validates == cli::Validates::No) {
-    std::cerr << "attnlab sweep: note: " << sweep.command
-              << " cannot check its flags without running: a bad value shows only in its run's "
-                 "output.txt\n";
+    if (log != nullptr)
+      *log << cli::program_name() << " sweep: note: " << sweep.command
+           << " cannot check its flags without running: a bad value shows only in its run's "
+              "output.txt\n";
     return;
   }
   for (std::size_t k = 0; k < sweep.configurations.size(); ++k) {
@@ -166,18 +170,14 @@ void validate_configurations(const Sweep& sweep) {
   }
 }
 
-SlurmLimits slurm_limits(const cli::Parser& parser, bool emit) {
-  SlurmLimits limits;
-  auto text = [&](const char* flag) {
-    if (!parser.has(flag))
-      return std::string();
-    if (!emit)
+void check_slurm_limits(const SlurmLimits& limits, bool emit) {
+  for (const auto& [flag, value] :
+       {std::pair<const char*, const std::string&>{"slurm-time", limits.time},
+        {"slurm-mem", limits.mem},
+        {"slurm-partition", limits.partition}}) {
+    if (!value.empty() && !emit)
       throw cli::UsageError(std::string("--") + flag + ": only with --emit-jobs (for slurm.sh)");
-    return parser.get<std::string>(flag);
-  };
-  limits.time = text("slurm-time");
-  limits.mem = text("slurm-mem");
-  limits.partition = text("slurm-partition");
+  }
   // sbatch's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
   check_slurm_value(limits.time,
                     std::regex("[0-9]+(:[0-9]+){0,2}|[0-9]+-[0-9]+(:[0-9]+){0,2}"),
@@ -191,7 +191,6 @@ SlurmLimits slurm_limits(const cli::Parser& parser, bool emit) {
                     std::regex("[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*"),
                     "slurm-partition",
                     "a partition name (or several, comma-separated)");
-  return limits;
 }
 
 namespace {
@@ -211,7 +210,8 @@ std::string collect_line(const Sweep& s) {
 
 std::string jobs_file(const Sweep& s) {
   std::ostringstream o;
-  o << "# attnlab sweep: " << s.configurations.size() << " configurations of `attnlab " << s.command
+  o << "# attnlab sweep: " << s.configurations.size() << " configurations of `"
+    << cli::program_name() << " " << s.command
     << "`, one command per line\n# (configuration k on line k of the commands).\n"
     << "# A configuration whose result.csv exists is skipped: after a failure run it again.\n"
     << "# Run:     parallel -j N --joblog " << s.dir << "/joblog.txt < " << s.dir << "/jobs.txt\n"
@@ -228,7 +228,8 @@ std::string jobs_file(const Sweep& s) {
 std::string slurm_file(const Sweep& s, const SlurmLimits& limits, const std::string& cwd) {
   std::ostringstream o;
   o << "#!/bin/bash\n"
-    << "# attnlab sweep: " << s.configurations.size() << " configurations of `attnlab " << s.command
+    << "# attnlab sweep: " << s.configurations.size() << " configurations of `"
+    << cli::program_name() << " " << s.command
     << "`, one per array task\n# (task k: configuration k of configurations.tsv).\n"
     << "# A configuration whose result.csv exists is skipped: after a failure, a cancel or a time\n"
     << "# limit, submit again and only the missing configurations run.\n"

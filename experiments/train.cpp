@@ -1,5 +1,7 @@
 // `attnlab train`: a sequential recommender (SASRec with any attention kind) on MovieLens-1M
 // (SASRec format or raw ratings.dat) or on the built-in synthetic data, with the SASRec protocol.
+#include "experiments/train.hpp"
+
 #include <fstream>
 #include <iostream>
 
@@ -16,14 +18,14 @@
 namespace attnlab {
 namespace {
 
-nn::SequenceDataset load_data(const cli::Parser& p) {
+nn::SyntheticConfig synthetic_config(const cli::Parser& p) {
   nn::SyntheticConfig sc;
   sc.users = p.get<int64_t>("synthetic-users");
   sc.items = p.get<int64_t>("synthetic-items");
   sc.max_length = p.get<int64_t>("synthetic-max-length");
   sc.min_length = std::min<int64_t>(20, sc.max_length);
   sc.seed = p.common().seed + 1;
-  return cli::load_sequences(p.get<std::string>("data"), sc);
+  return sc;
 }
 
 // A model-level flag the chosen kind never reads is an error, not silently ignored (a
@@ -174,18 +176,6 @@ void add_training_options(cli::Parser& p) {
                                               "JSON-lines log, one line per epoch");
 }
 
-// The model for the data's item count, in the --dtype, announced on stdout.
-std::shared_ptr<nn::SequenceRecommender> build_model(const cli::Parser& p,
-                                                     cli::ModelOptions mc,
-                                                     int64_t num_items) {
-  mc.num_items = num_items;
-  const std::shared_ptr<nn::SequenceRecommender> model = cli::make_model(mc);
-  model->to(p.common().dtype);
-  std::cout << "model: " << model->describe() << ", " << model->parameter_count()
-            << " parameters\n";
-  return model;
-}
-
 nn::TrainConfig training_config(const cli::Parser& p) {
   nn::TrainConfig tc;
   tc.epochs = p.get<int64_t>("epochs");
@@ -200,6 +190,12 @@ nn::TrainConfig training_config(const cli::Parser& p) {
   tc.checkpoint = p.get<std::string>("checkpoint");
   tc.resume = p.has("resume");
   return tc;
+}
+
+// The start callback: what is trained on what.
+void print_setup(const commands::TrainSetup& s) {
+  std::cout << "data: " << s.data_summary << "\n";
+  std::cout << "model: " << s.model_description << ", " << s.parameters << " parameters\n";
 }
 
 // The evaluation callback: a line per validation while training runs (the tables come at the end).
@@ -273,7 +269,7 @@ void report(const cli::Parser& p, const std::string& kind, const nn::TrainResult
 }
 
 // parse -> check -> load -> build -> train -> report.
-int run_train(int argc, char** argv) {
+int train_command_main(int argc, char** argv) {
   cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
   p.enable_validate_only();
   add_data_options(p);
@@ -285,21 +281,40 @@ int run_train(int argc, char** argv) {
   const cli::ModelOptions mc = model_options(p, kind_flags);
   if (p.validate_only())
     return validate_only(p, mc);
-  const nn::SequenceDataset data = load_data(p);
-  const nn::SplitDataset split = nn::leave_one_out(data);
-  std::cout << "data: " << data.summary() << "\n";
-  const std::shared_ptr<nn::SequenceRecommender> model = build_model(p, mc, data.num_items);
+  commands::TrainOptions o;
+  o.data = p.get<std::string>("data");
+  o.synthetic = synthetic_config(p);
+  o.model = mc;
+  o.training = training_config(p);
+  o.dtype = p.common().dtype;
+  o.on_start = print_setup;
   cli::TrainingReport training_report(p.get<std::string>("log"), p.has("resume"), true);
-  const nn::TrainResult r = nn::train_recommender(
-      *model, split, training_config(p), training_report.callbacks(print_validation));
-  report(p, mc.kind, r);
+  o.callbacks = training_report.callbacks(print_validation);
+  report(p, mc.kind, commands::run_train(o).result);
   return 0;
 }
 
 const cli::Register train_command("train",
                                   "train a sequential recommender (SASRec protocol)",
-                                  run_train,
+                                  train_command_main,
                                   cli::Validates::Yes);
 
 }  // namespace
+
+// load -> build -> train.
+commands::TrainReport commands::run_train(const TrainOptions& options) {
+  const nn::SequenceDataset data = cli::load_sequences(options.data, options.synthetic);
+  const nn::SplitDataset split = nn::leave_one_out(data);
+  cli::ModelOptions mc = options.model;
+  mc.num_items = data.num_items;
+  TrainReport r;
+  r.model = cli::make_model(mc);
+  r.model->to(options.dtype);
+  r.setup = {data.summary(), r.model->describe(), r.model->parameter_count()};
+  if (options.on_start)
+    options.on_start(r.setup);
+  r.result = nn::train_recommender(*r.model, split, options.training, options.callbacks);
+  return r;
+}
+
 }  // namespace attnlab

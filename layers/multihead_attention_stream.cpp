@@ -41,7 +41,7 @@ Tensor MultiHeadAttentionStream::step(const Tensor& q_in, const Tensor& kv_in) {
 }
 
 TransformerBlockStream::TransformerBlockStream(TransformerBlock& block) : block_(&block) {
-  auto* mha = dynamic_cast<MultiHeadAttention*>(block.attention.get());
+  auto* mha = dynamic_cast<MultiHeadAttention*>(block.attention.get().get());
   ATTNLAB_CHECK(mha != nullptr,
                 ValueError,
                 "TransformerBlock::begin_stream: the attention module ",

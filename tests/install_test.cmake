@@ -1,5 +1,7 @@
 # Run by CTest: installs the build into a scratch prefix, configures and builds
-# experiments/example_external against it with find_package(attnlab), and runs the result.
+# experiments/example_external against it with find_package(attnlab), and runs the results: the
+# standalone experiment my_study, and my_attnlab (attnlab_add_cli: the whole CLI plus the user's
+# attention kind relu-linear), which gradchecks, trains and sweeps that kind.
 set(_prefix ${BUILD_DIR}/install_test/prefix)
 set(_ext ${BUILD_DIR}/install_test/external)
 file(REMOVE_RECURSE ${BUILD_DIR}/install_test)
@@ -46,6 +48,54 @@ execute_process(COMMAND ${_ext}/my_study --length 0 RESULT_VARIABLE rc ERROR_VAR
 if(NOT rc EQUAL 2 OR NOT err MATCHES "^my_study: error: --length: must be positive\n$")
   message(FATAL_ERROR "my_study --length 0 should exit 2 with 'my_study: error: ...', got (${rc}):\n"
                       "${err}")
+endif()
+
+# my_attnlab: attnlab's CLI under the user's executable name.
+run(${_ext}/my_attnlab --help)
+if(NOT last_output MATCHES "^usage: my_attnlab <command>" OR NOT last_output MATCHES "\n  train ")
+  message(FATAL_ERROR "my_attnlab --help should list attnlab's commands as my_attnlab's:\n"
+                      "${last_output}")
+endif()
+# The user's kind (relu_linear_attention.cpp) is listed, and brings its gradient checks: all four
+# run and pass.
+run(${_ext}/my_attnlab kinds)
+if(NOT last_output MATCHES "relu-linear")
+  message(FATAL_ERROR "my_attnlab kinds should list relu-linear:\n${last_output}")
+endif()
+run(${_ext}/my_attnlab gradcheck --filter kind/relu-linear)
+if(NOT last_output MATCHES "kind/relu-linear/causal_padded" OR
+   NOT last_output MATCHES "4 of 4 checks passed")
+  message(FATAL_ERROR "my_attnlab gradcheck should check relu-linear's four cases:\n"
+                      "${last_output}")
+endif()
+# It trains in the recommender for an epoch (tiny synthetic data: well under a second).
+set(_train_args --data synthetic --synthetic-users 40 --synthetic-items 30
+    --synthetic-max-length 12 --maxlen 12 --dim 8 --blocks 1 --epochs 1 --eval-every 1 --batch 16
+    --threads 1)
+string(JOIN " " _train_words ${_train_args})
+run(${_ext}/my_attnlab train --attention relu-linear --epsilon 0.01 ${_train_args})
+if(NOT last_output MATCHES "model: [^\n]*relu-linear" OR NOT last_output MATCHES "test NDCG@10")
+  message(FATAL_ERROR "my_attnlab train --attention relu-linear:\n${last_output}")
+endif()
+# It is timed by bench attention, beside softmax-fused for the crossover.
+run(${_ext}/my_attnlab bench attention --kind relu-linear --quick --thread-counts 1)
+if(NOT last_output MATCHES "\n *relu-linear ")
+  message(FATAL_ERROR "my_attnlab bench attention --kind relu-linear:\n${last_output}")
+endif()
+# sweep runs the subcommands of the executable it belongs to: my_attnlab train, which knows the
+# kind (attnlab's own train would not). One axis: CMake would split a grid's ';' into arguments.
+run(${_ext}/my_attnlab sweep --grid "seed=1,2" --args "--attention relu-linear ${_train_words}"
+    --dir ${_ext}/sweep)
+if(NOT last_output MATCHES "2 of 2 configurations finished" OR
+   NOT last_output MATCHES "\n *relu-linear +2 ")
+  message(FATAL_ERROR "my_attnlab sweep did not merge both seeds of relu-linear:\n${last_output}")
+endif()
+execute_process(COMMAND ${_ext}/my_attnlab sweep --grid "seed=1,2"
+                        --args "--attention relu-linear ${_train_words}" --dir ${_ext}/sweep
+                        --emit-jobs OUTPUT_QUIET)
+file(READ ${_ext}/sweep/jobs.txt _jobs)
+if(NOT _jobs MATCHES "/my_attnlab' train ")
+  message(FATAL_ERROR "my_attnlab sweep should run my_attnlab train, its jobs are:\n${_jobs}")
 endif()
 message(STATUS "external experiment built and ran:\n${_study_output}")
 

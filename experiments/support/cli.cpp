@@ -35,7 +35,8 @@ Parser::Parser(std::string command, std::string usage, Program program)
     : command_(std::move(command)), usage_(std::move(usage)), program_(program) {}
 
 std::string Parser::usage_line() const {
-  const std::string program = program_ == Program::Subcommand ? "attnlab " + command_ : command_;
+  const std::string program =
+      program_ == Program::Subcommand ? program_name() + " " + command_ : command_;
   return "usage: " + program + " " + usage_;
 }
 
@@ -157,8 +158,23 @@ Register::Register(std::string name, std::string summary, Handler run, Validates
   registry().push_back({std::move(name), std::move(summary), std::move(run), validates});
 }
 
+namespace {
+std::string& program_name_storage() {
+  static std::string name = "attnlab";
+  return name;
+}
+}  // namespace
+
+const std::string& program_name() {
+  return program_name_storage();
+}
+
+void set_program_name(std::string name) {
+  program_name_storage() = std::move(name);
+}
+
 int run_guarded(const std::string& command, const std::function<int()>& handler, Program program) {
-  const std::string prefix = (program == Program::Subcommand ? "attnlab " : "") + command;
+  const std::string prefix = (program == Program::Subcommand ? program_name() + " " : "") + command;
   try {
     return handler();
   } catch (const UsageError& e) {

@@ -99,6 +99,12 @@ struct Register {
   Register(std::string name, std::string summary, Handler run, Validates validates = Validates::No);
 };
 
+// The name subcommands' usage lines and errors start with ("attnlab train: error: ..."): "attnlab",
+// or the executable's own name in a CLI built with attnlab_add_cli (run_main sets it from
+// argv[0]), so that `my_attnlab train --help` says "usage: my_attnlab train ...".
+const std::string& program_name();
+void set_program_name(std::string name);
+
 // Runs `handler`, turning UsageError / attnlab::Error into a one-line message and an exit code
 // (2 for usage, 1 for other failures). Used by main() and by standalone experiment executables,
 // whose messages start "my_study: error: " rather than "attnlab my_study: error: ".
