@@ -239,6 +239,9 @@ TEST_SUITE("layers.attention_registry") {
 
   TEST_CASE("the cost model equals the benchmarks' former FLOP formulas") {
     for (const auto& kind : attention_kinds()) {
+      // Only the families the benchmarks had formulas for; a later kind has none to match.
+      if (kind.family != "softmax" && kind.family != "favor")
+        continue;
       CAPTURE(kind.name);
       REQUIRE(kind.cost);
       for (int64_t m : {16, 256}) {
