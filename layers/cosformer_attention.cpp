@@ -25,8 +25,13 @@
 //
 // The whole kind is this file: the kernel module, its registry entry (capabilities, options, cost
 // model, gradcheck cases) and its static registrar; nothing else in attnlab names it.
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
@@ -35,7 +40,9 @@
 #include "layers/softmax_attention.hpp"
 
 namespace attnlab::nn {
-namespace {
+// A named namespace, not an anonymous one: layers is a unity build, and this file's helpers
+// (features, reweighting, ...) must not meet another file's in the same translation unit.
+namespace cosformer_detail {
 
 constexpr double kPi = 3.14159265358979323846;
 
@@ -214,5 +221,5 @@ AttentionKind cosformer_kind() {
 
 const RegisterAttentionKind cosformer_kinds{{cosformer_kind()}};
 
-}  // namespace
+}  // namespace cosformer_detail
 }  // namespace attnlab::nn
