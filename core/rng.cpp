@@ -226,9 +226,10 @@ Tensor bernoulli_scaled(const Shape& shape, double p, double scale, RngKey key, 
       p >= 0.0 && p <= 1.0, ValueError, "bernoulli: probability must be in [0, 1], got ", p);
   // The integer form of bernoulli_from_bits (the same decisions, no conversion to double).
   const BernoulliThreshold t = bernoulli_threshold(p);
+  const double values[2] = {0.0, scale};  // indexed by the draw: no branch on random data
   return rng_detail::generate(
       shape, dtype, "bernoulli", key, false, [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
-        return t.hit(rng_detail::join(w0, w1)) ? scale : 0.0;
+        return values[t.hit(rng_detail::join(w0, w1))];
       });
 }
 
