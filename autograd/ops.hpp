@@ -124,6 +124,8 @@ Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps = 1e
 
 // ---- matmul and softmax (ops_matmul.cpp, ops_softmax.cpp) ---------------------------------------
 Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = false);
+// x [rows, in] w^T + b for w [out, in], b [out] in one node (a Linear layer; ops_matmul.cpp).
+Var linear(const Var& x, const Var& w, const Var& b);
 Var softmax(const Var& x, int axis = -1);
 Var log_softmax(const Var& x, int axis = -1);
 

@@ -7,6 +7,7 @@
 //             dw = sum over rows of dy * xhat,   db = sum over rows of dy
 // Saves xhat and rstd (one scalar per row).
 #include <cmath>
+#include <vector>
 
 #include "autograd/op_helpers.hpp"
 #include "autograd/ops.hpp"
@@ -18,8 +19,18 @@ using detail::Grads;
 
 namespace norm_detail {
 
+// xhat and rstd of every row, and y = xhat * w + b (rounded like the two element-wise ops it
+// replaces: the product to T, then the sum).
 template <class T>
-void normalize_rows(const T* x, T* xhat, T* rstd, int64_t rows, int64_t d, double eps) {
+void normalize_rows(const T* x,
+                    const T* w,
+                    const T* b,
+                    T* xhat,
+                    T* rstd,
+                    T* y,
+                    int64_t rows,
+                    int64_t d,
+                    double eps) {
   parallel_for(
       0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, d)), [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; ++r) {
@@ -36,17 +47,27 @@ void normalize_rows(const T* x, T* xhat, T* rstd, int64_t rows, int64_t d, doubl
           const double rs = 1.0 / std::sqrt(var + eps);
           rstd[r] = static_cast<T>(rs);
           T* out = xhat + r * d;
-          for (int64_t i = 0; i < d; ++i) out[i] = static_cast<T>((xr[i] - mean) * rs);
+          T* yr = y + r * d;
+          for (int64_t i = 0; i < d; ++i) {
+            out[i] = static_cast<T>((xr[i] - mean) * rs);
+            const T scaled = out[i] * w[i];
+            yr[i] = scaled + b[i];
+          }
         }
       });
 }
 
+// dx from dy, with gy = dy * w formed row by row (rounded to T as the element-wise product).
 template <class T>
-void backward_rows(const T* gy, const T* xhat, const T* rstd, T* dx, int64_t rows, int64_t d) {
+void backward_rows(
+    const T* dy, const T* w, const T* xhat, const T* rstd, T* dx, int64_t rows, int64_t d) {
   parallel_for(
       0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, d)), [&](int64_t lo, int64_t hi) {
+        std::vector<T> gy(static_cast<std::size_t>(d));
+        T* g = gy.data();
         for (int64_t r = lo; r < hi; ++r) {
-          const T *g = gy + r * d, *xh = xhat + r * d;
+          const T *dyr = dy + r * d, *xh = xhat + r * d;
+          for (int64_t i = 0; i < d; ++i) g[i] = dyr[i] * w[i];
           double mg = 0, mgx = 0;
           for (int64_t i = 0; i < d; ++i) {
             mg += g[i];
@@ -97,22 +118,28 @@ Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps) {
   Shape row_shape = x.shape();
   row_shape[row_shape.rank() - 1] = 1;
   Tensor xhat = Tensor::empty(x.shape(), x.dtype()), rstd = Tensor::empty(row_shape, x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
     using T = decltype(tag);
-    norm_detail::normalize_rows<T>(
-        x.value().data<T>(), xhat.data<T>(), rstd.data<T>(), rows, d, eps);
+    norm_detail::normalize_rows<T>(x.value().data<T>(),
+                                   w.value().data<T>(),
+                                   b.value().data<T>(),
+                                   xhat.data<T>(),
+                                   rstd.data<T>(),
+                                   y.data<T>(),
+                                   rows,
+                                   d,
+                                   eps);
   });
-  Tensor y = attnlab::add(attnlab::mul(xhat, w.value()), b.value());
   return op.output(y, {xhat, rstd, w.value()}, [rows, d](const BackwardContext& c) {
     const Tensor &xh = c.saved[0], &rs = c.saved[1], &wv = c.saved[2], &g = c.grad();
     Tensor dx;
     if (c.needs_input_grad[0]) {
-      Tensor gy = attnlab::mul(g, wv);
       dx = Tensor::empty(g.shape(), g.dtype());
       dispatch_float(g.dtype(), "layer_norm", [&](auto tag) {
         using T = decltype(tag);
         norm_detail::backward_rows<T>(
-            gy.data<T>(), xh.data<T>(), rs.data<T>(), dx.data<T>(), rows, d);
+            g.data<T>(), wv.data<T>(), xh.data<T>(), rs.data<T>(), dx.data<T>(), rows, d);
       });
     }
     const Shape flat{rows, d};

@@ -9,9 +9,33 @@ namespace attnlab {
 
 // (k + 0.5) / 2^52 with k < 2^52 needs 53 significant bits: exact in float64, so the value is in
 // [2^-53, 1 - 2^-53]. (With 53 bits, (k + 0.5) / 2^53 rounded to 1.0 for k = 2^53 - 1.)
-double uniform01_from_bits(uint64_t bits) {
-  const uint64_t k = bits >> 12;
+namespace rng_detail {
+// Inline for the bulk loops. k < 2^52 converts exactly through int64 (one instruction; the
+// unsigned conversion is a branchy sequence on x86-64 without AVX-512).
+inline double open01(uint64_t bits) {
+  const int64_t k = static_cast<int64_t>(bits >> 12);
   return (static_cast<double>(k) + 0.5) * (1.0 / 4503599627370496.0);
+}
+}  // namespace rng_detail
+
+double uniform01_from_bits(uint64_t bits) {
+  return rng_detail::open01(bits);
+}
+
+BernoulliThreshold bernoulli_threshold(double p) {
+  ATTNLAB_CHECK(p >= 0.0 && p <= 1.0,
+                ValueError,
+                "bernoulli_threshold: probability must be in [0, 1], got ",
+                p);
+  // u = (k + 0.5) / 2^52 < p  <=>  k < P - 0.5 with P = p 2^52 (exact: a power-of-two scale).
+  // p < 1: P < 2^52, so P - 0.5 is exact too, and the integers k below it are those below
+  // K = ceil(P - 0.5) (none when P <= 0.5); k = bits >> 12 < K  <=>  bits < K 2^12.
+  if (p >= 1.0)
+    return {0, true};
+  const double P = std::ldexp(p, 52);
+  if (P <= 0.5)
+    return {0, false};
+  return {static_cast<uint64_t>(std::ceil(P - 0.5)) << 12, false};
 }
 
 double gumbel_from_bits(uint64_t bits) {
@@ -43,7 +67,7 @@ inline uint64_t join(uint32_t a, uint32_t b) {
 }
 
 inline double to_open01(uint32_t a, uint32_t b) {
-  return uniform01_from_bits(join(a, b));
+  return open01(join(a, b));
 }
 
 // Fills a tensor with value(w0, w1, w2, w3) of the Philox words of counter i (computed 16 at a
@@ -194,9 +218,18 @@ Tensor randn(const Shape& shape, RngKey key, DType dtype, double mean, double st
 Tensor bernoulli(const Shape& shape, double p, RngKey key, DType dtype) {
   ATTNLAB_CHECK(
       p >= 0.0 && p <= 1.0, ValueError, "bernoulli: probability must be in [0, 1], got ", p);
+  return bernoulli_scaled(shape, p, 1.0, key, dtype);
+}
+
+Tensor bernoulli_scaled(const Shape& shape, double p, double scale, RngKey key, DType dtype) {
+  ATTNLAB_CHECK(
+      p >= 0.0 && p <= 1.0, ValueError, "bernoulli: probability must be in [0, 1], got ", p);
+  // The integer form of bernoulli_from_bits (the same decisions, no conversion to double).
+  const BernoulliThreshold t = bernoulli_threshold(p);
+  const double values[2] = {0.0, scale};  // indexed by the draw: no branch on random data
   return rng_detail::generate(
       shape, dtype, "bernoulli", key, false, [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
-        return bernoulli_from_bits(rng_detail::join(w0, w1), p);
+        return values[t.hit(rng_detail::join(w0, w1))];
       });
 }
 

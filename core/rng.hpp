@@ -35,6 +35,14 @@ double uniform01_from_bits(uint64_t bits);
 double gumbel_from_bits(uint64_t bits);
 double normal_from_bits(uint64_t bits1, uint64_t bits2);
 double bernoulli_from_bits(uint64_t bits, double p);
+// bernoulli_from_bits as one integer comparison: hit(bits) == (bernoulli_from_bits(bits, p) ==
+// 1) for every bits, for the p it was made for (in [0, 1], else ValueError).
+struct BernoulliThreshold {
+  uint64_t below = 0;   // bits < below is a hit
+  bool always = false;  // p == 1
+  bool hit(uint64_t bits) const { return always || bits < below; }
+};
+BernoulliThreshold bernoulli_threshold(double p);
 
 // Bulk forms, vectorised (AVX-512 or AVX2 when compiled for them) and bit-identical to the
 // scalar ones: words k of philox4x32(key, first + i) for i in [0, n) (w2/w3 may be null), and
@@ -75,7 +83,10 @@ Tensor randn(const Shape& shape,
              double mean = 0.0,
              double stddev = 1.0);  // normal (Box-Muller)
 Tensor bernoulli(const Shape& shape, double p, RngKey key, DType dtype = kFloat32);  // 1 w.p. p
-Tensor gumbel(const Shape& shape, RngKey key, DType dtype = kFloat32);               // -log(-log U)
+// `scale` with probability p, else 0: bernoulli(shape, p, key, dtype) * scale in one pass (the
+// same values; a dropout mask with p = keep and scale = 1 / keep).
+Tensor bernoulli_scaled(const Shape& shape, double p, double scale, RngKey key, DType dtype);
+Tensor gumbel(const Shape& shape, RngKey key, DType dtype = kFloat32);      // -log(-log U)
 Tensor randint(const Shape& shape, int64_t low, int64_t high, RngKey key);  // int64 in [low, high)
 
 // The same, drawing the next stream of a Generator.

@@ -21,7 +21,9 @@
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
+#include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
+#include "layers/model_registry.hpp"
 #include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
 #include "layers/lisa.hpp"
@@ -54,8 +56,9 @@ StreamStudy parse_stream_study(const cli::Parser& p) {
       p.given("kinds") ? p.get<std::string>("kinds") : std::string(kDefaultStreamKinds);
   st.kinds = cli::split_list(kinds, "--kinds");
   for (const std::string& k : st.kinds) {
-    if (!cli::is_model_kind(k))
-      throw cli::UsageError("--kinds: unknown model kind '" + k + "'");
+    if (nn::find_model_kind(k) == nullptr)
+      throw cli::UsageError("--kinds: unknown model kind '" + k +
+                            "' (known: " + nn::model_kind_names() + ")");
   }
   st.lengths = cli::parse_int_list(quick ? "8,16" : p.get<std::string>("lengths"), "--lengths");
   st.dim = quick ? 8 : p.get<int64_t>("dim");
@@ -86,9 +89,8 @@ std::shared_ptr<nn::SequenceRecommender> make_stream_model(const StreamStudy& st
   mo.max_length = *std::max_element(st.lengths.begin(), st.lengths.end());
   mo.dim = st.dim;
   mo.seed = st.seed;
-  mo.kernel.head_dim = st.dim;  // one head
-  mo.kernel.features = 128;
-  std::tie(mo.codebooks, mo.codewords) = cli::parse_codebooks(st.codebooks, "--codebooks");
+  mo.kind_options = cli::declared_option_values(
+      nn::model_kind(kind).options, kind, {{"features", "128"}, {"codebooks", st.codebooks}});
   auto model = cli::make_model(mo);
   model->eval();
   return model;

@@ -73,6 +73,9 @@ void add_op_cases(std::vector<GradcheckCase>& out) {
            u(tb ? Shape{5, 4} : Shape{4, 5}, 9 + tb)});
     }
   }
+  add("linear",
+      [](V v) { return ag::linear(v[0], v[1], v[2]); },
+      {u({6, 4}, 14), u({3, 4}, 15), u({3}, 16)});
   add("layer_norm",
       [](V v) { return ag::layer_norm(v[0], v[1], v[2]); },
       {u({3, 5}, 11, -3, 3), u({5}, 12), u({5}, 13)});

@@ -30,9 +30,7 @@ Var Linear::forward(const Var& x) const {
   Shape out_shape = x.shape();
   out_shape[out_shape.rank() - 1] = out_features;
   Var flat = ag::reshape(x, std::vector<int64_t>{-1, in_features});
-  Var y = ag::matmul(flat, weight, false, true);
-  if (bias.defined())
-    y = y + bias;
+  Var y = bias.defined() ? ag::linear(flat, weight, bias) : ag::matmul(flat, weight, false, true);
   return ag::reshape(y, out_shape);
 }
 
@@ -114,7 +112,7 @@ Var Dropout::forward(const Var& x) {
     last_mask_ = Tensor();
     return x;
   }
-  last_mask_ = mul(bernoulli(x.shape(), 1.0 - p, rng_->next(), x.dtype()), 1.0 / (1.0 - p));
+  last_mask_ = bernoulli_scaled(x.shape(), 1.0 - p, 1.0 / (1.0 - p), rng_->next(), x.dtype());
   return x * ag::constant(last_mask_);
 }
 

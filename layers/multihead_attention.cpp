@@ -15,6 +15,8 @@ Var split_heads(const Var& x, int64_t heads) {
                 " heads, got ",
                 x.shape());
   const int64_t b = x.shape()[0], l = x.shape()[1], dh = x.shape()[2] / heads;
+  if (heads == 1)  // [B, L, d] and [B, 1, L, d] hold the same bytes: no copy (SASRec's case)
+    return ag::reshape(x, Shape{b, 1, l, dh});
   return ag::permute(ag::reshape(x, Shape{b, l, heads, dh}), {0, 2, 1, 3});
 }
 
@@ -25,6 +27,8 @@ Var merge_heads(const Var& x) {
                 "head_dim], got ",
                 x.shape());
   const int64_t b = x.shape()[0], h = x.shape()[1], l = x.shape()[2], dh = x.shape()[3];
+  if (h == 1)
+    return ag::reshape(x, Shape{b, l, dh});
   return ag::reshape(ag::permute(x, {0, 2, 1, 3}), Shape{b, l, h * dh});
 }
 

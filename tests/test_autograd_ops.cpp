@@ -161,6 +161,53 @@ TEST_SUITE("autograd.ops") {
     }
   }
 
+  TEST_CASE("linear: gradcheck, and the values and gradients of matmul + add") {
+    check({"linear",
+           [](auto& v) { return linear(v[0], v[1], v[2]); },
+           {rnd({7, 5}, 60), rnd({3, 5}, 61), rnd({3}, 62)}});
+    // Bit for bit the composed form (k = in <= the GEMM's k slice), in both dtypes, with rows
+    // enough for several threads and tiles.
+    for (DType dt : {kFloat32, kFloat64}) {
+      const Tensor x0 = rand({300, 50}, RngKey{63, 1}, dt, -1, 1);
+      const Tensor w0 = rand({40, 50}, RngKey{63, 2}, dt, -1, 1);
+      const Tensor b0 = rand({40}, RngKey{63, 3}, dt, -1, 1);
+      const Tensor g = rand({300, 40}, RngKey{63, 4}, dt, -1, 1);
+      Var x1 = param(x0), w1 = param(w0), b1 = param(b0);
+      Var x2 = param(x0), w2 = param(w0), b2 = param(b0);
+      Var fused = linear(x1, w1, b1), composed = matmul(x2, w2, false, true) + b2;
+      CHECK_CLOSE(fused.value(), composed.value(), 0, 0);
+      fused.backward(g);
+      composed.backward(g);
+      CHECK_CLOSE(x1.grad(), x2.grad(), 0, 0);
+      CHECK_CLOSE(w1.grad(), w2.grad(), 0, 0);
+      CHECK_CLOSE(b1.grad(), b2.grad(), 0, 0);
+    }
+    CHECK_THROWS_WITH_AS(linear(param(rnd({2, 3}, 1)), param(rnd({4, 5}, 2)), param(rnd({4}, 3))),
+                         doctest::Contains("linear: need x [rows, in]"),
+                         ShapeError);
+    CHECK_THROWS_AS(
+        linear(param(rnd({2, 3}, 1)), param(rnd({4, 3}, 2)), param(ones({4}, kFloat32))),
+        DTypeError);
+  }
+
+  TEST_CASE("layer_norm: the affine part rounds like mul then add, dx like dy * w") {
+    for (DType dt : {kFloat32, kFloat64}) {
+      const Tensor x0 = rand({37, 50}, RngKey{64, 1}, dt, -3, 3);
+      const Tensor w0 = rand({50}, RngKey{64, 2}, dt, -2, 2);
+      const Tensor b0 = rand({50}, RngKey{64, 3}, dt, -1, 1);
+      const Tensor g = rand({37, 50}, RngKey{64, 4}, dt, -1, 1);
+      Var x1 = param(x0), w1 = param(w0), b1 = param(b0), x2 = param(x0);
+      Var y1 = layer_norm(x1, w1, b1, 1e-5);
+      Var xhat = layer_norm(x2, Var(), Var(), 1e-5);
+      CHECK_CLOSE(y1.value(), attnlab::add(attnlab::mul(xhat.value(), w0), b0), 0, 0);
+      y1.backward(g);
+      xhat.backward(attnlab::mul(g, w0));
+      CHECK_CLOSE(x1.grad(), x2.grad(), 0, 0);
+      CHECK_CLOSE(w1.grad(), attnlab::sum(attnlab::mul(g, xhat.value()), 0), 0, 0);
+      CHECK_CLOSE(b1.grad(), attnlab::sum(g, 0), 0, 0);
+    }
+  }
+
   TEST_CASE("softmax and log_softmax on every axis") {
     Tensor x = rnd({2, 3, 4}, 50, -3, 3);
     for (int axis : {0, 1, -1}) {

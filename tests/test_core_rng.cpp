@@ -142,6 +142,57 @@ TEST_SUITE("core.rng") {
     for (int64_t c : counts) CHECK(std::fabs(c - n / 4.0) < 5 * std::sqrt(n * 0.1875));
   }
 
+  TEST_CASE("the integer Bernoulli threshold makes bernoulli_from_bits's decisions") {
+    // Probabilities at the ends, around 2^-53 (u's smallest value), halves of the grid, and
+    // ordinary ones; bits at and beside each threshold, the extremes and Philox draws.
+    const double ps[] = {0.0,
+                         std::ldexp(1.0, -54),
+                         std::ldexp(1.0, -53),
+                         std::nextafter(std::ldexp(1.0, -53), 1.0),
+                         std::ldexp(3.0, -53),
+                         std::ldexp(1.0, -52),
+                         0.2,
+                         0.5,
+                         0.8,
+                         std::nextafter(0.8, 0.0),
+                         1.0 - std::ldexp(1.0, -53),
+                         std::nextafter(1.0, 0.0),
+                         1.0};
+    for (double p : ps) {
+      CAPTURE(p);
+      const BernoulliThreshold t = bernoulli_threshold(p);
+      std::vector<uint64_t> bits = {
+          0, 1, 4095, 4096, 1ull << 63, ~0ull, ~0ull - 4095, ~0ull - 4096};
+      for (uint64_t d : {0ull, 1ull, 4095ull, 4096ull, 4097ull, 8191ull, 8192ull}) {
+        bits.push_back(t.below + d);
+        bits.push_back(t.below - d);
+      }
+      for (int64_t i = 0; i < 2000; ++i) {
+        const auto r = philox4x32({7, 1}, i);
+        bits.push_back((uint64_t(r[0]) << 32) | r[1]);
+      }
+      for (uint64_t b : bits) {
+        CAPTURE(b);
+        CHECK(t.hit(b) == (bernoulli_from_bits(b, p) == 1.0));
+      }
+    }
+    CHECK_THROWS_AS(bernoulli_threshold(-0.1), ValueError);
+    CHECK_THROWS_AS(bernoulli_threshold(std::nan("")), ValueError);
+  }
+
+  TEST_CASE("bernoulli and bernoulli_scaled are the maps of Philox counters") {
+    for (DType dt : {kFloat32, kFloat64}) {
+      const Tensor b = bernoulli({3000}, 0.8, RngKey{5, 6}, dt);
+      const Tensor s = bernoulli_scaled({3000}, 0.8, 1.0 / 0.8, RngKey{5, 6}, dt);
+      // The dropout mask as it was built before bernoulli_scaled: bernoulli times the scale.
+      CHECK_CLOSE(s, mul(b, 1.0 / 0.8), 0, 0);
+      for (int64_t i = 0; i < 3000; ++i) {
+        const auto r = philox4x32({5, 6}, i);
+        REQUIRE(b.get({i}) == bernoulli_from_bits((uint64_t(r[0]) << 32) | r[1], 0.8));
+      }
+    }
+  }
+
   TEST_CASE("bad parameters") {
     CHECK_THROWS_WITH_AS(
         bernoulli({2}, 1.5, RngKey{}), doctest::Contains("bernoulli: probability"), ValueError);

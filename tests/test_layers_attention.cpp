@@ -290,6 +290,18 @@ TEST_SUITE("layers.multihead_attention") {
     CHECK(split_heads(t, 3).shape() == Shape{1, 3, 2, 4});
     CHECK(split_heads(t, 3).value().get({0, 1, 0, 0}) == 4);
     CHECK_CLOSE(merge_heads(split_heads(t, 3)).value(), t.value(), 0, 0);
+    // One head: a reshape sharing the input's bytes, the same values and gradient as the
+    // permuted form.
+    Var one = param(arange(24, kFloat32).reshape({2, 3, 4}));
+    Var s1 = split_heads(one, 1);
+    CHECK(s1.shape() == Shape{2, 1, 3, 4});
+    CHECK_CLOSE(
+        s1.value(), attnlab::permute(one.value().reshape({2, 3, 1, 4}), {0, 2, 1, 3}), 0, 0);
+    CHECK(s1.value().data<float>() == one.value().data<float>());
+    Var m1 = merge_heads(s1 * 2.0);
+    CHECK(m1.shape() == Shape{2, 3, 4});
+    ag::sum(m1 * constant(arange(24, kFloat32).reshape({2, 3, 4}))).backward();
+    CHECK_CLOSE(one.grad(), attnlab::mul(arange(24, kFloat32).reshape({2, 3, 4}), 2.0), 0, 0);
     CHECK(a.parameter_count() == 4 * (16 * 16 + 16));
     CHECK_THROWS_AS(MultiHeadAttention(10, std::make_shared<SoftmaxKernel>(), init1, opt),
                     ValueError);
