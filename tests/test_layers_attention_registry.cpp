@@ -14,6 +14,8 @@
 #include "layers/attention_registry.hpp"
 #include "layers/favor_attention.hpp"
 #include "layers/lisa.hpp"
+#include "layers/softmax_attention.hpp"
+#include "layers/softmax_kernel.hpp"
 #include "layers/model_registry.hpp"
 #include "layers/sasrec.hpp"
 
