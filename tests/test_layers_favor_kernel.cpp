@@ -6,6 +6,7 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
+#include "layers/multihead_attention.hpp"
 #include "layers/attention_registry.hpp"
 #include "layers/favor_attention.hpp"
 #include "layers/transformer_block.hpp"

@@ -12,6 +12,8 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
+#include "layers/softmax_kernel.hpp"
+#include "layers/multihead_attention.hpp"
 #include "layers/attention_registry.hpp"
 #include "layers/sasrec.hpp"
 #include "tests/test_helpers.hpp"
