@@ -7,7 +7,7 @@
 
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
-#include "layers/attention_factory.hpp"
+#include "layers/attention_registry.hpp"
 #include "layers/sasrec.hpp"
 #include "tests/test_helpers.hpp"
 
@@ -19,7 +19,32 @@ namespace {
 const std::vector<std::string> kStreamingKinds = {
     "softmax-fused", "softmax-reference", "favor", "favor-iid", "linear-elu"};
 
-SASRecConfig streaming_config(const std::string& kind, int64_t heads) {
+// The kind's default options with those it declares of `options` set (softmax has no features).
+OptionValues kind_options(const std::string& kind,
+                          const std::vector<std::pair<std::string, std::string>>& options) {
+  const AttentionKind& k = attention_kind(kind);
+  OptionValues values = k.options.defaults();
+  for (const auto& [name, text] : options) {
+    if (k.options.find(name) != nullptr)
+      k.options.set(values, name, text, kind);
+  }
+  return values;
+}
+
+std::shared_ptr<AttentionKernel> make_kernel(const std::string& kind,
+                                             int64_t head_dim,
+                                             int64_t features,
+                                             uint64_t seed = 0) {
+  KernelContext context;
+  context.head_dim = head_dim;
+  context.seed = seed;
+  return attention_kind(kind).make(kind_options(kind, {{"features", std::to_string(features)}}),
+                                   context);
+}
+
+SASRecConfig streaming_config(const std::string& kind,
+                              int64_t heads,
+                              const std::vector<std::pair<std::string, std::string>>& extra = {}) {
   SASRecConfig c;
   c.num_items = 30;
   c.max_length = 16;
@@ -27,7 +52,9 @@ SASRecConfig streaming_config(const std::string& kind, int64_t heads) {
   c.blocks = 2;
   c.heads = heads;
   c.attention = kind;
-  c.kernel.features = 32;
+  auto options = extra;
+  options.emplace_back("features", "32");
+  c.kernel = attention_kind(kind).factory(kind_options(kind, options));
   c.seed = 5;
   return c;
 }
@@ -86,11 +113,7 @@ TEST_SUITE("layers_streaming") {
       for (int64_t heads : {1, 2}) {
         CAPTURE(kind);
         CAPTURE(heads);
-        KernelConfig kc;
-        kc.head_dim = 8;
-        kc.features = 16;
-        kc.seed = 3;
-        auto kernel = make_attention_kernel(kind, kc);
+        auto kernel = make_kernel(kind, 8, 16, 3);
         kernel->eval();
         const int64_t l = 12;
         // Keys of growing norm make the FAVOR+ running max rise (the state is rescaled).
@@ -123,10 +146,7 @@ TEST_SUITE("layers_streaming") {
 
   TEST_CASE("state memory: the cache grows with the history and the FAVOR+ state does not") {
     auto bytes_after = [](const std::string& kind, int64_t steps) {
-      KernelConfig kc;
-      kc.head_dim = 4;
-      kc.features = 8;
-      auto kernel = make_attention_kernel(kind, kc);
+      auto kernel = make_kernel(kind, 4, 8);
       kernel->eval();
       auto stream = kernel->begin_stream(2);
       for (int64_t t = 0; t < steps; ++t) stream->step(ones({2, 4}), ones({2, 4}), ones({2, 4}));
@@ -139,8 +159,7 @@ TEST_SUITE("layers_streaming") {
 
   TEST_CASE("bad streaming use gets a clear error") {
     SUBCASE("a kernel without a streaming form names itself") {
-      SASRecConfig c = streaming_config("favor", 1);
-      c.kernel.key_stabilizer = KeyStabilizer::Global;
+      SASRecConfig c = streaming_config("favor", 1, {{"key-stabilizer", "global"}});
       SASRec model(c);
       model.eval();
       CHECK_THROWS_WITH_AS(model.begin_stream(), doctest::Contains("global key max"), ValueError);
