@@ -9,7 +9,7 @@
 #include "core/core.hpp"
 
 namespace attnlab::ag {
-namespace gradcheck_detail {
+namespace {
 
 struct Problem {
   std::vector<Tensor> x;  // the inputs, in the dtype the check runs in
@@ -373,7 +373,7 @@ GradcheckResult fast(const GradcheckFn& f, const Problem& p, const GradcheckOpti
   return r;
 }
 
-}  // namespace gradcheck_detail
+}  // namespace
 
 GradcheckOptions GradcheckOptions::float32() {
   GradcheckOptions o;
@@ -387,7 +387,6 @@ GradcheckOptions GradcheckOptions::float32() {
 GradcheckResult gradcheck(const GradcheckFn& f,
                           const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options) {
-  using namespace gradcheck_detail;
   const Problem p = prepare(inputs, options);
   if (!options.fast_mode)
     return slow(f, p, options);
@@ -419,7 +418,6 @@ GradcheckResult check_straight_through(const GradcheckFn& st,
                                        const std::vector<Tensor>& inputs,
                                        uint64_t seed,
                                        const std::vector<Var>& params) {
-  using namespace gradcheck_detail;
   GradcheckOptions o;
   o.seed = seed;
   o.params = params;

@@ -1,8 +1,8 @@
 // Differentiable ops on Var. Shapes, broadcasting and dtype rules are those of the core kernels of
 // the same name. The backward formulas are not restated here: they are in the formula comment
 // above each recorded op in autograd/ops_*.cpp and in autograd/derivatives.md (attnlab's
-// derivatives.yaml), whose rows tests/test_autograd_derivatives_table.cpp checks against this
-// header.
+// derivatives.yaml), whose rows tests/autograd/test_autograd_derivatives_table.cpp checks against
+// this header.
 #pragma once
 
 #include <initializer_list>

@@ -82,7 +82,7 @@ Var pow(const Var& a, const Var& b) {
   });
 }
 
-namespace arith_detail {
+namespace {
 // Gradient share of `a` in maximum/minimum: 1 where a wins, 1/2 on ties, 0 where it loses
 // (PyTorch's convention: ties split the gradient).
 Tensor winner_share(const Tensor& a, const Tensor& b, bool is_max) {
@@ -110,13 +110,13 @@ Var extreme(const Var& a, const Var& b, bool is_max) {
                  })};
   });
 }
-}  // namespace arith_detail
+}  // namespace
 
 Var maximum(const Var& a, const Var& b) {
-  return arith_detail::extreme(a, b, true);
+  return extreme(a, b, true);
 }
 Var minimum(const Var& a, const Var& b) {
-  return arith_detail::extreme(a, b, false);
+  return extreme(a, b, false);
 }
 
 // c = a + s;  da = dc

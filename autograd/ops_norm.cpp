@@ -17,7 +17,7 @@ namespace attnlab::ag {
 
 using detail::Grads;
 
-namespace norm_detail {
+namespace {
 
 // xhat and rstd of every row, and y = xhat * w + b (rounded like the two element-wise ops it
 // replaces: the product to T, then the sum).
@@ -83,7 +83,7 @@ void backward_rows(
       });
 }
 
-}  // namespace norm_detail
+}  // namespace
 
 Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps) {
   ATTNLAB_CHECK(x.dim() >= 1 && x.shape().back() > 0,
@@ -121,7 +121,7 @@ Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps) {
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
     using T = decltype(tag);
-    norm_detail::normalize_rows<T>(x.value().data<T>(),
+    normalize_rows<T>(x.value().data<T>(),
                                    w.value().data<T>(),
                                    b.value().data<T>(),
                                    xhat.data<T>(),
@@ -138,7 +138,7 @@ Var layer_norm(const Var& x, const Var& weight, const Var& bias, double eps) {
       dx = Tensor::empty(g.shape(), g.dtype());
       dispatch_float(g.dtype(), "layer_norm", [&](auto tag) {
         using T = decltype(tag);
-        norm_detail::backward_rows<T>(
+        backward_rows<T>(
             g.data<T>(), wv.data<T>(), xh.data<T>(), rs.data<T>(), dx.data<T>(), rows, d);
       });
     }

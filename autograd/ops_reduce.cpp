@@ -8,7 +8,7 @@ namespace attnlab::ag {
 
 using detail::Grads;
 
-namespace reduce_ops_detail {
+namespace {
 // Shape of a reduction's output with the reduced axes kept as size 1 (so dy broadcasts over x).
 Shape kept_shape(const Shape& x, std::vector<int> axes) {
   Shape s = x;
@@ -37,10 +37,8 @@ Var extreme(const Var& x, int axis, bool keepdim, bool is_max) {
     return Grads{attnlab::mul(share, c.grad().reshape(kept))};
   });
 }
-}  // namespace reduce_ops_detail
+}  // namespace
 
-using reduce_ops_detail::expand_grad;
-using reduce_ops_detail::kept_shape;
 
 // y = sum(x);  dx = dy (broadcast)
 Var sum(const Var& x) {
@@ -81,10 +79,10 @@ Var mean(const Var& x, const std::vector<int>& axes, bool keepdim) {
 }
 
 Var max(const Var& x, int axis, bool keepdim) {
-  return reduce_ops_detail::extreme(x, axis, keepdim, true);
+  return extreme(x, axis, keepdim, true);
 }
 Var min(const Var& x, int axis, bool keepdim) {
-  return reduce_ops_detail::extreme(x, axis, keepdim, false);
+  return extreme(x, axis, keepdim, false);
 }
 
 // y = log(sum(exp(x), axis));  dx = dy * softmax(x, axis) = dy * exp(x - y)

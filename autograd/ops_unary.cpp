@@ -7,7 +7,7 @@ namespace attnlab::ag {
 
 using detail::Grads;
 
-namespace unary_detail {
+namespace {
 // Records y = forward(x) with dx = dy * derivative(saved), saving the input (save_output false)
 // or the output (save_output true).
 template <class D>
@@ -17,9 +17,8 @@ Var unary(const char* name, const Var& x, const Tensor& y, bool save_output, D d
     return Grads{attnlab::mul(c.grad(), derivative(c.saved[0]))};
   });
 }
-}  // namespace unary_detail
+}  // namespace
 
-using unary_detail::unary;
 
 // y = exp(x);  dx = dy * y
 Var exp(const Var& x) {

@@ -3,7 +3,7 @@
 # "core/tensor.hpp": from the repository root in the tree, from <prefix>/include/attnlab once
 # installed.
 # WHOLE_ARCHIVE: for a folder whose files register themselves with static registrar objects (the
-# attention kinds, layers/attention_registry.hpp), which a plain static library would drop unless
+# attention kinds, layers/attention/attention_registry.hpp), which a plain static library would drop unless
 # something references them. The objects go into the static library <name>_archive, and <name> is
 # an INTERFACE library linking it with --whole-archive, in the tree and from the install alike.
 # Use <name>_archive for target_link_libraries and attnlab_add_kernels on the folder itself
@@ -74,7 +74,7 @@ endfunction()
 function(attnlab_add_cli name)
   set(_main ${CMAKE_CURRENT_BINARY_DIR}/${name}_attnlab_main.cpp)
   file(GENERATE OUTPUT ${_main} CONTENT
-       "#include \"experiments/cli_main.hpp\"\n\nint main(int argc, char** argv) {\n  return attnlab::cli::run_main(argc, argv);\n}\n")
+       "#include \"experiments/commands/main/cli_main.hpp\"\n\nint main(int argc, char** argv) {\n  return attnlab::cli::run_main(argc, argv);\n}\n")
   add_executable(${name} ${_main} ${ARGN})
   attnlab_link_commands(${name} attnlab::commands)
 endfunction()

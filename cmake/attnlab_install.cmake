@@ -6,7 +6,10 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(_attnlab_targets core autograd layers layers_archive)
+set(_attnlab_targets core autograd)
+# The libraries of layers/ (one per folder, cmake/attnlab_layers.cmake) and attnlab::layers.
+get_property(_attnlab_libraries GLOBAL PROPERTY ATTNLAB_LIBRARIES)
+list(APPEND _attnlab_targets ${_attnlab_libraries})
 if(TARGET experiment_support)
   list(APPEND _attnlab_targets experiment_support attnlab_commands)
   # The support headers, and those of the commands' library functions (cli_main.hpp, train.hpp,

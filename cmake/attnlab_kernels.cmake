@@ -1,5 +1,6 @@
-# attnlab_add_kernels(<target> <source>...): SIMD kernel files (named *_kernels.cpp, left out of
-# attnlab_add_library's glob), compiled once per SIMD path into <target> (core/simd_dispatch.hpp).
+# attnlab_add_kernels(<target> [OBJECTS <name>] <source>...): SIMD kernel files (named
+# *_kernels.cpp, left out of the libraries' globs), compiled once per SIMD path into <target>
+# (core/simd_dispatch.hpp), as object libraries <name>_kernels_<path> (<name> defaults to <target>).
 #
 # Default build (ATTNLAB_NATIVE=OFF): each source is compiled three times, into objects
 # <target>_kernels_{sse42,avx2,avx512} with ATTNLAB_ARCH naming the path's namespace and the
@@ -24,9 +25,13 @@ else()
 endif()
 
 function(attnlab_add_kernels target)
+  cmake_parse_arguments(PARSE_ARGV 1 _k "" "OBJECTS" "")
+  if(NOT _k_OBJECTS)
+    set(_k_OBJECTS ${target})
+  endif()
   foreach(_path ${ATTNLAB_SIMD_PATHS})
-    set(_obj ${target}_kernels_${_path})
-    add_library(${_obj} OBJECT ${ARGN})
+    set(_obj ${_k_OBJECTS}_kernels_${_path})
+    add_library(${_obj} OBJECT ${_k_UNPARSED_ARGUMENTS})
     # Kernel files may share file-local names; one path's objects must also never meet another's
     # in a unity batch.
     set_target_properties(${_obj} PROPERTIES POSITION_INDEPENDENT_CODE ON UNITY_BUILD OFF)

@@ -5,7 +5,7 @@
 #include "core/simd.hpp"  // xsimd, renamed for this path
 
 namespace attnlab::ATTNLAB_ARCH {
-namespace elementwise_detail {
+namespace {
 
 using simd::Batch;
 
@@ -126,12 +126,12 @@ void binary(BinaryOp op, const T* a, int64_t sa, const T* b, int64_t sb, T* y, i
   }
 }
 
-}  // namespace elementwise_detail
+}  // namespace
 
 const ElementwiseKernels& elementwise_kernels() {
   static constexpr ElementwiseKernels kTable{
-      {&elementwise_detail::unary<float>, &elementwise_detail::binary<float>},
-      {&elementwise_detail::unary<double>, &elementwise_detail::binary<double>}};
+      {&unary<float>, &binary<float>},
+      {&unary<double>, &binary<double>}};
   return kTable;
 }
 

@@ -17,7 +17,7 @@
 #include "core/error.hpp"
 
 namespace attnlab {
-namespace file_io_detail {
+namespace {
 
 using FaultHook = std::function<void(const std::string& path, std::size_t written)>;
 
@@ -87,14 +87,14 @@ void fsync_dir(const std::string& dir) {
   ::close(fd);
 }
 
-}  // namespace file_io_detail
+}  // namespace
 
 std::string read_file(const std::string& path) {
   // errno is saved at once: building the message may run code that changes it.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   int err = errno;
   ATTNLAB_CHECK(
-      fd >= 0, IOError, "read_file: cannot open '", path, "': ", file_io_detail::errno_text(err));
+      fd >= 0, IOError, "read_file: cannot open '", path, "': ", errno_text(err));
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
@@ -108,7 +108,7 @@ std::string read_file(const std::string& path) {
                 "read_file: cannot stat '",
                 path,
                 "': ",
-                file_io_detail::errno_text(err));
+                errno_text(err));
   ATTNLAB_CHECK(
       !S_ISDIR(st.st_mode), IOError, "read_file: cannot read '", path, "': it is a directory");
   std::string bytes;
@@ -125,7 +125,7 @@ std::string read_file(const std::string& path) {
       if (err == EINTR)
         continue;
       throw IOError(
-          detail::concat("read_file: cannot read '", path, "': ", file_io_detail::errno_text(err)));
+          detail::concat("read_file: cannot read '", path, "': ", errno_text(err)));
     }
     if (n == 0)
       break;
@@ -136,17 +136,16 @@ std::string read_file(const std::string& path) {
 }
 
 void set_write_fault_hook(std::function<void(const std::string& path, std::size_t written)> hook) {
-  std::lock_guard<std::mutex> lock(file_io_detail::hook_mutex());
-  file_io_detail::hook_slot() = std::move(hook);
+  std::lock_guard<std::mutex> lock(hook_mutex());
+  hook_slot() = std::move(hook);
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  using file_io_detail::errno_text;
   ATTNLAB_CHECK(!path.empty(), IOError, "write_file_atomic: empty path");
-  file_io_detail::FaultHook hook;
+  FaultHook hook;
   {
-    std::lock_guard<std::mutex> lock(file_io_detail::hook_mutex());
-    hook = file_io_detail::hook_slot();
+    std::lock_guard<std::mutex> lock(hook_mutex());
+    hook = hook_slot();
   }
 
   // Same directory as the target, so rename() stays on one file system and is atomic. The pid
@@ -166,11 +165,11 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
                 path,
                 "': ",
                 errno_text(err));
-  file_io_detail::TempFile file(tmp, fd);
+  TempFile file(tmp, fd);
 
   std::size_t written = 0;
   while (written < bytes.size()) {
-    const std::size_t chunk = std::min(file_io_detail::kWriteChunk, bytes.size() - written);
+    const std::size_t chunk = std::min(kWriteChunk, bytes.size() - written);
     std::size_t done = 0;
     while (done < chunk) {  // a write may be short or interrupted: finish the chunk
       const ssize_t n = ::write(file.fd(), bytes.data() + written + done, chunk - done);
@@ -233,11 +232,11 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
                 "': ",
                 errno_text(err));
   file.release();
-  file_io_detail::fsync_dir(file_io_detail::parent_dir(path));
+  fsync_dir(parent_dir(path));
 }
 
 int remove_stale_temp_files(const std::string& path) {
-  const std::string dir = file_io_detail::parent_dir(path);
+  const std::string dir = parent_dir(path);
   const std::size_t slash = path.find_last_of('/');
   const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
   DIR* d = ::opendir(dir.c_str());

@@ -29,7 +29,7 @@
 #include "core/simd.hpp"  // xsimd, renamed for this path
 
 namespace attnlab::ATTNLAB_ARCH {
-namespace gemm_detail {
+namespace {
 
 // Register blocking: MR rows x NV vectors of C (8 x 32 floats or 8 x 16 doubles on AVX-512).
 // 16 accumulators cover the FMA latency x throughput (4 cycles x 2 pipes on Zen 5). Measured on
@@ -410,11 +410,11 @@ void gemm_impl(bool ta,
   }
 }
 
-}  // namespace gemm_detail
+}  // namespace
 
 const GemmKernels& gemm_kernels() {
-  static constexpr GemmKernels kTable{&gemm_detail::gemm_impl<float>,
-                                      &gemm_detail::gemm_impl<double>};
+  static constexpr GemmKernels kTable{&gemm_impl<float>,
+                                      &gemm_impl<double>};
   return kTable;
 }
 

@@ -7,7 +7,7 @@
 #include "core/parallel.hpp"
 
 namespace attnlab {
-namespace indexing_detail {
+namespace {
 
 void check_index_tensor(const Tensor& index, const char* op) {
   ATTNLAB_CHECK(index.defined(), ValueError, op, ": undefined index tensor");
@@ -87,15 +87,15 @@ void check_gather_shapes(const Shape& x, int axis, const Shape& index, const cha
   }
 }
 
-}  // namespace indexing_detail
+}  // namespace
 
 Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
   ATTNLAB_CHECK(x.defined(), ValueError, "index_select: undefined tensor");
-  indexing_detail::check_index_tensor(index, "index_select");
+  check_index_tensor(index, "index_select");
   const int ax = normalize_axis(axis, x.dim(), "index_select");
-  indexing_detail::check_range(index, x.shape()[ax], "index_select", ax, x.shape());
+  check_range(index, x.shape()[ax], "index_select", ax, x.shape());
   const auto v = detail::axis_view(x.shape(), ax);
-  Tensor y = Tensor::empty(indexing_detail::take_shape(x.shape(), ax, index.shape()), x.dtype());
+  Tensor y = Tensor::empty(take_shape(x.shape(), ax, index.shape()), x.dtype());
   const int64_t k = index.numel();
   const std::size_t row_bytes = static_cast<std::size_t>(v.inner) * dtype_size(x.dtype());
   const char* src = static_cast<const char*>(x.raw_data());
@@ -118,9 +118,9 @@ Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
 
 Tensor index_add(const Shape& shape, int axis, const Tensor& index, const Tensor& src) {
   ATTNLAB_CHECK(src.defined(), ValueError, "index_add: undefined tensor");
-  indexing_detail::check_index_tensor(index, "index_add");
+  check_index_tensor(index, "index_add");
   const int ax = normalize_axis(axis, shape.rank(), "index_add");
-  const Shape expect = indexing_detail::take_shape(shape, ax, index.shape());
+  const Shape expect = take_shape(shape, ax, index.shape());
   ATTNLAB_CHECK(src.shape() == expect,
                 ShapeError,
                 "index_add: source ",
@@ -134,7 +134,7 @@ Tensor index_add(const Shape& shape, int axis, const Tensor& index, const Tensor
                 ", axis ",
                 ax,
                 ")");
-  indexing_detail::check_range(index, shape[ax], "index_add", ax, shape);
+  check_range(index, shape[ax], "index_add", ax, shape);
   const auto v = detail::axis_view(shape, ax);
   const int64_t k = index.numel();
   const int64_t* ip = index.data<int64_t>();
@@ -164,16 +164,16 @@ Tensor index_add(const Shape& shape, int axis, const Tensor& index, const Tensor
 
 Tensor gather(const Tensor& x, int axis, const Tensor& index) {
   ATTNLAB_CHECK(x.defined(), ValueError, "gather: undefined tensor");
-  indexing_detail::check_index_tensor(index, "gather");
+  check_index_tensor(index, "gather");
   const int ax = normalize_axis(axis, x.dim(), "gather");
-  indexing_detail::check_gather_shapes(x.shape(), ax, index.shape(), "gather");
-  indexing_detail::check_range(index, x.shape()[ax], "gather", ax, x.shape());
+  check_gather_shapes(x.shape(), ax, index.shape(), "gather");
+  check_range(index, x.shape()[ax], "gather", ax, x.shape());
   Tensor y = Tensor::empty(index.shape(), x.dtype());
   dispatch_any(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x.raw_data());
     T* yp = static_cast<T*>(y.raw_data());
-    indexing_detail::for_each_gather(
+    for_each_gather(
         x.shape(), ax, index, [&](int64_t e, int64_t off) { yp[e] = xp[off]; });
   });
   return y;
@@ -181,7 +181,7 @@ Tensor gather(const Tensor& x, int axis, const Tensor& index) {
 
 Tensor scatter_add(const Shape& shape, int axis, const Tensor& index, const Tensor& src) {
   ATTNLAB_CHECK(src.defined(), ValueError, "scatter_add: undefined tensor");
-  indexing_detail::check_index_tensor(index, "scatter_add");
+  check_index_tensor(index, "scatter_add");
   const int ax = normalize_axis(axis, shape.rank(), "scatter_add");
   ATTNLAB_CHECK(src.shape() == index.shape(),
                 ShapeError,
@@ -190,14 +190,14 @@ Tensor scatter_add(const Shape& shape, int axis, const Tensor& index, const Tens
                 " and index ",
                 index.shape(),
                 " must have the same shape");
-  indexing_detail::check_gather_shapes(shape, ax, index.shape(), "scatter_add");
-  indexing_detail::check_range(index, shape[ax], "scatter_add", ax, shape);
+  check_gather_shapes(shape, ax, index.shape(), "scatter_add");
+  check_range(index, shape[ax], "scatter_add", ax, shape);
   return dispatch_float(src.dtype(), "scatter_add", [&](auto tag) {
     using T = decltype(tag);
     Tensor y = zeros(shape, src.dtype());
     const T* sp = src.data<T>();
     T* yp = y.data<T>();
-    indexing_detail::for_each_gather(
+    for_each_gather(
         shape, ax, index, [&](int64_t e, int64_t off) { yp[off] += sp[e]; });
     return y;
   });
@@ -227,10 +227,10 @@ Tensor unique(const Tensor& x, Tensor* inverse) {
 }
 
 Tensor one_hot(const Tensor& index, int64_t num_classes, DType dtype) {
-  indexing_detail::check_index_tensor(index, "one_hot");
+  check_index_tensor(index, "one_hot");
   ATTNLAB_CHECK(
       num_classes > 0, ValueError, "one_hot: num_classes must be positive, got ", num_classes);
-  indexing_detail::check_range(index, num_classes, "one_hot", -1, index.shape());
+  check_range(index, num_classes, "one_hot", -1, index.shape());
   Shape shape = index.shape();
   shape.push_back(num_classes);
   Tensor y = zeros(shape, dtype);

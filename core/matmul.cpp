@@ -8,7 +8,7 @@
 #include "core/parallel.hpp"
 
 namespace attnlab {
-namespace matmul_detail {
+namespace {
 
 // Element offset (in matrices) of each broadcast batch index into an operand with batch shape
 // `own` (right-aligned against `batch`; its size-1 dimensions repeat).
@@ -32,7 +32,7 @@ std::vector<int64_t> batch_offsets(const Shape& batch, const Shape& own) {
   return off;
 }
 
-}  // namespace matmul_detail
+}  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   ATTNLAB_CHECK(a.defined() && b.defined(), ValueError, "matmul: undefined tensor");
@@ -104,8 +104,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   if (out.numel() == 0)
     return out;
   const int64_t count = batch.numel();
-  const std::vector<int64_t> off_a = matmul_detail::batch_offsets(batch, batch_a);
-  const std::vector<int64_t> off_b = matmul_detail::batch_offsets(batch, batch_b);
+  const std::vector<int64_t> off_a = batch_offsets(batch, batch_a);
+  const std::vector<int64_t> off_b = batch_offsets(batch, batch_b);
   // Threads take whole matrices when that balances (or when the matrices are too small for gemm
   // to split); otherwise each gemm splits its own output (e.g. 3 large matrices on 2 threads).
   const int64_t threads = num_threads();

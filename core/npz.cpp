@@ -53,7 +53,7 @@ uint32_t crc32_update(uint32_t crc, const void* data, std::size_t n) {
 
 }  // namespace npy_detail
 
-namespace npz_detail {
+namespace {
 
 using npy_detail::ByteSource;
 using npy_detail::fail;
@@ -466,23 +466,23 @@ std::string npz_bytes_as(const NamedTensors& tensors, const char* op) {
   return out;
 }
 
-}  // namespace npz_detail
+}  // namespace
 
 std::string npz_bytes(const NamedTensors& tensors) {
-  return npz_detail::npz_bytes_as(tensors, "npz_bytes");
+  return npz_bytes_as(tensors, "npz_bytes");
 }
 
 NamedTensors parse_npz(const std::string& bytes, const std::string& source) {
-  return npz_detail::read_npz(
+  return read_npz(
       npy_detail::MemorySource(bytes.data(), bytes.size()), "parse_npz", source);
 }
 
 void save_npz(const std::string& path, const NamedTensors& tensors) {
-  write_file_atomic(path, npz_detail::npz_bytes_as(tensors, "save_npz"));
+  write_file_atomic(path, npz_bytes_as(tensors, "save_npz"));
 }
 
 NamedTensors load_npz(const std::string& path) {
-  return npz_detail::read_npz(npy_detail::FileSource(path, "load_npz"), "load_npz", path);
+  return read_npz(npy_detail::FileSource(path, "load_npz"), "load_npz", path);
 }
 
 }  // namespace attnlab

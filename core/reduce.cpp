@@ -11,7 +11,7 @@
 #include "core/vec.hpp"
 
 namespace attnlab {
-namespace reduce_detail {
+namespace {
 
 using detail::axis_view;
 using detail::AxisView;
@@ -196,18 +196,17 @@ Tensor arg_extreme(const Tensor& x, int axis, bool keepdim, const char* op) {
   return y;
 }
 
-}  // namespace reduce_detail
+}  // namespace
 
-using reduce_detail::Kind;
 
 Tensor sum(const Tensor& x) {
-  return reduce_detail::reduce_all(x, Kind::Sum, "sum");
+  return reduce_all(x, Kind::Sum, "sum");
 }
 Tensor max(const Tensor& x) {
-  return reduce_detail::reduce_all(x, Kind::Max, "max");
+  return reduce_all(x, Kind::Max, "max");
 }
 Tensor min(const Tensor& x) {
-  return reduce_detail::reduce_all(x, Kind::Min, "min");
+  return reduce_all(x, Kind::Min, "min");
 }
 Tensor mean(const Tensor& x) {
   ATTNLAB_CHECK(
@@ -216,13 +215,13 @@ Tensor mean(const Tensor& x) {
 }
 
 Tensor sum(const Tensor& x, int axis, bool keepdim) {
-  return reduce_detail::reduce(x, axis, keepdim, Kind::Sum, "sum");
+  return reduce(x, axis, keepdim, Kind::Sum, "sum");
 }
 Tensor max(const Tensor& x, int axis, bool keepdim) {
-  return reduce_detail::reduce(x, axis, keepdim, Kind::Max, "max");
+  return reduce(x, axis, keepdim, Kind::Max, "max");
 }
 Tensor min(const Tensor& x, int axis, bool keepdim) {
-  return reduce_detail::reduce(x, axis, keepdim, Kind::Min, "min");
+  return reduce(x, axis, keepdim, Kind::Min, "min");
 }
 Tensor mean(const Tensor& x, int axis, bool keepdim) {
   const int ax = normalize_axis(axis, x.dim(), "mean");
@@ -263,9 +262,9 @@ Tensor logsumexp(const Tensor& x, int axis, bool keepdim) {
   // lse = m + log(sum(exp(x - m))), m the max along axis; an all -inf slice gives -inf, NaN
   // propagates, and +inf gives +inf.
   const int ax = normalize_axis(axis, x.dim(), "logsumexp");
-  const Tensor m = reduce_detail::finite_or_zero(max(x, ax, true));
+  const Tensor m = finite_or_zero(max(x, ax, true));
   Tensor r = add(log(sum(exp(sub(x, m)), ax, true)), m);
-  return keepdim ? r : r.reshape(reduce_detail::reduced_shape(x.shape(), ax, false));
+  return keepdim ? r : r.reshape(reduced_shape(x.shape(), ax, false));
 }
 
 Tensor norm(const Tensor& x, int axis, bool keepdim) {
@@ -273,10 +272,10 @@ Tensor norm(const Tensor& x, int axis, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int axis, bool keepdim) {
-  return reduce_detail::arg_extreme<true>(x, axis, keepdim, "argmax");
+  return arg_extreme<true>(x, axis, keepdim, "argmax");
 }
 Tensor argmin(const Tensor& x, int axis, bool keepdim) {
-  return reduce_detail::arg_extreme<false>(x, axis, keepdim, "argmin");
+  return arg_extreme<false>(x, axis, keepdim, "argmin");
 }
 
 Tensor sum_to_shape(const Tensor& x, const Shape& shape) {

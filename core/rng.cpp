@@ -9,17 +9,17 @@ namespace attnlab {
 
 // (k + 0.5) / 2^52 with k < 2^52 needs 53 significant bits: exact in float64, so the value is in
 // [2^-53, 1 - 2^-53]. (With 53 bits, (k + 0.5) / 2^53 rounded to 1.0 for k = 2^53 - 1.)
-namespace rng_detail {
+namespace {
 // Inline for the bulk loops. k < 2^52 converts exactly through int64 (one instruction; the
 // unsigned conversion is a branchy sequence on x86-64 without AVX-512).
 inline double open01(uint64_t bits) {
   const int64_t k = static_cast<int64_t>(bits >> 12);
   return (static_cast<double>(k) + 0.5) * (1.0 / 4503599627370496.0);
 }
-}  // namespace rng_detail
+}  // namespace
 
 double uniform01_from_bits(uint64_t bits) {
-  return rng_detail::open01(bits);
+  return open01(bits);
 }
 
 BernoulliThreshold bernoulli_threshold(double p) {
@@ -51,7 +51,7 @@ double bernoulli_from_bits(uint64_t bits, double p) {
   return uniform01_from_bits(bits) < p ? 1.0 : 0.0;
 }
 
-namespace rng_detail {
+namespace {
 
 constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
 constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
@@ -109,7 +109,7 @@ Tensor generate(const Shape& shape,
   return t;
 }
 
-}  // namespace rng_detail
+}  // namespace
 
 std::array<uint32_t, 4> philox4x32(RngKey key, uint64_t index) {
   uint32_t c0 = static_cast<uint32_t>(index), c1 = static_cast<uint32_t>(index >> 32);
@@ -117,25 +117,25 @@ std::array<uint32_t, 4> philox4x32(RngKey key, uint64_t index) {
   uint32_t k0 = static_cast<uint32_t>(key.seed), k1 = static_cast<uint32_t>(key.seed >> 32);
   for (int round = 0; round < 10; ++round) {
     uint32_t hi0, lo0, hi1, lo1;
-    rng_detail::mulhilo(rng_detail::kMul0, c0, hi0, lo0);
-    rng_detail::mulhilo(rng_detail::kMul1, c2, hi1, lo1);
+    mulhilo(kMul0, c0, hi0, lo0);
+    mulhilo(kMul1, c2, hi1, lo1);
     const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
     c0 = n0;
     c1 = lo1;
     c2 = n2;
     c3 = lo0;
-    k0 += rng_detail::kWeyl0;
-    k1 += rng_detail::kWeyl1;
+    k0 += kWeyl0;
+    k1 += kWeyl1;
   }
   return {c0, c1, c2, c3};
 }
 
 double uniform01(RngKey key, uint64_t index) {
   const auto r = philox4x32(key, index);
-  return rng_detail::to_open01(r[0], r[1]);
+  return to_open01(r[0], r[1]);
 }
 
-namespace rng_detail {
+namespace {
 
 // 16 counters at a time on the running SIMD path (the AVX-512 path computes them in one register
 // each; core/vec_kernels.cpp). The words do not depend on the path.
@@ -145,15 +145,15 @@ inline void philox16(RngKey key, uint64_t first, uint32_t out[4][16]) {
   fn(key, first, out);
 }
 
-}  // namespace rng_detail
+}  // namespace
 
 void philox4x32_block(
     RngKey key, uint64_t first, int64_t n, uint32_t* w0, uint32_t* w1, uint32_t* w2, uint32_t* w3) {
   uint32_t* words[4] = {w0, w1, w2, w3};
   alignas(64) uint32_t buf[4][16];
-  for (int64_t i = 0; i < n; i += rng_detail::kLanes) {
-    rng_detail::philox16(key, first + static_cast<uint64_t>(i), buf);
-    const int64_t m = std::min<int64_t>(rng_detail::kLanes, n - i);
+  for (int64_t i = 0; i < n; i += kLanes) {
+    philox16(key, first + static_cast<uint64_t>(i), buf);
+    const int64_t m = std::min<int64_t>(kLanes, n - i);
     for (int w = 0; w < 4; ++w) {
       if (!words[w])
         continue;
@@ -164,10 +164,10 @@ void philox4x32_block(
 
 void uniform01_block(RngKey key, uint64_t first, int64_t n, double* out) {
   alignas(64) uint32_t buf[4][16];
-  for (int64_t i = 0; i < n; i += rng_detail::kLanes) {
-    rng_detail::philox16(key, first + static_cast<uint64_t>(i), buf);
-    const int64_t m = std::min<int64_t>(rng_detail::kLanes, n - i);
-    for (int64_t l = 0; l < m; ++l) out[i + l] = rng_detail::to_open01(buf[0][l], buf[1][l]);
+  for (int64_t i = 0; i < n; i += kLanes) {
+    philox16(key, first + static_cast<uint64_t>(i), buf);
+    const int64_t m = std::min<int64_t>(kLanes, n - i);
+    for (int64_t l = 0; l < m; ++l) out[i + l] = to_open01(buf[0][l], buf[1][l]);
   }
 }
 
@@ -188,7 +188,7 @@ Tensor rand(const Shape& shape, RngKey key, DType dtype, double low, double high
                 ", ",
                 high,
                 ")");
-  return rng_detail::generate(
+  return generate(
       shape,
       dtype,
       "rand",
@@ -209,9 +209,9 @@ Tensor randn(const Shape& shape, RngKey key, DType dtype, double mean, double st
                 mean,
                 ", stddev ",
                 stddev);
-  return rng_detail::generate(
+  return generate(
       shape, dtype, "randn", key, true, [&](uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
-        return mean + stddev * normal_from_bits(rng_detail::join(w0, w1), rng_detail::join(w2, w3));
+        return mean + stddev * normal_from_bits(join(w0, w1), join(w2, w3));
       });
 }
 
@@ -227,16 +227,16 @@ Tensor bernoulli_scaled(const Shape& shape, double p, double scale, RngKey key, 
   // The integer form of bernoulli_from_bits (the same decisions, no conversion to double).
   const BernoulliThreshold t = bernoulli_threshold(p);
   const double values[2] = {0.0, scale};  // indexed by the draw: no branch on random data
-  return rng_detail::generate(
+  return generate(
       shape, dtype, "bernoulli", key, false, [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
-        return values[t.hit(rng_detail::join(w0, w1))];
+        return values[t.hit(join(w0, w1))];
       });
 }
 
 Tensor gumbel(const Shape& shape, RngKey key, DType dtype) {
-  return rng_detail::generate(
+  return generate(
       shape, dtype, "gumbel", key, false, [&](uint32_t w0, uint32_t w1, uint32_t, uint32_t) {
-        return gumbel_from_bits(rng_detail::join(w0, w1));
+        return gumbel_from_bits(join(w0, w1));
       });
 }
 

@@ -7,7 +7,7 @@
 #include "core/parallel.hpp"
 
 namespace attnlab {
-namespace scan_detail {
+namespace {
 
 // h_t = decay * h_prev + x_t along the axis of `v`, forward or reverse. Rows (inner == 1) are
 // independent recurrences; otherwise each step updates a whole inner vector (vectorised).
@@ -55,14 +55,14 @@ Tensor run(const Tensor& x, int axis, double decay, bool reverse, const char* op
   });
 }
 
-}  // namespace scan_detail
+}  // namespace
 
 Tensor cumsum(const Tensor& x, int axis, bool reverse) {
-  return scan_detail::run(x, axis, 1.0, reverse, "cumsum");
+  return run(x, axis, 1.0, reverse, "cumsum");
 }
 
 Tensor decayed_scan(const Tensor& x, int axis, double decay, bool reverse) {
-  return scan_detail::run(x, axis, decay, reverse, "decayed_scan");
+  return run(x, axis, decay, reverse, "decayed_scan");
 }
 
 }  // namespace attnlab

@@ -7,7 +7,7 @@
 #include "core/parallel.hpp"
 
 namespace attnlab {
-namespace shape_ops_detail {
+namespace {
 
 // Copies with an element type of the right size (the ops here only move bytes).
 template <class F>
@@ -19,7 +19,7 @@ void by_element_size(DType d, F&& f) {
   }
 }
 
-}  // namespace shape_ops_detail
+}  // namespace
 
 Tensor permute(const Tensor& x, const std::vector<int>& dims) {
   ATTNLAB_CHECK(x.defined(), ValueError, "permute: undefined tensor");
@@ -52,7 +52,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& dims) {
   for (int i = 0; i < r; ++i) st[i] = in_strides[perm[i]];
   const int64_t inner = r ? out_shape[r - 1] : 1, inner_stride = r ? st[r - 1] : 1;
   const int64_t rows = y.numel() / inner;
-  shape_ops_detail::by_element_size(x.dtype(), [&](auto tag) {
+  by_element_size(x.dtype(), [&](auto tag) {
     using E = decltype(tag);
     const E* xp = static_cast<const E*>(x.raw_data());
     E* yp = static_cast<E*>(y.raw_data());

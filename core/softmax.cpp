@@ -8,7 +8,7 @@
 #include "core/vec.hpp"
 
 namespace attnlab {
-namespace softmax_detail {
+namespace {
 
 template <bool kLog>
 Tensor softmax_last(const Tensor& x, const char* op) {
@@ -73,27 +73,27 @@ Tensor backward_last(const Tensor& y, const Tensor& g, const char* op) {
   });
 }
 
-}  // namespace softmax_detail
+}  // namespace
 
 Tensor softmax(const Tensor& x, int axis) {
-  return softmax_detail::along_axis(x, axis, "softmax", [](const Tensor& t) {
-    return softmax_detail::softmax_last<false>(t, "softmax");
+  return along_axis(x, axis, "softmax", [](const Tensor& t) {
+    return softmax_last<false>(t, "softmax");
   });
 }
 
 Tensor log_softmax(const Tensor& x, int axis) {
-  return softmax_detail::along_axis(x, axis, "log_softmax", [](const Tensor& t) {
-    return softmax_detail::softmax_last<true>(t, "log_softmax");
+  return along_axis(x, axis, "log_softmax", [](const Tensor& t) {
+    return softmax_last<true>(t, "log_softmax");
   });
 }
 
 Tensor softmax_backward(const Tensor& y, const Tensor& g, int axis) {
   ATTNLAB_CHECK(y.defined() && g.defined(), ValueError, "softmax_backward: undefined tensor");
   if (y.dim() == 0 || normalize_axis(axis, y.dim(), "softmax_backward") == y.dim() - 1) {
-    return softmax_detail::backward_last<false>(y, g, "softmax_backward");
+    return backward_last<false>(y, g, "softmax_backward");
   }
   const int ax = normalize_axis(axis, y.dim(), "softmax_backward");
-  return transpose(softmax_detail::backward_last<false>(
+  return transpose(backward_last<false>(
                        transpose(y, ax, -1), transpose(g, ax, -1), "softmax_backward"),
                    ax,
                    -1);
@@ -102,10 +102,10 @@ Tensor softmax_backward(const Tensor& y, const Tensor& g, int axis) {
 Tensor log_softmax_backward(const Tensor& y, const Tensor& g, int axis) {
   ATTNLAB_CHECK(y.defined() && g.defined(), ValueError, "log_softmax_backward: undefined tensor");
   if (y.dim() == 0 || normalize_axis(axis, y.dim(), "log_softmax_backward") == y.dim() - 1) {
-    return softmax_detail::backward_last<true>(y, g, "log_softmax_backward");
+    return backward_last<true>(y, g, "log_softmax_backward");
   }
   const int ax = normalize_axis(axis, y.dim(), "log_softmax_backward");
-  return transpose(softmax_detail::backward_last<true>(
+  return transpose(backward_last<true>(
                        transpose(y, ax, -1), transpose(g, ax, -1), "log_softmax_backward"),
                    ax,
                    -1);

@@ -7,7 +7,7 @@
 #include "core/vec.hpp"
 
 namespace attnlab::ATTNLAB_ARCH {
-namespace vec_detail {
+namespace {
 
 using simd::Batch;
 
@@ -255,13 +255,13 @@ double fma_gflops(int64_t iters) {
   return static_cast<double>(iters) * 12 * B::size * 2 / sec / 1e9;
 }
 
-}  // namespace vec_detail
+}  // namespace
 
 const VecKernels& vec_kernels() {
-  static constexpr VecKernels kTable{vec_detail::typed<float>(),
-                                     vec_detail::typed<double>(),
-                                     &vec_detail::philox16,
-                                     &vec_detail::fma_gflops,
+  static constexpr VecKernels kTable{typed<float>(),
+                                     typed<double>(),
+                                     &philox16,
+                                     &fma_gflops,
                                      static_cast<int>(simd::width<float>())};
   return kTable;
 }

@@ -1,5 +1,5 @@
-// Helpers shared by tests/test_core_npy.cpp and tests/test_core_npy_malformed.cpp: fixture paths,
-// a scratch directory, exact tensor comparison and hand-built .npy / zip bytes.
+// Helpers shared by tests/core/test_core_npy.cpp and tests/core/test_core_npy_malformed.cpp:
+// fixture paths, a scratch directory, exact tensor comparison and hand-built .npy / zip bytes.
 #pragma once
 
 #include <doctest/doctest.h>

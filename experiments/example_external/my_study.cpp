@@ -5,7 +5,7 @@
 #include "core/core.hpp"
 #include "experiments/support/cli.hpp"
 #include "experiments/support/table.hpp"
-#include "layers/softmax_attention.hpp"
+#include "layers/attention/softmax/softmax_attention.hpp"
 
 namespace {
 

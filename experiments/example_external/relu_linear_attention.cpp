@@ -8,10 +8,10 @@
 //   bidirectional:  the same with the sums over every j
 //
 // The sums and the division are attnlab's public linear-attention ops nn::favor_causal /
-// nn::favor_bidirectional and nn::favor_normalize (layers/favor_attention.hpp), which take any
-// non-negative features and bring their own fused forward and backward: the kind only supplies
-// its feature map. Registered below, it is an attention kind of every command of the executable
-// it is linked into (attnlab_add_cli in CMakeLists.txt): `my_attnlab train --attention
+// nn::favor_bidirectional and nn::favor_normalize (layers/attention/favor/favor_attention.hpp),
+// which take any non-negative features and bring their own fused forward and backward: the kind
+// only supplies its feature map. Registered below, it is an attention kind of every command of the
+// executable it is linked into (attnlab_add_cli in CMakeLists.txt): `my_attnlab train --attention
 // relu-linear`, `my_attnlab gradcheck --filter kind/relu-linear`, `my_attnlab bench attention
 // --kind relu-linear`, `my_attnlab sweep --grid "attention=relu-linear;seed=1,2" ...`.
 #include <memory>
@@ -20,8 +20,8 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
-#include "layers/attention_registry.hpp"
-#include "layers/favor_attention.hpp"
+#include "layers/attention/attention_registry.hpp"
+#include "layers/attention/favor/favor_attention.hpp"
 
 namespace my_kinds {
 

@@ -15,7 +15,7 @@
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
 #include "experiments/lessons/lesson.hpp"
-#include "layers/favor_attention.hpp"
+#include "layers/attention/favor/favor_attention.hpp"
 
 namespace attnlab::lessons {
 namespace {

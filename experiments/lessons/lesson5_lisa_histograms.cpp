@@ -17,9 +17,9 @@
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
 #include "experiments/lessons/lesson.hpp"
-#include "layers/lisa_attention.hpp"
-#include "layers/product_quantizer.hpp"
-#include "layers/softmax_attention.hpp"
+#include "layers/attention/lisa/lisa_attention.hpp"
+#include "layers/attention/lisa/product_quantizer.hpp"
+#include "layers/attention/softmax/softmax_attention.hpp"
 
 namespace attnlab::lessons {
 namespace {

@@ -21,8 +21,8 @@
 #include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
 #include "experiments/support/table.hpp"
-#include "layers/seqrec_data.hpp"
-#include "layers/seqrec_trainer.hpp"
+#include "layers/recommender/seqrec_data.hpp"
+#include "layers/recommender/seqrec_trainer.hpp"
 
 namespace attnlab::lessons {
 namespace {
@@ -43,14 +43,14 @@ bool lesson_ablation(std::ostream& out, bool quick) {
   const int64_t epochs = 10;  // >= 2, so that the training-only memory peak is seen (section 3)
 
   heading(out, "1. The data: short- and long-range structure by construction");
-  nn::SyntheticConfig sc;
+  rec::SyntheticConfig sc;
   sc.users = quick ? 150 : 1000;
   sc.items = 100;
   sc.seed = seed + 1;
-  const nn::SequenceDataset data = nn::synthetic_sequences(sc);
-  const nn::SplitDataset split = nn::leave_one_out(data);
+  const rec::SequenceDataset data = rec::synthetic_sequences(sc);
+  const rec::SplitDataset split = rec::leave_one_out(data);
   out << data.summary() << "\n\n"
-      << "Each user's next item is drawn (layers/seqrec_data.hpp) as\n"
+      << "Each user's next item is drawn (layers/recommender/seqrec_data.hpp) as\n"
       << "  p_next   = " << sc.p_next
       << ": the successor of the current item (within each topic the items form one\n"
          "             cycle of "
@@ -70,7 +70,7 @@ bool lesson_ablation(std::ostream& out, bool quick) {
       << maxlen << " items.\n";
 
   heading(out, "2. Training the same recommender with three attentions");
-  nn::TrainConfig tc;
+  rec::TrainConfig tc;
   tc.epochs = epochs;
   tc.batch_size = 16;
   tc.lr = 5e-3;
@@ -78,11 +78,11 @@ bool lesson_ablation(std::ostream& out, bool quick) {
   tc.seed = seed;
   std::vector<Row> rows;
   {  // The floor: rank by training popularity, on exactly the trainer's test negatives.
-    nn::PopularityRecommender pop(split, maxlen);
-    nn::EvalOptions eo;
+    rec::PopularityRecommender pop(split, maxlen);
+    rec::EvalOptions eo;
     eo.test = true;
-    eo.key = nn::evaluation_key(seed, -1);
-    const nn::RankingMetrics m = nn::evaluate(pop, split, eo);
+    eo.key = rec::evaluation_key(seed, -1);
+    const rec::RankingMetrics m = rec::evaluate(pop, split, eo);
     Row r;
     r.kind = "popularity";
     r.hr10 = m.hr10;
@@ -98,17 +98,18 @@ bool lesson_ablation(std::ostream& out, bool quick) {
     mo.dim = dim;
     // FAVOR+: m = 16 random features (head_dim 16); LISA: B = 4 codebooks of W = 8 codewords.
     mo.kind_options = cli::declared_option_values(
-        nn::model_kind(kind).options, kind, {{"features", "16"}, {"codebooks", "4x8"}});
+        rec::model_kind(kind).options, kind, {{"features", "16"}, {"codebooks", "4x8"}});
     mo.seed = seed;
     const auto model = cli::make_model(mo);
     Row row;
     row.kind = kind;
     const int64_t before = memory_stats().live_bytes;
     reset_peak_memory();
-    const nn::TrainResult r = nn::train_recommender(*model, split, tc, [&](const nn::EpochLog& e) {
-      if (!e.evaluated)  // no evaluation has run yet: the peak so far is training's
-        row.train_mib = mib_since(before);
-    });
+    const rec::TrainResult r =
+        rec::train_recommender(*model, split, tc, [&](const rec::EpochLog& e) {
+          if (!e.evaluated)  // no evaluation has run yet: the peak so far is training's
+            row.train_mib = mib_since(before);
+        });
     row.eval_mib = mib_since(before);  // now including the final validation and test
     row.hr10 = r.test.hr10;
     row.ndcg10 = r.test.ndcg10;

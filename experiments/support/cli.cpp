@@ -11,7 +11,7 @@
 #include "experiments/support/table.hpp"
 
 namespace attnlab::cli {
-namespace cli_detail {
+namespace {
 
 // Boost 1.74 fills an error's "%value%"-style placeholders by replacing each until none is left,
 // so a value that contains a placeholder ("--epochs %value%", or such a line in a --config file)
@@ -29,7 +29,7 @@ class SafeMessage : public po::error_with_option_name {
   }
 };
 
-}  // namespace cli_detail
+}  // namespace
 
 Parser::Parser(std::string command, std::string usage, Program program)
     : command_(std::move(command)), usage_(std::move(usage)), program_(program) {}
@@ -82,7 +82,7 @@ bool Parser::parse(int argc, char** argv) {
     }
     po::notify(vm_);
   } catch (const po::error_with_option_name& e) {
-    throw UsageError(cli_detail::SafeMessage(e).text());
+    throw UsageError(SafeMessage(e).text());
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }

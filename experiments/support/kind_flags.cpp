@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <map>
 
-#include "layers/attention_registry.hpp"
-#include "layers/model_registry.hpp"
+#include "layers/attention/attention_registry.hpp"
+#include "layers/recommender/model_registry.hpp"
 
 namespace attnlab::cli {
 namespace {
@@ -55,7 +55,7 @@ KindFlags::KindFlags(Parser& parser,
 
 KindFlags KindFlags::for_models(Parser& parser) {
   std::vector<KindOptionSet> kinds;
-  for (const auto& k : nn::model_kinds()) kinds.push_back({k.name, k.family, &k.options});
+  for (const auto& k : rec::model_kinds()) kinds.push_back({k.name, k.family, &k.options});
   return KindFlags(parser, kinds);
 }
 

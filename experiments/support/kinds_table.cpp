@@ -3,8 +3,8 @@
 #include <sstream>
 #include <vector>
 
-#include "layers/attention_registry.hpp"
-#include "layers/model_registry.hpp"
+#include "layers/attention/attention_registry.hpp"
+#include "layers/recommender/model_registry.hpp"
 
 namespace attnlab::cli {
 namespace {
@@ -24,7 +24,7 @@ std::string options_with_defaults(const OptionSet& options) {
 
 std::vector<KindRow> kind_rows() {
   std::vector<KindRow> rows;
-  for (const auto& m : nn::model_kinds()) {
+  for (const auto& m : rec::model_kinds()) {
     const nn::AttentionKind* a = nn::find_attention_kind(m.name);
     KindRow r;
     r.name = m.name;

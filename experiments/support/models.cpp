@@ -5,9 +5,9 @@
 
 namespace attnlab::cli {
 
-std::shared_ptr<nn::SequenceRecommender> make_model(const ModelOptions& o) {
-  const nn::ModelKind& kind = nn::model_kind(o.kind);
-  nn::ModelContext c;
+std::shared_ptr<rec::SequenceRecommender> make_model(const ModelOptions& o) {
+  const rec::ModelKind& kind = rec::model_kind(o.kind);
+  rec::ModelContext c;
   c.num_items = o.num_items;
   c.max_length = o.max_length;
   c.dim = o.dim;
@@ -38,15 +38,15 @@ std::pair<int64_t, int64_t> parse_codebooks(const std::string& text, const std::
   return {b, w};
 }
 
-nn::SequenceDataset load_sequences(const std::string& source,
-                                   const nn::SyntheticConfig& synthetic) {
+rec::SequenceDataset load_sequences(const std::string& source,
+                                   const rec::SyntheticConfig& synthetic) {
   if (source == "synthetic")
-    return nn::synthetic_sequences(synthetic);
+    return rec::synthetic_sequences(synthetic);
   const std::string suffix = "ratings.dat";
   if (source.size() >= suffix.size() &&
       source.compare(source.size() - suffix.size(), suffix.size(), suffix) == 0)
-    return nn::load_movielens_ratings(source);
-  return nn::load_sasrec_file(source);
+    return rec::load_movielens_ratings(source);
+  return rec::load_sasrec_file(source);
 }
 
 }  // namespace attnlab::cli

@@ -8,7 +8,7 @@
 namespace attnlab::cli {
 namespace {
 
-void add_metrics(JsonLine& line, const std::string& prefix, const nn::RankingMetrics& m) {
+void add_metrics(JsonLine& line, const std::string& prefix, const rec::RankingMetrics& m) {
   line.fixed(prefix + "_hr10", m.hr10, 6).fixed(prefix + "_ndcg10", m.ndcg10, 6);
   line.fixed(prefix + "_tie_rate", m.tie_rate, 6)
       .integer(prefix + "_non_finite_users", m.non_finite_users);
@@ -21,7 +21,7 @@ void add_metrics(JsonLine& line, const std::string& prefix, const nn::RankingMet
 
 }  // namespace
 
-std::string epoch_log_line(const nn::EpochLog& e) {
+std::string epoch_log_line(const rec::EpochLog& e) {
   JsonLine line;
   line.integer("epoch", e.epoch)
       .fixed("loss", e.loss, 6)
@@ -50,22 +50,22 @@ void truncate_epoch_log(const std::string& path, int64_t last_epoch) {
 TrainingReport::TrainingReport(std::string log_path, bool resume, bool progress_bar)
     : log_path_(std::move(log_path)), resume_(resume), progress_bar_(progress_bar) {}
 
-nn::TrainCallbacks TrainingReport::callbacks(
-    std::function<void(const nn::EpochLog&)> on_evaluation) {
-  nn::TrainCallbacks c;
+rec::TrainCallbacks TrainingReport::callbacks(
+    std::function<void(const rec::EpochLog&)> on_evaluation) {
+  rec::TrainCallbacks c;
   c.on_start = [this](int64_t resumed_epoch) {
     start(resumed_epoch);
   };
-  c.on_batch = [this](const nn::BatchReport& b) {
+  c.on_batch = [this](const rec::BatchReport& b) {
     batch(b);
   };
   if (on_evaluation) {
-    c.on_evaluation = [this, on_evaluation](const nn::EpochLog& e) {
+    c.on_evaluation = [this, on_evaluation](const rec::EpochLog& e) {
       clear_bar();
       on_evaluation(e);
     };
   }
-  c.on_epoch = [this](const nn::EpochLog& e) {
+  c.on_epoch = [this](const rec::EpochLog& e) {
     epoch(e);
   };
   return c;
@@ -88,7 +88,7 @@ void TrainingReport::start(int64_t resumed_epoch) {
   ATTNLAB_CHECK(log_.good(), IOError, "train: cannot open the log '", log_path_, "'");
 }
 
-void TrainingReport::batch(const nn::BatchReport& b) {
+void TrainingReport::batch(const rec::BatchReport& b) {
   if (!progress_bar_)
     return;
   if (b.batch == 1) {
@@ -102,7 +102,7 @@ void TrainingReport::batch(const nn::BatchReport& b) {
 
 // Before the epoch's checkpoint: a kill between the two leaves a log line past the checkpoint,
 // which the resumed run truncates and repeats (never a missing line).
-void TrainingReport::epoch(const nn::EpochLog& e) {
+void TrainingReport::epoch(const rec::EpochLog& e) {
   clear_bar();
   if (!log_.is_open())
     return;

@@ -1,5 +1,5 @@
 // What `attnlab train` (and demo) show and write while a recommender trains, supplied to the
-// trainer as callbacks (nn::TrainCallbacks): the progress bar (cli::Progress, on stderr when it is
+// trainer as callbacks (rec::TrainCallbacks): the progress bar (cli::Progress, on stderr when it is
 // a terminal) and the JSON-lines epoch log (--log; one object per epoch, written with
 // cli::JsonLine before the epoch's checkpoint, cut back to the checkpoint's epoch on --resume).
 #pragma once
@@ -10,13 +10,13 @@
 #include <string>
 
 #include "experiments/support/progress.hpp"
-#include "layers/seqrec_trainer.hpp"
+#include "layers/recommender/seqrec_trainer.hpp"
 
 namespace attnlab::cli {
 
 // One epoch's log line: {"epoch": 3, "loss": 0.693147, "seconds": 1.234,
 // "sequences_per_second": 812.5[, "valid_hr10": ..., ...]} (no newline).
-std::string epoch_log_line(const nn::EpochLog& e);
+std::string epoch_log_line(const rec::EpochLog& e);
 
 class TrainingReport {
  public:
@@ -24,12 +24,12 @@ class TrainingReport {
   TrainingReport(std::string log_path, bool resume, bool progress_bar);
   // The callbacks: the bar per batch, the log line per epoch; `on_evaluation` (may be empty) runs
   // after each validation, the bar cleared first.
-  nn::TrainCallbacks callbacks(std::function<void(const nn::EpochLog&)> on_evaluation = {});
+  rec::TrainCallbacks callbacks(std::function<void(const rec::EpochLog&)> on_evaluation = {});
 
  private:
   void start(int64_t resumed_epoch);
-  void batch(const nn::BatchReport& b);
-  void epoch(const nn::EpochLog& e);
+  void batch(const rec::BatchReport& b);
+  void epoch(const rec::EpochLog& e);
   void clear_bar();
   std::string log_path_;
   bool resume_, progress_bar_;

@@ -1,0 +1,320 @@
+// `attnlab train`: a sequential recommender (SASRec with any attention kind) on MovieLens-1M
+// (SASRec format or raw ratings.dat) or on the built-in synthetic data, with the SASRec protocol.
+#include "experiments/commands/train/train.hpp"
+
+#include <fstream>
+#include <iostream>
+
+#include "core/core.hpp"
+#include "experiments/support/bench.hpp"
+#include "experiments/support/cli.hpp"
+#include "experiments/support/kind_flags.hpp"
+#include "experiments/support/models.hpp"
+#include "experiments/support/table.hpp"
+#include "experiments/support/train_report.hpp"
+#include "layers/recommender/model_registry.hpp"
+#include "layers/recommender/seqrec_trainer.hpp"
+
+namespace attnlab {
+namespace {
+
+rec::SyntheticConfig synthetic_config(const cli::Parser& p) {
+  rec::SyntheticConfig sc;
+  sc.users = p.get<int64_t>("synthetic-users");
+  sc.items = p.get<int64_t>("synthetic-items");
+  sc.max_length = p.get<int64_t>("synthetic-max-length");
+  sc.min_length = std::min<int64_t>(20, sc.max_length);
+  sc.seed = p.common().seed + 1;
+  return sc;
+}
+
+// A model-level flag the chosen kind never reads is an error, not silently ignored (a
+// "--blocks 3" LISA run would otherwise train one layer and be reported as three). The kinds' own
+// options are checked by KindFlags.
+void refuse_layer_flags(const cli::Parser& p) {
+  const std::string kind = p.get<std::string>("attention");
+  if (rec::model_kind(kind).stacked)
+    return;
+  auto refuse = [&](const char* flag, const char* why) {
+    throw cli::UsageError(std::string("--") + flag + ": does not apply to --attention " + kind +
+                          " (" + why + ")");
+  };
+  if (p.given("blocks") && p.get<int64_t>("blocks") != 1)
+    refuse("blocks", "it has one layer");
+  if (p.given("heads") && p.get<int64_t>("heads") != 1)
+    refuse("heads", "it has no heads to choose");
+  if (p.given("norm"))
+    refuse("norm", "its layer layout is fixed");
+}
+
+// A diverged model scores NaN or ±inf: such scores never win (seqrec_eval.hpp), and are named.
+std::string non_finite_note(const rec::RankingMetrics& m) {
+  if (m.non_finite_users == 0)
+    return "";
+  return "non-finite scores for " + std::to_string(m.non_finite_users) + " of " +
+         std::to_string(m.users) + " users";
+}
+
+// The flags' values, checked before any data is read.
+void check_flags(const cli::Parser& p) {
+  auto positive = [&](const char* name) {
+    if (p.get<int64_t>(name) <= 0) {
+      throw cli::UsageError(std::string("--") + name + ": must be positive, got " +
+                            std::to_string(p.get<int64_t>(name)));
+    }
+  };
+  for (const char* n : {"synthetic-users",
+                        "synthetic-items",
+                        "synthetic-max-length",
+                        "dim",
+                        "heads",
+                        "maxlen",
+                        "batch",
+                        "eval-every"}) {
+    positive(n);
+  }
+  if (p.get<int64_t>("blocks") < 0 || p.get<int64_t>("epochs") < 0) {
+    throw cli::UsageError("--blocks and --epochs must be >= 0");
+  }
+  const double dropout = p.get<double>("dropout");
+  if (!(dropout >= 0 && dropout < 1))
+    throw cli::UsageError("--dropout: must be in [0, 1)");
+  if (!(p.get<double>("lr") > 0))
+    throw cli::UsageError("--lr: must be positive");
+  if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
+    throw cli::UsageError("--resume needs --checkpoint FILE");
+  }
+  if (rec::find_model_kind(p.get<std::string>("attention")) == nullptr) {
+    throw cli::UsageError("--attention: model kind '" + p.get<std::string>("attention") +
+                          "' is unknown (known: " + rec::model_kind_names() + ")");
+  }
+  try {
+    enum_names(rec::LossKind{}).parse(p.get<std::string>("loss"), "--loss");
+    enum_names(nn::NormPlacement{}).parse(p.get<std::string>("norm"), "--norm");
+  } catch (const ValueError& e) {
+    throw cli::UsageError(e.what());
+  }
+  refuse_layer_flags(p);
+}
+
+// The model's options from the flags (all but the item count, which the data gives), checked.
+cli::ModelOptions model_options(const cli::Parser& p, const cli::KindFlags& kind_flags) {
+  cli::ModelOptions mc;
+  mc.kind = p.get<std::string>("attention");
+  mc.max_length = p.get<int64_t>("maxlen");
+  mc.dim = p.get<int64_t>("dim");
+  mc.blocks = p.get<int64_t>("blocks");
+  mc.heads = p.get<int64_t>("heads");
+  mc.dropout = p.get<double>("dropout");
+  mc.norm = enum_names(nn::NormPlacement{}).parse(p.get<std::string>("norm"), "--norm");
+  mc.kind_options = kind_flags.values(p, mc.kind, rec::model_kind(mc.kind).options, "--attention");
+  mc.seed = p.common().seed;
+  return mc;
+}
+
+// --validate-only: everything a run checks before training, without reading the data or training.
+// The model is built to check its shapes (heads dividing dim, ...), which do not depend on the
+// item count, so one item stands in for the data's.
+int validate_only(const cli::Parser& p, cli::ModelOptions mc) {
+  const std::string data = p.get<std::string>("data");
+  if (data != "synthetic" && !std::ifstream(data))
+    throw cli::UsageError("--data: cannot open '" + data + "'");
+  mc.num_items = 1;
+  cli::make_model(mc);
+  std::cout << "train: the flags are valid\n";
+  return 0;
+}
+
+// The flags, in --help order: the data, the model, the training.
+void add_data_options(cli::Parser& p) {
+  p.options().add_options()(
+      "data",
+      cli::po::value<std::string>()->default_value("synthetic"),
+      "'synthetic', a SASRec-format file (user item per line) or a MovieLens ratings.dat")(
+      "synthetic-users", cli::po::value<int64_t>()->default_value(2000), "synthetic: users")(
+      "synthetic-items", cli::po::value<int64_t>()->default_value(1000), "synthetic: items")(
+      "synthetic-max-length",
+      cli::po::value<int64_t>()->default_value(120),
+      "synthetic: longest history");
+}
+
+cli::KindFlags add_model_options(cli::Parser& p) {
+  p.options().add_options()("attention",
+                            cli::po::value<std::string>()->default_value("softmax-fused"),
+                            "model kind (attnlab --list)")(
+      "dim", cli::po::value<int64_t>()->default_value(50), "hidden size")(
+      "blocks", cli::po::value<int64_t>()->default_value(2), "transformer blocks")(
+      "heads", cli::po::value<int64_t>()->default_value(1), "attention heads")(
+      "maxlen", cli::po::value<int64_t>()->default_value(200), "input length (last items)")(
+      "dropout", cli::po::value<double>()->default_value(0.2), "dropout rate")(
+      "norm",
+      cli::po::value<std::string>()->default_value("sasrec"),
+      enum_names(nn::NormPlacement{}).known().c_str());
+  return cli::KindFlags::for_models(p);  // the kinds' own options (--features, --tau, ...)
+}
+
+void add_training_options(cli::Parser& p) {
+  p.options().add_options()("epochs", cli::po::value<int64_t>()->default_value(200), "epochs")(
+      "batch", cli::po::value<int64_t>()->default_value(128), "users per batch")(
+      "lr", cli::po::value<double>()->default_value(1e-3), "Adam learning rate")(
+      "loss",
+      cli::po::value<std::string>()->default_value("bce"),
+      enum_names(rec::LossKind{}).help().c_str())(
+      "eval-every", cli::po::value<int64_t>()->default_value(20), "epochs between validations")(
+      "patience",
+      cli::po::value<int64_t>()->default_value(0),
+      "stop after this many validations without improvement (0: never)")(
+      "eval-users",
+      cli::po::value<int64_t>()->default_value(-1),
+      "evaluate only the first N users (-1: all)")(
+      "full-ranking", "also report full-ranking HR@10 / NDCG@10 at the end")(
+      "checkpoint",
+      cli::po::value<std::string>()->default_value(""),
+      "checkpoint file written at every validation (atomically)")(
+      "resume", "continue from --checkpoint")("log",
+                                              cli::po::value<std::string>()->default_value(""),
+                                              "JSON-lines log, one line per epoch");
+}
+
+rec::TrainConfig training_config(const cli::Parser& p) {
+  rec::TrainConfig tc;
+  tc.epochs = p.get<int64_t>("epochs");
+  tc.batch_size = p.get<int64_t>("batch");
+  tc.lr = p.get<double>("lr");
+  tc.loss = enum_names(rec::LossKind{}).parse(p.get<std::string>("loss"), "--loss");
+  tc.eval_every = p.get<int64_t>("eval-every");
+  tc.patience = p.get<int64_t>("patience");
+  tc.eval_max_users = p.get<int64_t>("eval-users");
+  tc.full_ranking = p.has("full-ranking");
+  tc.seed = p.common().seed;
+  tc.checkpoint = p.get<std::string>("checkpoint");
+  tc.resume = p.has("resume");
+  return tc;
+}
+
+// The start callback: what is trained on what.
+void print_setup(const commands::TrainSetup& s) {
+  std::cout << "data: " << s.data_summary << "\n";
+  std::cout << "model: " << s.model_description << ", " << s.parameters << " parameters\n";
+}
+
+// The evaluation callback: a line per validation while training runs (the tables come at the end).
+void print_validation(const rec::EpochLog& e) {
+  if (!e.evaluated)
+    return;
+  std::cout << "epoch " << e.epoch << ": loss " << e.loss << ", " << e.seconds << " s, valid HR@10 "
+            << e.valid.hr10 << ", NDCG@10 " << e.valid.ndcg10 << ", ties " << e.valid.tie_rate
+            << (e.valid.non_finite_users > 0 ? ", " : "") << non_finite_note(e.valid) << std::endl;
+}
+
+// One row per epoch of this run ("-" where it was not validated): written to --out only.
+cli::Table epochs_table(const rec::TrainResult& r) {
+  cli::Table epochs(
+      {"epoch", "loss", "seconds", "seq/s", "valid HR@10", "valid NDCG@10", "valid ties"});
+  for (const auto& e : r.epochs) {
+    epochs.add_row({e.epoch,
+                    cli::Cell(e.loss, 4),
+                    cli::Cell(e.seconds, 2),
+                    cli::Cell(e.sequences_per_second, 0),
+                    e.evaluated ? cli::Cell(e.valid.hr10, 4) : cli::Cell("-"),
+                    e.evaluated ? cli::Cell(e.valid.ndcg10, 4) : cli::Cell("-"),
+                    e.evaluated ? cli::Cell(e.valid.tie_rate, 4) : cli::Cell("-")});
+  }
+  return epochs;
+}
+
+// The best validation, the test of the model it chose, and the full ranking when requested.
+cli::Table result_table(const std::string& kind, const rec::TrainResult& r) {
+  auto optional = [](double value) {
+    return value >= 0 ? cli::Cell(value, 4) : cli::Cell("-");
+  };
+  cli::Table result({"attention",
+                     "best epoch",
+                     "valid HR@10",
+                     "valid NDCG@10",
+                     "test HR@10",
+                     "test NDCG@10",
+                     "full HR@10",
+                     "full NDCG@10",
+                     "valid ties",
+                     "test ties",
+                     "full ties",
+                     "s/epoch"});
+  result.add_row({kind,
+                  r.best_epoch,
+                  cli::Cell(r.best_valid.hr10, 4),
+                  cli::Cell(r.best_valid.ndcg10, 4),
+                  cli::Cell(r.test.hr10, 4),
+                  cli::Cell(r.test.ndcg10, 4),
+                  optional(r.test.full_hr10),
+                  optional(r.test.full_ndcg10),
+                  cli::Cell(r.best_valid.tie_rate, 4),
+                  cli::Cell(r.test.tie_rate, 4),
+                  optional(r.test.full_tie_rate),
+                  cli::Cell(r.mean_epoch_seconds, 2)});
+  return result;
+}
+
+// The result table on stdout, then both tables to --out when given.
+void report(const cli::Parser& p, const std::string& kind, const rec::TrainResult& r) {
+  const cli::Table result = result_table(kind, r);
+  std::cout << "\n";
+  result.print(std::cout);
+  if (r.test.non_finite_users > 0)
+    std::cout << "warning: the test evaluation found " << non_finite_note(r.test) << "\n";
+  if (!p.common().out.empty()) {
+    epochs_table(r).write(p.common().out, "epochs");
+    result.write(p.common().out, "result");
+  }
+}
+
+// parse -> check -> load -> build -> train -> report.
+int train_command_main(int argc, char** argv) {
+  cli::Parser p("train", "[--data FILE|synthetic] [--attention KIND] [options]");
+  p.enable_validate_only();
+  add_data_options(p);
+  const cli::KindFlags kind_flags = add_model_options(p);
+  add_training_options(p);
+  if (!p.parse(argc, argv))
+    return 0;
+  check_flags(p);
+  const cli::ModelOptions mc = model_options(p, kind_flags);
+  if (p.validate_only())
+    return validate_only(p, mc);
+  commands::TrainOptions o;
+  o.data = p.get<std::string>("data");
+  o.synthetic = synthetic_config(p);
+  o.model = mc;
+  o.training = training_config(p);
+  o.dtype = p.common().dtype;
+  o.on_start = print_setup;
+  cli::TrainingReport training_report(p.get<std::string>("log"), p.has("resume"), true);
+  o.callbacks = training_report.callbacks(print_validation);
+  report(p, mc.kind, commands::run_train(o).result);
+  return 0;
+}
+
+const cli::Register train_command("train",
+                                  "train a sequential recommender (SASRec protocol)",
+                                  train_command_main,
+                                  cli::Validates::Yes);
+
+}  // namespace
+
+// load -> build -> train.
+commands::TrainReport commands::run_train(const TrainOptions& options) {
+  const rec::SequenceDataset data = cli::load_sequences(options.data, options.synthetic);
+  const rec::SplitDataset split = rec::leave_one_out(data);
+  cli::ModelOptions mc = options.model;
+  mc.num_items = data.num_items;
+  TrainReport r;
+  r.model = cli::make_model(mc);
+  r.model->to(options.dtype);
+  r.setup = {data.summary(), r.model->describe(), r.model->parameter_count()};
+  if (options.on_start)
+    options.on_start(r.setup);
+  r.result = rec::train_recommender(*r.model, split, options.training, options.callbacks);
+  return r;
+}
+
+}  // namespace attnlab

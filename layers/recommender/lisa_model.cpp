@@ -1,0 +1,208 @@
+#include "layers/recommender/lisa_model.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "autograd/ops.hpp"
+#include "core/core.hpp"
+#include "layers/nn/losses.hpp"
+
+namespace attnlab::rec {
+
+const EnumNames<LisaVariant>& enum_names(LisaVariant) {
+  static const EnumNames<LisaVariant> names{
+      {LisaVariant::Base, "base", "hard codes, quantized targets"},
+      {LisaVariant::Soft, "soft", "soft codes, raw targets"},
+      {LisaVariant::Mini, "mini", "small codebooks, separate target quantizer"}};
+  return names;
+}
+const char* lisa_variant_name(LisaVariant v) {
+  return enum_names(v).name(v);
+}
+LisaVariant parse_lisa_variant(const std::string& name) {
+  return enum_names(LisaVariant{}).parse(name, "parse_lisa_variant: variant");
+}
+
+LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
+  ATTNLAB_CHECK(c.num_items > 0 && c.max_length > 0 && c.dim > 0 && c.codebooks > 0 &&
+                    c.codewords > 0 && c.target_codebooks > 0 && c.target_codewords > 0,
+                ValueError,
+                "LISA: num_items, max_length, dim, codebooks, codewords and the target sizes must "
+                "be positive");
+  ATTNLAB_CHECK(c.dropout >= 0 && c.dropout < 1,
+                ValueError,
+                "LISA: dropout must be in [0, 1), got ",
+                c.dropout);
+  Generator init(c.seed);
+  dropout_rng_ = std::make_shared<Generator>(c.seed + 1);
+  noise_rng_ = std::make_shared<Generator>(c.seed + 2);
+  const double d = static_cast<double>(c.dim);
+  // As the official code: xavier-normal item and position tables, row 0 of the items is padding.
+  EmbeddingOptions item_opt;
+  item_opt.padding_idx = 0;
+  item_opt.init = InitSpec{Init::XavierNormal};
+  register_module("item_embedding",
+                  item_embedding,
+                  std::make_shared<Embedding>(c.num_items + 1, c.dim, init, item_opt));
+  EmbeddingOptions pos_opt;
+  pos_opt.init = InitSpec{Init::XavierNormal};
+  register_module("position_embedding",
+                  position_embedding,
+                  std::make_shared<Embedding>(c.max_length, c.dim, init, pos_opt));
+
+  const bool soft = c.variant == LisaVariant::Soft;
+  ProductQuantizerOptions po;
+  po.dim = c.dim;
+  po.codebooks = c.codebooks;
+  po.codewords = c.codewords;
+  po.residual = c.residual;
+  po.train_selection =
+      c.selection ? *c.selection : (soft ? Selection::Soft : Selection::StraightThrough);
+  // Evaluation: no noise; hard codes unless the training codes are soft (Soft keeps
+  // probabilities in evaluation too, as in the official code).
+  po.eval_selection = selection_is_hard(po.train_selection) ? Selection::Hard : Selection::Soft;
+  po.temperature = TemperatureSchedule{c.tau_schedule, c.tau, c.tau_end, c.tau_steps};
+  register_module("pq", pq, std::make_shared<ProductQuantizer>(po, init, noise_rng_));
+  if (c.variant == LisaVariant::Mini) {
+    ProductQuantizerOptions to = po;
+    to.codebooks = c.target_codebooks;
+    to.codewords = c.target_codewords;
+    register_module(
+        "target_pq", target_pq, std::make_shared<ProductQuantizer>(to, init, noise_rng_));
+  }
+  LisaAttentionOptions ao;
+  ao.dim = c.dim;
+  ao.codebooks = c.codebooks;
+  ao.codewords = c.codewords;
+  ao.decay = c.decay;
+  ao.causal = c.causal;
+  ao.query = c.query;
+  ao.impl = c.impl;
+  ao.scale = 1.0 / std::sqrt(d);
+  register_module("attention", attention, std::make_shared<LisaAttention>(ao, init));
+  register_module(
+      "input_dropout", input_dropout, std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  register_module(
+      "attention_dropout", attention_dropout, std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  register_module("norm1", norm1, std::make_shared<LayerNorm>(c.dim, c.norm_eps));
+  // The FFN's hidden size is D, not 4D (the official code's block).
+  register_module(
+      "ffn", ffn, std::make_shared<FeedForward>(c.dim, c.dim, init, c.dropout, dropout_rng_));
+  register_module("ffn_dropout", ffn_dropout, std::make_shared<Dropout>(c.dropout, dropout_rng_));
+  register_module("norm2", norm2, std::make_shared<LayerNorm>(c.dim, c.norm_eps));
+}
+
+Var LISA::hidden(const Tensor& ids) {
+  check_input_ids(ids, "LISA");
+  const int64_t n = ids.size(0), l = ids.size(1);
+  Tensor keep = gt(ids.to(kFloat32), 0.0);  // [N, L]: 1 for items, 0 for (left) padding
+  Var e;                                    // [N, L, D], for the regulariser
+  QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e);
+  Tensor keep3 = keep.to(e.dtype()).reshape({n, l, 1});
+  Var x = items.reconstruction + position_embedding(arange(l, kInt64).reshape({1, l}));
+  x = input_dropout(x) * ag::constant(keep3);
+  trace_ = LisaTrace{};
+  Var y = attention(pq->codebooks, items.selection, items.codes, keep, &trace_);
+  Var z = norm1(x + attention_dropout(y));
+  Var out = norm2(z + ffn_dropout(ffn(z))) * ag::constant(keep3);
+  if (config_.regularizer > 0) {
+    // coef * sum ||e_i - stopgrad(x_i)||^2 / #valid: pulls the raw embeddings toward their frozen
+    // reconstruction (the official Soft configs' inputs_optimize_loss).
+    Var diff = e - items.reconstruction.detach();
+    aux_loss_ =
+        masked_mean(ag::sum(ag::square(diff), -1), keep.to(e.dtype())) * config_.regularizer;
+  } else {
+    aux_loss_ = ag::constant(zeros({}, e.dtype()));
+  }
+  if (is_training()) {  // the temperature schedule advances once per training forward
+    pq->set_step(pq->step() + 1);
+    if (target_pq)
+      target_pq->set_step(target_pq->step() + 1);
+  }
+  return out;
+}
+
+std::function<Var(const Tensor&)> LISA::embed_fn() const {
+  const double scale = std::sqrt(static_cast<double>(config_.dim));
+  return [this, scale](const Tensor& ids) {
+    return item_embedding(ids) * scale;
+  };
+}
+
+Var LISA::item_vectors(const Tensor& item_ids) {
+  switch (config_.variant) {
+    case LisaVariant::Soft:  // targets are not quantized
+      return embed_fn()(item_ids);
+    case LisaVariant::Mini:
+      return target_pq->forward_ids(item_ids, embed_fn(), gt(item_ids.to(kFloat32), 0.0))
+          .reconstruction;
+    case LisaVariant::Base:
+    default: {
+      // The same PQ as the sequence (targets fully compressed); not counted in its usage.
+      const bool saved = pq->track_usage;
+      pq->track_usage = false;
+      Var r = pq->forward_ids(item_ids, embed_fn()).reconstruction;
+      pq->track_usage = saved;
+      return r;
+    }
+  }
+}
+
+Tensor LISA::stream_step(LisaStream& state, int64_t item, int64_t slot) {
+  ATTNLAB_CHECK(!is_training() && config_.causal,
+                ValueError,
+                "LISA::stream_step: needs a causal model in eval mode");
+  ATTNLAB_CHECK(item > 0 && item <= config_.num_items && slot >= 0 && slot < config_.max_length,
+                ValueError,
+                "LISA::stream_step: item must be in [1, ",
+                config_.num_items,
+                "] and slot in [0, ",
+                config_.max_length,
+                "), got item ",
+                item,
+                ", slot ",
+                slot);
+  ag::NoGradGuard no_grad;
+  const int64_t d = config_.dim;
+  Var e = item_embedding(full({1}, static_cast<double>(item), kInt64)) *
+          std::sqrt(static_cast<double>(d));
+  const bool saved = pq->track_usage;
+  pq->track_usage = false;
+  QuantizedItems q = pq(e);
+  pq->track_usage = saved;
+  const Tensor sel = q.selection.value().reshape({config_.codebooks, config_.codewords});
+  const Tensor y = state.step(
+      sel, config_.query == LisaQuery::Hard ? q.codes.reshape({config_.codebooks}) : Tensor());
+  Var x = q.reconstruction + position_embedding(full({1}, static_cast<double>(slot), kInt64));
+  Var z = norm1(x + ag::constant(y.reshape({1, d})));
+  return norm2(z + ffn(z)).value().reshape({d});
+}
+
+const CodewordUsage& LISA::target_codeword_usage() const {
+  ATTNLAB_CHECK(static_cast<bool>(target_pq),
+                ValueError,
+                "LISA: only the Mini variant has a target PQ (variant ",
+                lisa_variant_name(config_.variant),
+                ")");
+  return target_pq->usage();
+}
+
+void LISA::reset_codeword_usage() {
+  pq->reset_usage();
+  if (target_pq)
+    target_pq->reset_usage();
+}
+
+std::string LISA::describe() const {
+  std::ostringstream os;
+  os << "LISA(" << lisa_variant_name(config_.variant) << ", items=" << config_.num_items
+     << ", D=" << config_.dim << ", B x W=" << config_.codebooks << " x " << config_.codewords;
+  if (target_pq)
+    os << ", target " << config_.target_codebooks << " x " << config_.target_codewords;
+  os << ", selection=" << selection_name(pq->options().train_selection)
+     << ", query=" << lisa_query_name(config_.query) << ", decay=" << config_.decay
+     << ", max_length=" << config_.max_length << ")";
+  return os.str();
+}
+
+}  // namespace attnlab::rec

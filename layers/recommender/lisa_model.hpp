@@ -1,0 +1,111 @@
+// The LISA recommender (Wu et al., WWW 2021; official code github.com/libertyeagle/LISA): one
+// codeword-histogram attention block in the official code's post-LN layout, with the variants
+//   Base: hard (straight-through) codes for the sequence; targets scored against the same PQ's
+//         reconstruction (fully compressed);
+//   Soft: soft codes (probabilities) for the sequence, soft histograms; targets are the raw
+//         embeddings;
+//   Mini: small sequence codebooks (e.g. 8 x 16) and a separate, bigger target PQ (8 x 128).
+//
+//   e_i = sqrt(D) E[item_i]            (row 0 = padding: zero, no gradient)
+//   (x_i, S_i, u_i) = PQ(e_i)          (reconstruction, selections, codes)
+//   s_i = Dropout(x_i + P[i])          (positions enter the residual only, as in the code)
+//   y_i = LISA(S_(<=i), u_i)           (padded positions excluded from the histograms)
+//   z_i = LayerNorm(s_i + Dropout(y_i))
+//   out_i = LayerNorm(z_i + Dropout(FFN(z_i))) * mask_i   (FFN hidden size D, ReLU)
+// Input layout: LEFT padding (0s first, items right-aligned; layers/recommender/recommender.hpp).
+// Pads never enter a histogram, and pad rows (empty histograms) produce zero attention outputs.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "layers/attention/lisa/lisa_attention.hpp"
+#include "layers/attention/lisa/product_quantizer.hpp"
+#include "layers/nn/basic.hpp"
+#include "layers/recommender/recommender.hpp"
+
+namespace attnlab::rec {
+
+enum class LisaVariant { Base, Soft, Mini };
+const EnumNames<LisaVariant>& enum_names(LisaVariant);
+const char* lisa_variant_name(LisaVariant v);  // "base", "soft", "mini"
+LisaVariant parse_lisa_variant(const std::string& name);
+
+struct LISAConfig {
+  int64_t num_items = 0;
+  int64_t max_length = 300;  // positional table rows
+  int64_t dim = 64;          // D
+  int64_t codebooks = 8;     // B (sequence codebooks)
+  int64_t codewords = 16;    // W
+  LisaVariant variant = LisaVariant::Base;
+  // Training selection of the sequence codes; unset: the variant's (Base/Mini: straight-through
+  // as in the official code, Soft: soft). Evaluation drops the Gumbel noise and uses hard codes
+  // (Soft, or any soft training mode: the probabilities).
+  std::optional<Selection> selection;
+  double tau = 0.7;
+  TemperatureSchedule::Kind tau_schedule = TemperatureSchedule::Kind::Constant;
+  double tau_end = 0.7;
+  int64_t tau_steps = 1;
+  double decay = 0.1;  // lambda of the decayed histograms (g = exp(-0.1))
+  bool causal = true;
+  bool residual = true;  // residual PQ encoding
+  LisaQuery query = LisaQuery::Hard;
+  LisaImpl impl = LisaImpl::Fused;
+  int64_t target_codebooks = 8;  // Mini's target PQ
+  int64_t target_codewords = 128;
+  double dropout = 0.1;
+  double norm_eps = 1e-5;
+  // Soft's regulariser coef * sum ||e_i - stopgrad(x_i)||^2 / #valid (the official code's
+  // inputs_optimize_loss, 1e-2 in its Soft configs): LISA::auxiliary_loss(), which
+  // recommendation_loss adds to the loss.
+  double regularizer = 0.0;
+  uint64_t seed = 42;
+};
+
+class LISA : public SequenceRecommender {
+ public:
+  explicit LISA(const LISAConfig& config);
+  Var hidden(const Tensor& input_ids) override;
+  Var item_vectors(const Tensor& item_ids) override;
+  int64_t num_items() const override { return config_.num_items; }
+  int64_t max_length() const override { return config_.max_length; }
+  std::string describe() const override;
+  const LISAConfig& config() const { return config_; }
+
+  // Usage of the sequence codebooks accumulated by hidden() since the last reset (real items
+  // only); target_codeword_usage() for Mini's target PQ (accumulated by item_vectors()).
+  const CodewordUsage& codeword_usage() const { return pq->usage(); }
+  const CodewordUsage& target_codeword_usage() const;
+  void reset_codeword_usage();
+  // The regulariser of the last hidden() call (a zero scalar when config.regularizer == 0).
+  Var auxiliary_loss() const override { return aux_loss_; }
+  // The last hidden() call's attention trace (selections, histograms, tables, values).
+  const LisaTrace& last_trace() const { return trace_; }
+  // The attention outputs y (before the residual) for inference: tables precomputed once and one
+  // LisaStream per user reproduce these (eval mode, causal).
+  LisaTables attention_tables() const { return attention->precompute(pq->codebooks); }
+  // Online inference (eval mode, causal): appends `item` to the user's state and returns the
+  // hidden state [D] of that item at position `slot` of the positional table, exactly what
+  // hidden() gives for an input whose position `slot` holds this item after the same history
+  // (histograms never see positions, so only the new item's slot matters). Start the state with
+  // LisaStream(model.attention_tables()).
+  Tensor stream_step(LisaStream& state, int64_t item, int64_t slot);
+
+  Child<Embedding> item_embedding, position_embedding;
+  Child<ProductQuantizer> pq, target_pq;  // target_pq: Mini only
+  Child<LisaAttention> attention;
+  Child<Dropout> input_dropout, attention_dropout, ffn_dropout;
+  Child<LayerNorm> norm1, norm2;
+  Child<FeedForward> ffn;
+
+ private:
+  // ids -> sqrt(D) E[ids], what the quantizers take.
+  std::function<Var(const Tensor&)> embed_fn() const;
+  LISAConfig config_;
+  std::shared_ptr<Generator> dropout_rng_, noise_rng_;
+  Var aux_loss_;
+  LisaTrace trace_;
+};
+
+}  // namespace attnlab::rec

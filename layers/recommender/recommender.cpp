@@ -1,0 +1,33 @@
+#include "layers/recommender/recommender.hpp"
+
+#include "autograd/ops.hpp"
+#include "core/core.hpp"
+
+namespace attnlab::rec {
+
+Var SequenceRecommender::scores(const Var& hidden, const Tensor& item_ids) {
+  ATTNLAB_CHECK(hidden.dim() == item_ids.dim(),
+                ShapeError,
+                "scores: hidden ",
+                hidden.shape(),
+                " [..., D] and candidates ",
+                item_ids.shape(),
+                " [..., C] need the same rank");
+  Var v = item_vectors(item_ids);     // [..., C, D]
+  Var h = ag::unsqueeze(hidden, -2);  // [..., 1, D]
+  return ag::sum(v * h, -1);          // [..., C]
+}
+
+void SequenceRecommender::check_input_ids(const Tensor& ids, const char* model) const {
+  ATTNLAB_CHECK(ids.dtype() == kInt64 && ids.dim() == 2 && ids.size(1) <= max_length(),
+                ShapeError,
+                model,
+                ": input ids must be int64 [batch, length <= ",
+                max_length(),
+                "], got ",
+                ids.dtype(),
+                " ",
+                ids.shape());
+}
+
+}  // namespace attnlab::rec
