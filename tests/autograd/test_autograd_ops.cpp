@@ -161,7 +161,7 @@ TEST_SUITE("autograd.ops") {
     }
   }
 
-  TEST_CASE("linear: gradcheck, and the values and gradients of matmul + add") {
+  TEST_CASE("linear: gradcheck - and the values and gradients of matmul + add") {
     check({"linear",
            [](auto& v) { return linear(v[0], v[1], v[2]); },
            {rnd({7, 5}, 60), rnd({3, 5}, 61), rnd({3}, 62)}});
@@ -190,7 +190,7 @@ TEST_SUITE("autograd.ops") {
         DTypeError);
   }
 
-  TEST_CASE("layer_norm: the affine part rounds like mul then add, dx like dy * w") {
+  TEST_CASE("layer_norm: the affine part rounds like mul then add - dx like dy * w") {
     for (DType dt : {kFloat32, kFloat64}) {
       const Tensor x0 = rand({37, 50}, RngKey{64, 1}, dt, -3, 3);
       const Tensor w0 = rand({50}, RngKey{64, 2}, dt, -2, 2);
