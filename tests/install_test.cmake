@@ -1,7 +1,8 @@
 # Run by CTest: installs the build into a scratch prefix, configures and builds
 # experiments/example_external against it with find_package(attnlab), and runs the results: the
 # standalone experiment my_study, and my_attnlab (attnlab_add_cli: the whole CLI plus the user's
-# attention kind relu-linear), which gradchecks, trains and sweeps that kind.
+# attention kind relu-linear), which gradchecks, trains, compares (approx), benchmarks and sweeps
+# that kind.
 set(_prefix ${BUILD_DIR}/install_test/prefix)
 set(_ext ${BUILD_DIR}/install_test/external)
 file(REMOVE_RECURSE ${BUILD_DIR}/install_test)
@@ -78,6 +79,11 @@ if(NOT last_output MATCHES "model: [^\n]*relu-linear" OR NOT last_output MATCHES
   message(FATAL_ERROR "my_attnlab train --attention relu-linear:\n${last_output}")
 endif()
 # It is timed by bench attention, beside softmax-fused for the crossover.
+run(${_ext}/my_attnlab approx --study kinds --kinds relu-linear --length 8 --head-dim 4
+    --samples 1 --scales 1)
+if(NOT last_output MATCHES "\nrelu-linear ")
+  message(FATAL_ERROR "my_attnlab approx --study kinds --kinds relu-linear:\n${last_output}")
+endif()
 run(${_ext}/my_attnlab bench attention --kind relu-linear --quick --thread-counts 1)
 if(NOT last_output MATCHES "\n *relu-linear ")
   message(FATAL_ERROR "my_attnlab bench attention --kind relu-linear:\n${last_output}")

@@ -450,6 +450,44 @@ TEST_SUITE("experiments.cli") {
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 8 + 8 + 2);
   }
 
+  TEST_CASE("approx --study kinds: any registered kind against exact attention") {
+    const std::string dir = scratch_dir("approx_kinds");
+    const Run r = run(
+        "approx --study kinds --kinds softmax-reference,cosformer --length 12 --head-dim 4 "
+        "--samples 2 --scales 0.5,1 --causal true --out " +
+        dir);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    check_csv(dir + "/approx_kinds.csv", "kind");
+    check_jsonl(dir + "/approx_kinds.jsonl");
+    std::istringstream csv(read(dir + "/approx_kinds.csv"));
+    std::string line;
+    std::getline(csv, line);  // header: kind,scale,L,d,causal,samples,out_mse,rel_err,cos_dq,...
+    int rows = 0;
+    while (std::getline(csv, line)) {
+      ++rows;
+      std::vector<std::string> cells;
+      std::stringstream ss(line);
+      for (std::string c; std::getline(ss, c, ',');) cells.push_back(c);
+      REQUIRE(cells.size() == 14);
+      const double rel_err = std::stod(cells[7]), cos_dq = std::stod(cells[8]);
+      CAPTURE(line);
+      if (cells[0] == "softmax-reference") {
+        // The composed reference is exact attention: only float32 rounding separates them.
+        CHECK(rel_err < 1e-5);
+        CHECK(cos_dq > 0.9999);
+      } else {
+        // cosFormer is a different attention, not an approximation of softmax: a real error,
+        // and gradients that still point roughly the same way.
+        CHECK(rel_err > 1e-3);
+        CHECK(cos_dq < 0.9999);
+      }
+    }
+    CHECK(rows == 4);
+    CHECK(run("approx --study kinds --kinds favour").status == 2);
+    CHECK(run("approx --study frobnicate").status == 2);
+  }
+
   TEST_CASE("approx --study lisa: quantization error in value and gradient") {
     const std::string dir = scratch_dir("approx_lisa");
     const Run r =

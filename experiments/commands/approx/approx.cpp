@@ -169,7 +169,11 @@ void add_options(cli::Parser& p) {
   p.options().add_options()(
       "study",
       cli::po::value<std::string>()->default_value("favor"),
-      "favor (FAVOR+ feature maps) or lisa (LISA codebooks and selection modes)")(
+      "favor (FAVOR+ feature maps), lisa (LISA codebooks and selection modes) or kinds (any "
+      "registered attention kind, built with its defaults)")(
+      "kinds",
+      cli::po::value<std::string>()->default_value("favor,cosformer,linear-elu"),
+      "kinds: the attention kinds to compare (attnlab kinds lists them)")(
       "codebooks",
       cli::po::value<std::string>()->default_value("1x16,8x16,8x32,8x128"),
       "lisa: B x W of the quantizer (comma-separated)")(
@@ -257,6 +261,22 @@ std::vector<double> parse_scales(const std::string& text) {
     }
   }
   return scales;
+}
+
+approx::KindsStudyOptions parse_kinds_study(const cli::Parser& p) {
+  approx::KindsStudyOptions o;
+  o.kinds = cli::split_list(p.get<std::string>("kinds"), "--kinds");
+  o.scales = parse_scales(p.has("scales") ? p.get<std::string>("scales") : "0.5,1");
+  o.length = p.has("length") ? p.get<int64_t>("length") : 256;
+  o.head_dim = p.has("head-dim") ? p.get<int64_t>("head-dim") : 32;
+  o.heads = p.get<int64_t>("heads");
+  o.samples = p.has("samples") ? p.get<int64_t>("samples") : 3;
+  o.causal = p.get<bool>("causal");
+  o.dtype = p.common().dtype;
+  o.seed = p.common().seed;
+  if (o.length < 1 || o.head_dim < 1 || o.heads < 1 || o.samples < 1)
+    throw cli::UsageError("--length, --head-dim, --heads and --samples must be >= 1");
+  return o;
 }
 
 FavorStudy parse_favor_study(const cli::Parser& p) {
@@ -505,7 +525,8 @@ void write_favor_outputs(const FavorStudy& st, const cli::Table& table, const st
 
 // parse -> run the chosen study -> report.
 int run_approx(int argc, char** argv) {
-  cli::Parser p("approx", "[--study favor|lisa] [--preset default|fig4] [--maps LIST] [options]");
+  cli::Parser p("approx",
+                "[--study favor|lisa|kinds] [--preset default|fig4] [--maps LIST] [options]");
   p.enable_validate_only();
   add_options(p);
   if (!p.parse(argc, argv))
@@ -513,8 +534,12 @@ int run_approx(int argc, char** argv) {
   if (p.common().threads > 0)
     set_num_threads(p.common().threads);
   const std::string study = p.get<std::string>("study");
-  if (study != "favor" && study != "lisa")
-    throw cli::UsageError("--study: expected favor or lisa, got '" + study + "'");
+  if (study != "favor" && study != "lisa" && study != "kinds")
+    throw cli::UsageError("--study: expected favor, lisa or kinds, got '" + study + "'");
+  if (study == "kinds") {
+    const approx::KindsStudyOptions ko = parse_kinds_study(p);
+    return p.validate_only() ? flags_are_valid() : approx::run_kinds_study(p, ko);
+  }
   if (study == "lisa") {
     const approx::LisaStudyOptions lo = parse_lisa_study(p);
     return p.validate_only() ? flags_are_valid() : approx::run_lisa_study(p, lo);

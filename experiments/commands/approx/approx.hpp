@@ -1,5 +1,5 @@
 // The studies of `attnlab approx` (approx.cpp: the command and the FAVOR+ study;
-// approx_lisa.cpp: the LISA study).
+// approx_lisa.cpp: the LISA study; approx_kinds.cpp: any registered kind).
 #pragma once
 
 #include <cmath>
@@ -40,5 +40,18 @@ struct LisaStudyOptions {
 
 // Runs the LISA study and prints / writes its table (approx_lisa.csv in --out).
 int run_lisa_study(const cli::Parser& parser, const LisaStudyOptions& options);
+
+// --study kinds: registered attention kinds against exact softmax attention (approx_kinds.cpp).
+struct KindsStudyOptions {
+  std::vector<std::string> kinds;
+  std::vector<double> scales;
+  int64_t length = 256, head_dim = 32, heads = 1, samples = 3;
+  bool causal = false;
+  DType dtype = kFloat32;
+  uint64_t seed = 0;
+};
+
+// Runs the kinds study and prints / writes its table (approx_kinds.csv in --out).
+int run_kinds_study(const cli::Parser& parser, const KindsStudyOptions& options);
 
 }  // namespace attnlab::approx
