@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "experiments/support/cli.hpp"
+#include "layers/recommender/lisa_model.hpp"
 
 namespace attnlab::cli {
 
@@ -20,26 +21,15 @@ std::shared_ptr<rec::SequenceRecommender> make_model(const ModelOptions& o) {
 }
 
 std::pair<int64_t, int64_t> parse_codebooks(const std::string& text, const std::string& flag) {
-  const auto x = text.find('x');
-  int64_t b = 0, w = 0;
   try {
-    if (x == std::string::npos)
-      throw std::invalid_argument(text);
-    size_t used_b = 0, used_w = 0;
-    b = std::stoll(text.substr(0, x), &used_b);
-    w = std::stoll(text.substr(x + 1), &used_w);
-    if (used_b != x || used_w != text.size() - x - 1)
-      throw std::invalid_argument(text);
-  } catch (const std::exception&) {
-    throw UsageError(flag + ": expected BxW such as 8x16, got '" + text + "'");
+    return rec::parse_lisa_codebooks(text, flag);
+  } catch (const ValueError& e) {
+    throw UsageError(e.what());  // the same message, as a CLI usage error
   }
-  if (b < 1 || w < 2)
-    throw UsageError(flag + ": need B >= 1 codebooks of W >= 2 codewords, got '" + text + "'");
-  return {b, w};
 }
 
 rec::SequenceDataset load_sequences(const std::string& source,
-                                   const rec::SyntheticConfig& synthetic) {
+                                    const rec::SyntheticConfig& synthetic) {
   if (source == "synthetic")
     return rec::synthetic_sequences(synthetic);
   const std::string suffix = "ratings.dat";

@@ -15,6 +15,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <utility>
 
 #include "core/tensor.hpp"
 
@@ -31,6 +33,30 @@ class AttentionStream {
 
  protected:
   int64_t steps_ = 0;
+};
+
+// A stream whose element type is chosen at its first step (the model's dtype is known only then):
+// Impl<float> or Impl<double>, built from `setup`.
+template <template <class> class Impl, class Setup>
+class DtypeDispatchedStream : public AttentionStream {
+ public:
+  explicit DtypeDispatchedStream(Setup setup) : setup_(std::move(setup)) {}
+  Tensor step(const Tensor& q, const Tensor& k, const Tensor& v) override {
+    if (!impl_) {
+      if (q.dtype() == kFloat64)
+        impl_ = std::make_unique<Impl<double>>(setup_);
+      else
+        impl_ = std::make_unique<Impl<float>>(setup_);
+    }
+    Tensor out = impl_->step(q, k, v);
+    steps_ = impl_->length();
+    return out;
+  }
+  int64_t state_bytes() const override { return impl_ ? impl_->state_bytes() : 0; }
+
+ private:
+  Setup setup_;
+  std::unique_ptr<AttentionStream> impl_;
 };
 
 namespace detail {

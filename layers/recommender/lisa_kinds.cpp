@@ -7,26 +7,6 @@
 namespace attnlab::rec {
 namespace {
 
-// "8x16" -> (8, 16); ValueError naming `flag` otherwise (B >= 1, W >= 2).
-std::pair<int64_t, int64_t> parse_lisa_codebooks(const std::string& text, const std::string& flag) {
-  const auto x = text.find('x');
-  int64_t b = 0, w = 0;
-  try {
-    if (x == std::string::npos)
-      throw std::invalid_argument(text);
-    size_t used_b = 0, used_w = 0;
-    b = std::stoll(text.substr(0, x), &used_b);
-    w = std::stoll(text.substr(x + 1), &used_w);
-    if (used_b != x || used_w != text.size() - x - 1)
-      throw std::invalid_argument(text);
-  } catch (const std::exception&) {
-    throw ValueError(flag + ": expected BxW such as 8x16, got '" + text + "'");
-  }
-  if (b < 1 || w < 2)
-    throw ValueError(flag + ": need B >= 1 codebooks of W >= 2 codewords, got '" + text + "'");
-  return {b, w};
-}
-
 std::string lisa_trainable_selection(const std::optional<Selection>& s) {
   return s == Selection::Hard ? "hard codes have no gradient (use st)" : "";
 }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "layers/attention/lisa/lisa_attention.hpp"
 #include "layers/attention/lisa/product_quantizer.hpp"
@@ -31,6 +32,9 @@ enum class LisaVariant { Base, Soft, Mini };
 const EnumNames<LisaVariant>& enum_names(LisaVariant);
 const char* lisa_variant_name(LisaVariant v);  // "base", "soft", "mini"
 LisaVariant parse_lisa_variant(const std::string& name);
+// "8x16" -> (8, 16): B codebooks of W codewords; ValueError naming `flag` otherwise (B >= 1,
+// W >= 2).
+std::pair<int64_t, int64_t> parse_lisa_codebooks(const std::string& text, const std::string& flag);
 
 struct LISAConfig {
   int64_t num_items = 0;

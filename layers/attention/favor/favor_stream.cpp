@@ -140,28 +140,6 @@ class FavorStateStream : public AttentionStream {
   std::vector<T> shift_, new_shift_;  // per head: c_(t-1), c_t
 };
 
-// Picks the element type at the first step.
-class FavorStream : public AttentionStream {
- public:
-  explicit FavorStream(FavorStreamSetup setup) : setup_(std::move(setup)) {}
-  Tensor step(const Tensor& q, const Tensor& k, const Tensor& v) override {
-    if (!impl_) {
-      if (q.dtype() == kFloat64)
-        impl_ = std::make_unique<FavorStateStream<double>>(setup_);
-      else
-        impl_ = std::make_unique<FavorStateStream<float>>(setup_);
-    }
-    Tensor out = impl_->step(q, k, v);
-    steps_ = impl_->length();
-    return out;
-  }
-  int64_t state_bytes() const override { return impl_ ? impl_->state_bytes() : 0; }
-
- private:
-  FavorStreamSetup setup_;
-  std::unique_ptr<AttentionStream> impl_;
-};
-
 }  // namespace
 
 std::unique_ptr<AttentionStream> FavorKernel::begin_stream(int64_t heads) const {
@@ -183,7 +161,7 @@ std::unique_ptr<AttentionStream> FavorKernel::begin_stream(int64_t heads) const 
   s.key_shift =
       has_stabilizer(options_.features.map) && options_.key_stabilizer != KeyStabilizer::None;
   s.heads = heads;
-  return std::make_unique<FavorStream>(std::move(s));
+  return std::make_unique<DtypeDispatchedStream<FavorStateStream, FavorStreamSetup>>(std::move(s));
 }
 
 }  // namespace attnlab::nn

@@ -8,9 +8,9 @@
 
 #include "core/core.hpp"
 #include "core/vec.hpp"
-#include "layers/attention/softmax/softmax_kernel.hpp"
 #include "layers/attention/attention_stream.hpp"
 #include "layers/attention/multihead_attention.hpp"
+#include "layers/attention/softmax/softmax_kernel.hpp"
 
 namespace attnlab::nn {
 
@@ -86,28 +86,6 @@ class SoftmaxCacheStream : public AttentionStream {
   std::vector<std::vector<T>> keys_, values_;  // per head: [t, dh], [t, dv]
 };
 
-// Picks the element type at the first step (the model's dtype is known only then).
-class SoftmaxStream : public AttentionStream {
- public:
-  explicit SoftmaxStream(int64_t heads) : heads_(heads) {}
-  Tensor step(const Tensor& q, const Tensor& k, const Tensor& v) override {
-    if (!impl_) {
-      if (q.dtype() == kFloat64)
-        impl_ = std::make_unique<SoftmaxCacheStream<double>>(heads_);
-      else
-        impl_ = std::make_unique<SoftmaxCacheStream<float>>(heads_);
-    }
-    Tensor out = impl_->step(q, k, v);
-    steps_ = impl_->length();
-    return out;
-  }
-  int64_t state_bytes() const override { return impl_ ? impl_->state_bytes() : 0; }
-
- private:
-  int64_t heads_;
-  std::unique_ptr<AttentionStream> impl_;
-};
-
 }  // namespace
 
 std::unique_ptr<AttentionStream> SoftmaxKernel::begin_stream(int64_t heads) const {
@@ -116,7 +94,7 @@ std::unique_ptr<AttentionStream> SoftmaxKernel::begin_stream(int64_t heads) cons
   ATTNLAB_CHECK(!is_training(),
                 ValueError,
                 "SoftmaxKernel::begin_stream: streaming is inference only; call eval() first");
-  return std::make_unique<SoftmaxStream>(heads);
+  return std::make_unique<DtypeDispatchedStream<SoftmaxCacheStream, int64_t>>(heads);
 }
 
 }  // namespace attnlab::nn
