@@ -23,10 +23,10 @@
 #include "experiments/support/bench.hpp"
 #include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
-#include "layers/recommender/model_registry.hpp"
 #include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
 #include "layers/recommender/lisa_model.hpp"
+#include "layers/recommender/model_registry.hpp"
 #include "layers/recommender/sasrec.hpp"
 
 namespace attnlab::bench {
@@ -82,15 +82,19 @@ StreamStudy parse_stream_study(const cli::Parser& p) {
 }
 
 std::shared_ptr<rec::SequenceRecommender> make_stream_model(const StreamStudy& st,
-                                                           const std::string& kind) {
+                                                            const std::string& kind) {
   cli::ModelOptions mo;
   mo.kind = kind;
   mo.num_items = st.items;
   mo.max_length = *std::max_element(st.lengths.begin(), st.lengths.end());
   mo.dim = st.dim;
   mo.seed = st.seed;
-  mo.kind_options = cli::declared_option_values(
-      rec::model_kind(kind).options, kind, {{"features", "128"}, {"codebooks", st.codebooks}});
+  // cosFormer streams with a fixed horizon M: the longest history.
+  mo.kind_options = cli::declared_option_values(rec::model_kind(kind).options,
+                                                kind,
+                                                {{"features", "128"},
+                                                 {"codebooks", st.codebooks},
+                                                 {"horizon", std::to_string(mo.max_length)}});
   auto model = cli::make_model(mo);
   model->eval();
   return model;

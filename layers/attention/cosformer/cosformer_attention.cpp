@@ -27,6 +27,7 @@
 // model, gradcheck cases) and its static registrar; nothing else in attnlab names it.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -37,11 +38,10 @@
 #include "core/core.hpp"
 #include "layers/attention/attention_inputs.hpp"
 #include "layers/attention/attention_registry.hpp"
+#include "layers/attention/attention_stream.hpp"
 #include "layers/attention/favor/favor_attention.hpp"
 
 namespace attnlab::nn {
-// A named namespace, not an anonymous one: layers is a unity build, and this file's helpers
-// (features, reweighting, ...) must not meet another file's in the same translation unit.
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -112,6 +112,96 @@ Var cosformer_attention(const Var& q,
   return favor_normalize(sums.numerator, sums.normalizer + opt.epsilon);
 }
 
+// Causal cosFormer one position at a time (online inference), with a fixed horizon M: the
+// running sums S = sum_j phi(k_j) v_j^T [H, 2d, dv] and z = sum_j phi(k_j) [H, 2d] over the
+// positions j = 0, 1, ... of the stream, and
+//   o_t = phi(q_t) S / (phi(q_t) . z + eps),
+// the last row of the causal kernel over positions 0..t, in O(d dv) per step and head whatever t.
+struct CosformerStreamSetup {
+  int64_t heads = 1;
+  CosformerOptions options;
+};
+
+template <class T>
+class CosformerStateStream : public AttentionStream {
+ public:
+  explicit CosformerStateStream(CosformerStreamSetup setup) : s_(std::move(setup)) {}
+
+  Tensor step(const Tensor& q, const Tensor& k, const Tensor& v) override {
+    detail::check_stream_step(q, k, v, s_.heads, "CosformerKernel stream");
+    const int64_t heads = s_.heads, d = q.size(1), dv = v.size(1), f = 2 * d;
+    if (steps_ == 0) {
+      d_ = d;
+      dv_ = dv;
+      sums_.assign(static_cast<std::size_t>(heads * f * dv), T(0));
+      norms_.assign(static_cast<std::size_t>(heads * f), T(0));
+    }
+    ATTNLAB_CHECK(d == d_ && dv == dv_,
+                  ShapeError,
+                  "CosformerKernel stream: head widths changed from dh ",
+                  d_,
+                  ", dv ",
+                  dv_,
+                  " to ",
+                  d,
+                  ", ",
+                  dv);
+    ATTNLAB_CHECK(steps_ < s_.options.horizon,
+                  ValueError,
+                  "CosformerKernel stream: position ",
+                  steps_,
+                  " is beyond the horizon M = ",
+                  s_.options.horizon,
+                  " (beyond M the cos weights turn negative)");
+    const double theta = kPi / 2 * static_cast<double>(steps_) / s_.options.horizon;
+    const double c = std::cos(theta), sn = std::sin(theta);
+    Tensor out = zeros({heads, dv}, q.dtype());
+    std::vector<T> qf(static_cast<std::size_t>(f)), kf(static_cast<std::size_t>(f));
+    for (int64_t h = 0; h < heads; ++h) {
+      phi(q.data<T>() + h * d, d, c, sn, qf.data());
+      phi(k.data<T>() + h * d, d, c, sn, kf.data());
+      T* sum = sums_.data() + h * f * dv;
+      T* norm = norms_.data() + h * f;
+      const T* vh = v.data<T>() + h * dv;
+      for (int64_t i = 0; i < f; ++i) {  // the new key enters the state first (j <= t)
+        norm[i] += kf[i];
+        for (int64_t e = 0; e < dv; ++e) sum[i * dv + e] += kf[i] * vh[e];
+      }
+      double denominator = s_.options.epsilon;
+      for (int64_t i = 0; i < f; ++i) denominator += static_cast<double>(qf[i] * norm[i]);
+      T* oh = out.data<T>() + h * dv;
+      // As favor_normalize: a vanishing normaliser (no mass at all) gives 0, never NaN.
+      if (std::fabs(denominator) < std::sqrt(std::numeric_limits<T>::min()))
+        continue;
+      for (int64_t e = 0; e < dv; ++e) {
+        double numerator = 0;
+        for (int64_t i = 0; i < f; ++i) numerator += static_cast<double>(qf[i] * sum[i * dv + e]);
+        oh[e] = static_cast<T>(numerator / denominator);
+      }
+    }
+    ++steps_;
+    return out;
+  }
+
+  int64_t state_bytes() const override {
+    return static_cast<int64_t>((sums_.size() + norms_.size()) * sizeof(T));
+  }
+
+ private:
+  // [relu(x) cos theta, relu(x) sin theta]
+  static void phi(const T* x, int64_t d, double c, double s, T* out) {
+    for (int64_t i = 0; i < d; ++i) {
+      const T r = x[i] > T(0) ? x[i] : T(0);
+      out[i] = static_cast<T>(r * c);
+      out[d + i] = static_cast<T>(r * s);
+    }
+  }
+
+  CosformerStreamSetup s_;
+  int64_t d_ = 0, dv_ = 0;
+  std::vector<T> sums_, norms_;  // S [H, 2d, dv], z [H, 2d]
+};
+
 // cosFormer as an AttentionKernel: no parameters, no state, no dropout (there are no weights).
 class CosformerKernel : public AttentionKernel {
  public:
@@ -127,6 +217,22 @@ class CosformerKernel : public AttentionKernel {
   }
   Var attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) override {
     return cosformer_attention(q, k, v, mask, o_);
+  }
+  // Needs a fixed horizon: with M = the sequence length, every new item would change the weights
+  // of all the past pairs.
+  std::unique_ptr<AttentionStream> begin_stream(int64_t heads) const override {
+    ATTNLAB_CHECK(
+        heads >= 1, ValueError, "CosformerKernel::begin_stream: heads must be >= 1, got ", heads);
+    ATTNLAB_CHECK(!is_training(),
+                  ValueError,
+                  "CosformerKernel::begin_stream: streaming is inference only; call eval() first");
+    ATTNLAB_CHECK(o_.horizon > 0,
+                  ValueError,
+                  "CosformerKernel::begin_stream: streaming needs a fixed horizon (--horizon M, "
+                  "e.g. the model's maximum length); with M = the sequence length every new item "
+                  "changes the weights of all the past pairs");
+    return std::make_unique<DtypeDispatchedStream<CosformerStateStream, CosformerStreamSetup>>(
+        CosformerStreamSetup{heads, o_});
   }
   std::string describe() const override {
     std::ostringstream os;

@@ -18,7 +18,7 @@ using namespace attnlab::rec;
 namespace {
 
 const std::vector<std::string> kStreamingKinds = {
-    "softmax-fused", "softmax-reference", "favor", "favor-iid", "linear-elu"};
+    "softmax-fused", "softmax-reference", "favor", "favor-iid", "linear-elu", "cosformer"};
 
 // The kind's default options with those it declares of `options` set (softmax has no features).
 OptionValues kind_options(const std::string& kind,
@@ -39,8 +39,9 @@ std::shared_ptr<AttentionKernel> make_kernel(const std::string& kind,
   KernelContext context;
   context.head_dim = head_dim;
   context.seed = seed;
-  return attention_kind(kind).make(kind_options(kind, {{"features", std::to_string(features)}}),
-                                   context);
+  // cosFormer streams with a fixed horizon M (here above every length of these tests).
+  return attention_kind(kind).make(
+      kind_options(kind, {{"features", std::to_string(features)}, {"horizon", "64"}}), context);
 }
 
 SASRecConfig streaming_config(const std::string& kind,
@@ -55,6 +56,7 @@ SASRecConfig streaming_config(const std::string& kind,
   c.attention = kind;
   auto options = extra;
   options.emplace_back("features", "32");
+  options.emplace_back("horizon", std::to_string(c.max_length));  // cosFormer: a fixed M
   c.kernel = attention_kind(kind).factory(kind_options(kind, options));
   c.seed = 5;
   return c;

@@ -227,6 +227,22 @@ TEST_SUITE("layers.cosformer") {
     CHECK_THROWS_AS(cosformer(1e-6, -3), ValueError);
   }
 
+  TEST_CASE("streaming needs a fixed horizon - stays within it - and is inference only") {
+    // With M = the sequence length (horizon 0) every new item would change all past weights.
+    auto by_length = make_attention_kernel("cosformer");
+    by_length->eval();
+    CHECK_THROWS_AS(by_length->begin_stream(1), ValueError);
+    auto fixed = make_attention_kernel("cosformer", {}, {{"horizon", "2"}});
+    CHECK_THROWS_AS(fixed->begin_stream(1), ValueError);  // training mode
+    fixed->eval();
+    auto stream = fixed->begin_stream(1);
+    const Tensor x = ones({1, 4});
+    stream->step(x, x, x);
+    stream->step(x, x, x);
+    CHECK_THROWS_WITH_AS(
+        stream->step(x, x, x), doctest::Contains("beyond the horizon M = 2"), ValueError);
+  }
+
   TEST_CASE("the registry entry - listed and built by name with its capabilities and options") {
     CHECK(attention_kind_names().find("cosformer") != std::string::npos);
     const AttentionKind& kind = attention_kind("cosformer");
