@@ -14,6 +14,7 @@
 #include "core/file_io.hpp"
 #include "core/npy.hpp"
 #include "core/tensor.hpp"
+#include "tests/scratch_path.hpp"
 
 #ifndef ATTNLAB_SOURCE_DIR
 #error "ATTNLAB_SOURCE_DIR (the repository root) must be defined for the tests"
@@ -36,9 +37,7 @@ class ScratchDir {
  public:
   explicit ScratchDir(const std::string& tag) {
     static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("attnlab_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
+    path_ = attnlab::testing::scratch_path(tag + "_" + std::to_string(counter++));
     std::filesystem::create_directories(path_);
   }
   ~ScratchDir() {

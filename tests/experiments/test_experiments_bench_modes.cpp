@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tests/cli_test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 namespace {
 
@@ -36,7 +37,7 @@ TEST_SUITE("experiments.bench_modes") {
   }
 
   TEST_CASE("bench compare alternates both sides and reports the ratio per pair") {
-    const std::string dir = "/tmp/attnlab_compare_" + std::to_string(::getpid());
+    const std::string dir = attnlab::testing::scratch_path("compare");
     const auto r = run_cli("bench compare --python /bin/sh --baselines " + kFake +
                            " --cases gemm --n 32 --pairs 3 --reps 2 --threads 1 --out " + dir);
     CAPTURE(r.out);
@@ -71,7 +72,7 @@ TEST_SUITE("experiments.bench_modes") {
   }
 
   TEST_CASE("bench model times every model kind and reports the crossovers") {
-    const std::string dir = "/tmp/attnlab_bench_model_" + std::to_string(::getpid());
+    const std::string dir = attnlab::testing::scratch_path("bench_model");
     const auto r = run_cli("bench model --quick --reps 1 --out " + dir);
     CAPTURE(r.out);
     REQUIRE(r.status == 0);
@@ -94,7 +95,7 @@ TEST_SUITE("experiments.bench_modes") {
   }
 
   TEST_CASE("bench model --stream times one user's steps against history length") {
-    const std::string dir = "/tmp/attnlab_bench_model_stream_" + std::to_string(::getpid());
+    const std::string dir = attnlab::testing::scratch_path("bench_model_stream");
     const auto r = run_cli("bench model --stream --quick --threads 1 --out " + dir);
     CAPTURE(r.out);
     REQUIRE(r.status == 0);

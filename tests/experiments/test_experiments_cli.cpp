@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/cli_test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 namespace {
 
@@ -23,7 +24,7 @@ Run run(const std::string& args) {
 }
 
 std::string scratch_dir(const std::string& name) {
-  return "/tmp/attnlab_cli_" + std::to_string(::getpid()) + "_" + name;
+  return attnlab::testing::scratch_path("cli_" + name);
 }
 
 std::string read(const std::string& path) {

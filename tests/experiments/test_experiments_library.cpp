@@ -10,6 +10,7 @@
 #include "experiments/commands/bench/bench_attention.hpp"
 #include "experiments/commands/sweep/sweep.hpp"
 #include "experiments/commands/train/train.hpp"
+#include "tests/scratch_path.hpp"
 
 namespace {
 
@@ -117,7 +118,7 @@ TEST_SUITE("experiments.library") {
     o.args =
         "--synthetic-users 40 --synthetic-items 30 --synthetic-max-length 12 --maxlen 12 "
         "--blocks 1 --epochs 1 --eval-every 1 --batch 16";
-    o.dir = "/tmp/attnlab_library_sweep_" + std::to_string(::getpid());
+    o.dir = attnlab::testing::scratch_path("library_sweep");
     o.threads = 1;
     CaptureStdout out;
     const commands::SweepReport r = commands::run_sweep(o);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "tests/cli_test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 namespace {
 using Run = attnlab_test::CliRun;
@@ -26,7 +27,7 @@ inline std::string read(const std::string& path) {
 
 TEST_SUITE("layers.lisa_bench") {
   TEST_CASE("bench lisa --quick writes the timing and comparison tables") {
-    const std::string dir = "/tmp/attnlab_lisa_bench_" + std::to_string(::getpid());
+    const std::string dir = attnlab::testing::scratch_path("lisa_bench");
     const Run r = run("bench lisa --quick --out " + dir);
     CHECK_MESSAGE(r.status == 0, r.out);
     CHECK(r.out.find("lisa-fused") != std::string::npos);

@@ -29,6 +29,7 @@
 #include "layers/recommender/sasrec.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
 #include "tests/test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 extern char** environ;
 
@@ -39,7 +40,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string scratch(const std::string& name) {
-  const std::string dir = "/tmp/attnlab_faults_" + std::to_string(::getpid()) + "_" + name;
+  const std::string dir = attnlab::testing::scratch_path("faults_" + name);
   std::system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "'").c_str());
   return dir;
 }

@@ -11,6 +11,7 @@
 #include "layers/attention/softmax/softmax_kernel.hpp"
 #include "layers/attention/transformer_block.hpp"
 #include "tests/test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 using namespace attnlab;
 using namespace attnlab::ag;
@@ -40,7 +41,7 @@ class TwoLayer : public Module {
 };
 
 std::string temp_path(const std::string& name) {
-  return "/tmp/attnlab_test_" + std::to_string(::getpid()) + "_" + name;
+  return attnlab::testing::scratch_path(name);
 }
 
 // The composed layer norm (the reference for the fused op).

@@ -17,6 +17,7 @@
 #include "layers/attention/attention_registry.hpp"
 #include "layers/recommender/sasrec.hpp"
 #include "tests/test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 using namespace attnlab;
 using namespace attnlab::nn;
@@ -65,7 +66,7 @@ bool has_key(const NamedTensors& state, const std::string& key) {
 }
 
 std::string temp_path(const std::string& name) {
-  return "/tmp/attnlab_test_" + std::to_string(::getpid()) + "_" + name;
+  return attnlab::testing::scratch_path(name);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "layers/optim/checkpoint.hpp"
 #include "layers/nn/losses.hpp"
 #include "tests/test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 using namespace attnlab;
 using namespace attnlab::ag;
@@ -35,7 +36,7 @@ class Mlp : public Module {
 };
 
 std::string temp_path(const std::string& name) {
-  return "/tmp/attnlab_test_" + std::to_string(::getpid()) + "_" + name;
+  return attnlab::testing::scratch_path(name);
 }
 
 void train_steps(Mlp& m, Optimizer& opt, Generator& data, int n) {

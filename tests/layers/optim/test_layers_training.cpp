@@ -17,6 +17,7 @@
 #include "layers/optim/optim.hpp"
 #include "layers/optim/schedule.hpp"
 #include "tests/test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 using namespace attnlab;
 using namespace attnlab::ag;
@@ -52,7 +53,7 @@ class Mlp : public Module {
 };
 
 std::string temp_path(const std::string& name) {
-  return "/tmp/attnlab_test_" + std::to_string(::getpid()) + "_" + name;
+  return attnlab::testing::scratch_path(name);
 }
 
 // A run's state: everything a fresh process would rebuild, seeded differently per instance so

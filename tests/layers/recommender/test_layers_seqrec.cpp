@@ -11,6 +11,7 @@
 #include "layers/recommender/seqrec_eval.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
 #include "tests/test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 using namespace attnlab;
 using namespace attnlab::nn;
@@ -19,7 +20,7 @@ using namespace attnlab::rec;
 namespace {
 
 std::string scratch(const std::string& name) {
-  return "/tmp/attnlab_seqrec_" + std::to_string(::getpid()) + "_" + name;
+  return attnlab::testing::scratch_path("seqrec_" + name);
 }
 
 // A recommender whose scores are fixed per item (for hand-computed rankings).

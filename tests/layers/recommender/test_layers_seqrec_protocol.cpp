@@ -18,6 +18,7 @@
 #include "layers/recommender/seqrec_eval.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
 #include "tests/cli_test_helpers.hpp"
+#include "tests/scratch_path.hpp"
 
 using namespace attnlab;
 using namespace attnlab::nn;
@@ -29,7 +30,7 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 std::string scratch(const std::string& name) {
-  return "/tmp/attnlab_seqrec_protocol_" + std::to_string(::getpid()) + "_" + name;
+  return attnlab::testing::scratch_path("seqrec_protocol_" + name);
 }
 
 // Scores the test controls, and a record of what evaluate asked for. Sampled ranking (candidates
