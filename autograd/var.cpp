@@ -105,6 +105,25 @@ void Var::zero_grad() const {
     impl_->meta->grad = Tensor();
 }
 
+void Var::set_grad(const Tensor& grad) const {
+  ATTNLAB_CHECK(requires_grad(), GraphError, "set_grad: this Var does not require grad");
+  if (grad.defined()) {
+    ATTNLAB_CHECK(grad.shape() == value().shape(),
+                  ShapeError,
+                  "set_grad: the gradient has shape ",
+                  grad.shape(),
+                  ", the value ",
+                  value().shape());
+    ATTNLAB_CHECK(grad.dtype() == value().dtype(),
+                  DTypeError,
+                  "set_grad: the gradient is ",
+                  dtype_name(grad.dtype()),
+                  ", the value ",
+                  dtype_name(value().dtype()));
+  }
+  impl_->meta->grad = grad;
+}
+
 const Var& Var::retain_grad() const {
   ATTNLAB_CHECK(requires_grad(), GraphError, "retain_grad: this Var does not require grad");
   impl_->meta->retains_grad = true;

@@ -79,6 +79,9 @@ class Var {
   const Tensor& grad() const;
   bool has_grad() const { return grad().defined(); }
   void zero_grad() const;  // forgets the gradient (grad() becomes undefined)
+  // Replaces the accumulated gradient (undefined: none), e.g. to put back gradients set aside
+  // while another backward ran. ShapeError / DTypeError unless it has the value's shape and dtype.
+  void set_grad(const Tensor& grad) const;
   // Keep this non-leaf's gradient after backward (overwritten by each backward).
   const Var& retain_grad() const;
 

@@ -27,10 +27,10 @@ inline const std::string& scratch_root() {
   // Registered after `root` is made, so it runs before `root` is destroyed. Forked children
   // (fault tests, CLI helpers) run atexit handlers too: only the process that made it cleans.
   static const bool cleanup_registered = std::atexit([] {
-    std::error_code ignored;
-    if (::getpid() == owner)
-      std::filesystem::remove_all(root, ignored);
-  }) == 0;
+                                           std::error_code ignored;
+                                           if (::getpid() == owner)
+                                             std::filesystem::remove_all(root, ignored);
+                                         }) == 0;
   (void)cleanup_registered;
   return root;
 }

@@ -379,4 +379,45 @@ std::string Module::str() const {
   return os.str();
 }
 
+ForwardState capture_forward_state(const Module& m) {
+  ForwardState out;
+  for (const auto& [name, t] : m.named_buffers()) out.buffers.emplace_back(name, t.clone());
+  for (const auto& [name, g] : m.named_generators())
+    out.generators.push_back({name, g->seed(), g->stream()});
+  return out;
+}
+
+int64_t restore_forward_state(const Module& m, const ForwardState& state) {
+  int64_t set = 0;
+  for (const auto& [name, t] : m.named_buffers()) {
+    for (const auto& [saved_name, saved] : state.buffers) {
+      if (saved_name != name)
+        continue;
+      ATTNLAB_CHECK(saved.shape() == t.shape() && saved.dtype() == t.dtype(),
+                    ShapeError,
+                    "restore_forward_state: buffer '",
+                    name,
+                    "' is ",
+                    t.shape(),
+                    " ",
+                    dtype_name(t.dtype()),
+                    ", it was captured as ",
+                    saved.shape(),
+                    " ",
+                    dtype_name(saved.dtype()));
+      t.copy_from(saved);
+      ++set;
+    }
+  }
+  for (const auto& [name, g] : m.named_generators()) {
+    for (const GeneratorState& saved : state.generators) {
+      if (saved.name != name)
+        continue;
+      g->set_state(saved.seed, saved.stream);
+      ++set;
+    }
+  }
+  return set;
+}
+
 }  // namespace attnlab::nn

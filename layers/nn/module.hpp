@@ -195,6 +195,24 @@ class Module {
   std::vector<ChildEntry> children_;
 };
 
+// What a forward pass changes besides the parameters: the buffers (FAVOR+'s redraw counters and
+// projection) and where every random generator stands (dropout masks, Gumbel noise), by
+// hierarchical name. Captured before a training step and restored, the step replays with the
+// same draws (training observers: layers/recommender/gradient_shadow.hpp).
+struct GeneratorState {
+  std::string name;
+  uint64_t seed = 0, stream = 0;
+};
+struct ForwardState {
+  NamedTensors buffers;  // copies
+  std::vector<GeneratorState> generators;
+};
+ForwardState capture_forward_state(const Module& m);
+// Sets each buffer and generator of `m` named in `state`, in place (names `m` lacks, and those
+// `state` lacks, are left alone: a replaced child may have its own). ShapeError when a buffer
+// changed shape since the capture. Returns how many buffers and generators were set.
+int64_t restore_forward_state(const Module& m, const ForwardState& state);
+
 // An ordered list of modules named "0", "1", ... (transformer blocks).
 class ModuleList : public Module {
  public:

@@ -8,8 +8,8 @@
 #include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
-#include "layers/optim/checkpoint.hpp"
 #include "layers/nn/losses.hpp"
+#include "layers/optim/checkpoint.hpp"
 #include "layers/optim/optim.hpp"
 
 namespace attnlab::rec {
@@ -257,12 +257,25 @@ double train_step(SequenceRecommender& model,
                   optim::Optimizer& opt,
                   const TrainBatch& batch,
                   const TrainConfig& c,
-                  const StopPoint& at) {
+                  const StopPoint& at,
+                  const TrainCallbacks& report) {
+  TrainStep step;
+  if (report.before_update)
+    step.before = capture_forward_state(model);
   opt.zero_grad();
   Var loss = recommendation_loss(model, batch, c.loss);
   const double loss_value = loss.item();
   check_loss_is_finite(loss_value, at);
   loss.backward();
+  if (report.before_update) {
+    step.epoch = at.epoch;
+    step.batch = at.batch;
+    step.step = (at.epoch - 1) * at.batches + at.batch;
+    step.loss = loss_value;
+    step.loss_kind = c.loss;
+    step.data = &batch;
+    report.before_update(model, step);
+  }
   if (c.clip_norm > 0)
     optim::clip_grad_norm(opt.params(), c.clip_norm);
   opt.step();
@@ -291,7 +304,7 @@ EpochLog run_epoch(SequenceRecommender& model,
                                      first + std::min<int64_t>(c.batch_size, order.end() - first));
     const TrainBatch batch = make_batch(data, chunk, maxlen, negatives_key(c.seed, epoch, bi));
     const StopPoint at{epoch, bi + 1, batches, c, checkpoint_epoch};
-    loss_sum += train_step(model, opt, batch, c, at);
+    loss_sum += train_step(model, opt, batch, c, at, report);
     if (report.on_batch) {
       const double sec =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -398,8 +411,7 @@ TrainResult train_recommender(SequenceRecommender& model,
     report.on_start(s.start_epoch);
   s.checkpoint_epoch = s.start_epoch;
   for (int64_t epoch = s.start_epoch + 1; epoch <= c.epochs; ++epoch) {
-    EpochLog e =
-        run_epoch(model, opt, data, users, c, epoch, s.checkpoint_epoch, report);
+    EpochLog e = run_epoch(model, opt, data, users, c, epoch, s.checkpoint_epoch, report);
     s.total_seconds += e.seconds;
     maybe_evaluate(model, data, c, e, s);
     if (e.evaluated && report.on_evaluation)

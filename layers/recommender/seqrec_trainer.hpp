@@ -78,8 +78,28 @@ struct BatchReport {
   double sequences_per_second = 0;  // so far in this epoch
 };
 
+// One training batch, exposed for tests and custom loops: inputs/positives/negatives [B, L].
+struct TrainBatch {
+  Tensor input, positive, negative;
+};
+
+// A step between its backward and its update, as before_update sees it: the step's gradients are
+// in the parameters' grad(), and the model's buffers and generators as they were before the
+// step's forward let an observer replay the step with the same random draws (GradientShadow does).
+struct TrainStep {
+  int64_t epoch = 0, batch = 0;  // 1-based
+  int64_t step = 0;              // 1-based over the run, (epoch - 1) * batches + batch
+  double loss = 0;
+  LossKind loss_kind = LossKind::BCE;
+  const TrainBatch* data = nullptr;
+  ForwardState before;
+};
+
 // How the trainer reports; every member may be empty. Called in this order:
 //   on_start(resumed_epoch)      once, after a --resume restored the checkpoint (0 without);
+//   before_update(model, step)   every batch, between its backward and its update (before any
+//                                clipping); an observer must leave the model's parameters,
+//                                gradients, buffers and generators as it found them;
 //   on_batch(report)             after every batch's update;
 //   on_evaluation(epoch_log)     after a validation (epoch_log.valid holds its metrics);
 //   on_epoch(epoch_log)          every epoch, BEFORE its checkpoint is written: a log written
@@ -87,6 +107,7 @@ struct BatchReport {
 //   after_epoch(epoch_log)       every epoch, after its checkpoint (live tables, tests).
 struct TrainCallbacks {
   std::function<void(int64_t resumed_epoch)> on_start;
+  std::function<void(SequenceRecommender&, const TrainStep&)> before_update;
   std::function<void(const BatchReport&)> on_batch;
   std::function<void(const EpochLog&)> on_evaluation;
   std::function<void(const EpochLog&)> on_epoch;
@@ -108,10 +129,6 @@ TrainResult train_recommender(SequenceRecommender& model,
 // another model or a baseline can be evaluated on exactly the same candidates.
 RngKey evaluation_key(uint64_t seed, int64_t epoch);
 
-// One training batch, exposed for tests and custom loops: inputs/positives/negatives [B, L].
-struct TrainBatch {
-  Tensor input, positive, negative;
-};
 TrainBatch make_batch(const SplitDataset& data,
                       const std::vector<int64_t>& users,
                       int64_t maxlen,

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/support/shadow_log.hpp"
 #include "tests/cli_test_helpers.hpp"
 #include "tests/scratch_path.hpp"
 
@@ -436,6 +437,43 @@ TEST_SUITE("experiments.cli") {
     check_jsonl(dir + "/log.jsonl");
   }
 
+  TEST_CASE("train --shadow: the gradient agreement logged - cut back on --resume") {
+    const std::string dir = scratch_dir("shadow");
+    const std::string args =
+        "train --synthetic-users 80 --synthetic-items 40 --synthetic-max-length 25 --maxlen 20 "
+        "--dim 8 --blocks 2 --eval-every 1 --batch 16 --attention favor --features 8 "
+        "--shadow softmax-fused --shadow-every 3 --checkpoint " +
+        dir + "/ckpt.npz --out " + dir;
+    const Run first = run(args + " --epochs 2");
+    CAPTURE(first.out);
+    REQUIRE(first.status == 0);
+    CHECK(first.out.find("shadow (") != std::string::npos);
+    const std::string two_epochs = read(dir + "/shadow.csv");
+    CHECK(two_epochs.rfind("step,epoch,batch,what,name,cosine,relative_error,approx_norm,"
+                           "exact_norm\n",
+                           0) == 0);
+    // 80 users, 5 batches of 16 per epoch: shadow steps 3, 6, 9; each has a loss row, an "all"
+    // row and one attention row per block.
+    CHECK(two_epochs.find("\n3,1,3,loss,loss,,") != std::string::npos);
+    CHECK(two_epochs.find("\n9,2,4,all,all,") != std::string::npos);
+    CHECK(two_epochs.find("\n6,2,1,attention,blocks.1.attn,") != std::string::npos);
+    CHECK(two_epochs.find("\n12,") == std::string::npos);
+    // A third epoch resumed from epoch 2's checkpoint appends to the rows of epochs 1-2. A kill
+    // in the middle of a write leaves a torn line, which the cut back to before epoch 3 (what a
+    // run resumed from epoch 2 does) drops with epoch 3's rows.
+    const Run third = run(args + " --epochs 3 --resume");
+    REQUIRE(third.status == 0);
+    const std::string three_epochs = read(dir + "/shadow.csv");
+    CHECK(three_epochs.rfind(two_epochs, 0) == 0);  // epochs 1-2 kept as they were
+    CHECK(three_epochs.find("\n12,3,2,all,all,") != std::string::npos);
+    {
+      std::ofstream torn(dir + "/shadow.csv", std::ios::app);
+      torn << "15,3,5,param";
+    }
+    attnlab::cli::truncate_shadow_log(dir + "/shadow.csv", 3);
+    CHECK(read(dir + "/shadow.csv") == two_epochs);
+  }
+
   TEST_CASE("approx: FAVOR+ against exact attention in value and gradient") {
     const std::string dir = scratch_dir("approx");
     const Run r =
@@ -453,10 +491,10 @@ TEST_SUITE("experiments.cli") {
 
   TEST_CASE("approx --study kinds: any registered kind against exact attention") {
     const std::string dir = scratch_dir("approx_kinds");
-    const Run r = run(
-        "approx --study kinds --kinds softmax-reference,cosformer --length 12 --head-dim 4 "
-        "--samples 2 --scales 0.5,1 --causal true --out " +
-        dir);
+    const Run r =
+        run("approx --study kinds --kinds softmax-reference,cosformer --length 12 --head-dim 4 "
+            "--samples 2 --scales 0.5,1 --causal true --out " +
+            dir);
     CAPTURE(r.out);
     REQUIRE(r.status == 0);
     check_csv(dir + "/approx_kinds.csv", "kind");
@@ -570,6 +608,12 @@ TEST_SUITE("experiments.cli") {
           Case{"train --attention favor --redraw sometimes",
                "--redraw: 'sometimes' is unknown (known: never, every-n, every-call)"},
           Case{"bench attention --decay -1", "--decay: expected a number >= 0"},
+          Case{"train --shadow-every 10", "--shadow-every: needs --shadow KIND"},
+          Case{"train --attention favor --shadow exactly", "--shadow: attention kind 'exactly'"},
+          Case{"train --attention favor --shadow softmax-fused --shadow-every 0 --out /tmp",
+               "--shadow-every: must be positive"},
+          Case{"train --attention favor --shadow softmax-fused",
+               "needs --shadow-log FILE or --out"},
           Case{"train --config /nonexistent.cfg", "--config"}}) {
       CAPTURE(c.args);
       const Run r = run(c.args);

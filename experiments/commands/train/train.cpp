@@ -2,6 +2,7 @@
 // (SASRec format or raw ratings.dat) or on the built-in synthetic data, with the SASRec protocol.
 #include "experiments/commands/train/train.hpp"
 
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 
@@ -10,8 +11,10 @@
 #include "experiments/support/cli.hpp"
 #include "experiments/support/kind_flags.hpp"
 #include "experiments/support/models.hpp"
+#include "experiments/support/shadow_log.hpp"
 #include "experiments/support/table.hpp"
 #include "experiments/support/train_report.hpp"
+#include "layers/attention/attention_registry.hpp"
 #include "layers/recommender/model_registry.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
 
@@ -176,6 +179,74 @@ void add_training_options(cli::Parser& p) {
                                               "JSON-lines log, one line per epoch");
 }
 
+// The shadow-gradient mode (layers/recommender/gradient_shadow.hpp).
+void add_shadow_options(cli::Parser& p) {
+  p.options().add_options()(
+      "shadow",
+      cli::po::value<std::string>()->default_value(""),
+      "every --shadow-every steps, also compute the loss and gradients with this exact kind in "
+      "place of the approximation (LISA: its exact attention mode) and log how they agree")(
+      "shadow-every", cli::po::value<int64_t>()->default_value(50), "steps between shadow steps")(
+      "shadow-log",
+      cli::po::value<std::string>()->default_value(""),
+      "the shadow CSV (default: shadow.csv in --out)");
+}
+
+// The shadow flags, checked before any data is read.
+void check_shadow_flags(const cli::Parser& p) {
+  const std::string kind = p.get<std::string>("shadow");
+  if (kind.empty()) {
+    for (const char* flag : {"shadow-every", "shadow-log"}) {
+      if (p.given(flag))
+        throw cli::UsageError(std::string("--") + flag + ": needs --shadow KIND");
+    }
+    return;
+  }
+  if (nn::find_attention_kind(kind) == nullptr)
+    throw cli::UsageError("--shadow: attention kind '" + kind +
+                          "' is unknown (known: " + nn::attention_kind_names() + ")");
+  if (p.get<int64_t>("shadow-every") < 1)
+    throw cli::UsageError("--shadow-every: must be positive, got " +
+                          std::to_string(p.get<int64_t>("shadow-every")));
+  if (p.get<std::string>("shadow-log").empty() && p.common().out.empty())
+    throw cli::UsageError("--shadow: needs --shadow-log FILE or --out DIR for its log");
+}
+
+std::string shadow_log_path(const cli::Parser& p) {
+  const std::string given = p.get<std::string>("shadow-log");
+  return given.empty() ? p.common().out + "/shadow.csv" : given;
+}
+
+// The first and the last shadow steps: how the gradients and attention outputs agreed.
+void print_shadow_summary(const std::vector<rec::ShadowRecord>& records) {
+  if (records.empty())
+    return;
+  cli::Table t({"step",
+                "epoch",
+                "grad cosine",
+                "grad rel. error",
+                "loss rel. error",
+                "attention rel. errors"});
+  for (const rec::ShadowRecord* r : {&records.front(), &records.back()}) {
+    std::string outputs;
+    for (const auto& a : r->attention) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%s%.4f", outputs.empty() ? "" : " ", a.relative_error);
+      outputs += text;
+    }
+    t.add_row({r->step,
+               r->epoch,
+               cli::Cell(r->all.cosine, 4),
+               cli::Cell(r->all.relative_error, 4),
+               cli::Cell(r->loss_relative_error, 4),
+               outputs});
+    if (records.size() == 1)
+      break;
+  }
+  std::cout << "\nshadow (" << records.size() << " steps):\n";
+  t.print(std::cout);
+}
+
 rec::TrainConfig training_config(const cli::Parser& p) {
   rec::TrainConfig tc;
   tc.epochs = p.get<int64_t>("epochs");
@@ -275,9 +346,11 @@ int train_command_main(int argc, char** argv) {
   add_data_options(p);
   const cli::KindFlags kind_flags = add_model_options(p);
   add_training_options(p);
+  add_shadow_options(p);
   if (!p.parse(argc, argv))
     return 0;
   check_flags(p);
+  check_shadow_flags(p);
   const cli::ModelOptions mc = model_options(p, kind_flags);
   if (p.validate_only())
     return validate_only(p, mc);
@@ -290,7 +363,17 @@ int train_command_main(int argc, char** argv) {
   o.on_start = print_setup;
   cli::TrainingReport training_report(p.get<std::string>("log"), p.has("resume"), true);
   o.callbacks = training_report.callbacks(print_validation);
-  report(p, mc.kind, commands::run_train(o).result);
+  std::optional<cli::ShadowLog> shadow_log;
+  if (!p.get<std::string>("shadow").empty()) {
+    o.shadow = rec::ShadowOptions{p.get<std::string>("shadow"), p.get<int64_t>("shadow-every")};
+    shadow_log.emplace(shadow_log_path(p), p.has("resume"));
+    o.on_shadow_record = [&shadow_log](const rec::ShadowRecord& r) {
+      shadow_log->write(r);
+    };
+  }
+  const commands::TrainReport r = commands::run_train(o);
+  report(p, mc.kind, r.result);
+  print_shadow_summary(r.shadow_records);
   return 0;
 }
 
@@ -313,7 +396,15 @@ commands::TrainReport commands::run_train(const TrainOptions& options) {
   r.setup = {data.summary(), r.model->describe(), r.model->parameter_count()};
   if (options.on_start)
     options.on_start(r.setup);
-  r.result = rec::train_recommender(*r.model, split, options.training, options.callbacks);
+  if (!options.shadow) {
+    r.result = rec::train_recommender(*r.model, split, options.training, options.callbacks);
+    return r;
+  }
+  rec::GradientShadow shadow(*r.model, *options.shadow);
+  shadow.on_record = options.on_shadow_record;
+  r.result =
+      rec::train_recommender(*r.model, split, options.training, shadow.install(options.callbacks));
+  r.shadow_records = shadow.records();
   return r;
 }
 

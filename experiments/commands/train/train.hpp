@@ -14,10 +14,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/dtype.hpp"
 #include "experiments/support/models.hpp"
+#include "layers/recommender/gradient_shadow.hpp"
 #include "layers/recommender/seqrec_data.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
 
@@ -37,16 +40,22 @@ struct TrainOptions {
   cli::ModelOptions model;  // its num_items comes from the data
   rec::TrainConfig training;
   DType dtype = kFloat32;
-  std::function<void(const TrainSetup&)> on_start;    // optional
+  std::function<void(const TrainSetup&)> on_start;  // optional
   // Optional: per batch, per epoch and per validation (the CLI's progress bar and JSON-lines log
   // are such callbacks, cli::TrainingReport).
   rec::TrainCallbacks callbacks;
+  // Set: the shadow-gradient mode (exact attention in place of the approximation every
+  // shadow->every steps, compared; the trained model is unchanged), each record passed to
+  // on_shadow_record (optional) and kept in the report.
+  std::optional<rec::ShadowOptions> shadow;
+  std::function<void(const rec::ShadowRecord&)> on_shadow_record;
 };
 
 struct TrainReport {
   TrainSetup setup;
   rec::TrainResult result;
   std::shared_ptr<rec::SequenceRecommender> model;  // the trained model
+  std::vector<rec::ShadowRecord> shadow_records;    // with TrainOptions::shadow
 };
 
 // Reads the data, builds the model and trains it. Throws attnlab::Error (ValueError for an

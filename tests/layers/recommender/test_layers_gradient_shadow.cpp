@@ -1,0 +1,211 @@
+// The shadow-gradient mode: exact attention in place of the approximation at every n-th step,
+// compared, and put back so that the trained model is unchanged.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "core/core.hpp"
+#include "layers/recommender/gradient_shadow.hpp"
+#include "layers/recommender/sasrec.hpp"
+#include "layers/recommender/seqrec_data.hpp"
+#include "layers/recommender/seqrec_trainer.hpp"
+#include "tests/test_helpers.hpp"
+
+using namespace attnlab;
+using namespace attnlab::nn;
+using namespace attnlab::rec;
+
+namespace {
+
+SplitDataset small_data() {
+  SyntheticConfig sc;
+  sc.users = 120;
+  sc.items = 50;
+  sc.topics = 4;
+  sc.min_length = 10;
+  sc.max_length = 20;
+  sc.period = 4;
+  sc.seed = 9;
+  return leave_one_out(synthetic_sequences(sc));
+}
+
+// Two blocks (layer 2 sees layer 1's output), dropout everywhere, and a kernel with state that
+// forward changes: FAVOR+ redrawing its features at every training call (buffers and generator).
+SASRecConfig small_config(int64_t items, const std::string& kind) {
+  SASRecConfig c;
+  c.num_items = items;
+  c.max_length = 12;
+  c.dim = 16;
+  c.blocks = 2;
+  c.heads = 2;
+  c.dropout = 0.2;
+  c.seed = 4;
+  c.attention = kind;
+  if (kind == "favor") {
+    c.kernel = [](const KernelContext& ctx) {
+      return make_attention_kernel("favor", ctx, {{"features", "8"}, {"redraw", "every-call"}});
+    };
+  }
+  return c;
+}
+
+TrainConfig small_training() {
+  TrainConfig t;
+  t.epochs = 2;
+  t.batch_size = 32;
+  t.eval_every = 2;
+  t.eval_max_users = 40;
+  t.seed = 6;
+  return t;
+}
+
+struct Trained {
+  NamedTensors state;
+  TrainResult result;
+  std::vector<ShadowRecord> records;
+};
+
+Trained train(const std::string& kind, bool shadow, const std::string& exact = "softmax-fused") {
+  const SplitDataset data = small_data();
+  SASRec model(small_config(data.num_items, kind));
+  Trained t;
+  if (!shadow) {
+    t.result = train_recommender(model, data, small_training());
+  } else {
+    ShadowOptions so;
+    so.exact = exact;
+    so.every = 2;
+    GradientShadow g(model, so);
+    t.result = train_recommender(model, data, small_training(), g.install({}));
+    t.records = g.records();
+  }
+  t.state = model.state_dict();
+  return t;
+}
+
+bool same_state(const NamedTensors& a, const NamedTensors& b) {
+  if (a.size() != b.size())
+    return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].first != b[i].first || !attnlab::testing::bitwise_equal(a[i].second, b[i].second))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_SUITE("layers.gradient_shadow") {
+  TEST_CASE("agreement: cosine and relative error of concatenated tensors") {
+    const Tensor a = from_vector(std::vector<float>{1, 0}, {2}),
+                 e = from_vector(std::vector<float>{0, 2}, {2}), z = zeros({2}, kFloat32);
+    const Agreement orthogonal = agreement("x", {a}, {e});
+    CHECK(orthogonal.cosine == 0.0);
+    CHECK(orthogonal.relative_error == doctest::Approx(std::sqrt(5.0) / 2.0));
+    CHECK(orthogonal.approx_norm == 1.0);
+    CHECK(orthogonal.exact_norm == 2.0);
+    const Agreement two = agreement("x", {a, e}, {a, e});
+    CHECK(two.cosine == doctest::Approx(1.0));
+    CHECK(two.relative_error == 0.0);
+    CHECK(agreement("x", {z}, {z}).cosine == 1.0);
+    CHECK(agreement("x", {z}, {z}).relative_error == 0.0);
+    CHECK(std::isinf(agreement("x", {a}, {z}).relative_error));
+    CHECK_THROWS_AS(agreement("x", {a}, {a, e}), ValueError);
+    CHECK_THROWS_WITH_AS(agreement("x", {a}, {zeros({3}, kFloat32)}),
+                         doctest::Contains("agreement 'x': tensor 0 is [2]"),
+                         ShapeError);
+  }
+
+  TEST_CASE("a model trained with the shadow is bit-identical to one trained without") {
+    for (const std::string kind : {"favor", "softmax-fused"}) {
+      CAPTURE(kind);
+      const Trained plain = train(kind, false), shadowed = train(kind, true);
+      CHECK(same_state(plain.state, shadowed.state));
+      REQUIRE(plain.result.epochs.size() == shadowed.result.epochs.size());
+      for (std::size_t e = 0; e < plain.result.epochs.size(); ++e)
+        CHECK(plain.result.epochs[e].loss == shadowed.result.epochs[e].loss);
+      CHECK(plain.result.test.ndcg10 == shadowed.result.test.ndcg10);
+      // 2 epochs of ceil(119 / 32) = 4 batches: steps 2, 4, 6, 8.
+      CHECK(shadowed.records.size() == 4);
+    }
+  }
+
+  TEST_CASE("the exact kernel as its own shadow agrees exactly: the same masks are replayed") {
+    // softmax-fused with attention-weight dropout against itself: only if every dropout mask
+    // (inputs, attention weights, residuals) is drawn again from the same generator states are
+    // the two gradients and outputs identical.
+    const Trained t = train("softmax-fused", true);
+    REQUIRE(!t.records.empty());
+    for (const ShadowRecord& r : t.records) {
+      CHECK(r.loss == r.exact_loss);
+      CHECK(r.all.relative_error == 0.0);
+      for (const Agreement& a : r.attention) CHECK(a.relative_error == 0.0);
+    }
+  }
+
+  TEST_CASE("FAVOR+ against exact attention: every layer - module and parameter compared") {
+    const Trained t = train("favor", true);
+    REQUIRE(t.records.size() == 4);
+    const ShadowRecord& r = t.records.front();
+    CHECK(r.step == 2);
+    CHECK(r.epoch == 1);
+    CHECK(r.batch == 2);
+    CHECK(std::isfinite(r.exact_loss));
+    CHECK(r.loss != r.exact_loss);  // 8 random features are not exact attention
+    CHECK(r.all.relative_error > 0);
+    CHECK(r.all.cosine < 1.0);
+    CHECK(r.all.cosine > 0.0);  // the same model: the gradients point roughly the same way
+    REQUIRE(r.attention.size() == 2);
+    CHECK(r.attention[0].name == "blocks.0.attn");
+    CHECK(r.attention[1].name == "blocks.1.attn");
+    CHECK(r.attention[0].relative_error > 0);
+    std::vector<std::string> layers;
+    for (const Agreement& a : r.layers) layers.push_back(a.name);
+    CHECK(layers ==
+          std::vector<std::string>{
+              "item_embedding", "position_embedding", "blocks.0", "blocks.1", "final_norm"});
+    SASRec model(small_config(small_data().num_items, "favor"));
+    CHECK(r.parameters.size() == model.named_parameters().size());
+    for (const Agreement& a : r.modules) {
+      CAPTURE(a.name);
+      CHECK(std::isfinite(a.cosine));
+      CHECK(a.exact_norm >= 0);
+    }
+  }
+
+  TEST_CASE("shadow: bad options and models without a counterpart are refused") {
+    const SplitDataset data = small_data();
+    SASRec model(small_config(data.num_items, "favor"));
+    ShadowOptions every0;
+    every0.every = 0;
+    CHECK_THROWS_WITH_AS(
+        GradientShadow(model, every0), doctest::Contains("every must be >= 1"), ValueError);
+    ShadowOptions unknown;
+    unknown.exact = "no-such-kind";
+    CHECK_THROWS_WITH_AS(
+        GradientShadow(model, unknown), doctest::Contains("'no-such-kind' is unknown"), ValueError);
+    PopularityRecommender popularity(data, 12);
+    CHECK_THROWS_WITH_AS(GradientShadow(popularity, ShadowOptions{}),
+                         doctest::Contains("has no exact counterpart"),
+                         ValueError);
+  }
+
+  TEST_CASE("set_grad and restore_forward_state check what they put back") {
+    Var p = ag::param(zeros({2, 3}, kFloat32));
+    CHECK_THROWS_WITH_AS(p.set_grad(zeros({3, 2}, kFloat32)),
+                         doctest::Contains("set_grad: the gradient has shape [3, 2]"),
+                         ShapeError);
+    CHECK_THROWS_AS(p.set_grad(zeros({2, 3}, kFloat64)), DTypeError);
+    p.set_grad(ones({2, 3}, kFloat32));
+    CHECK(p.grad().flat(5) == 1.0);
+    SASRec model(small_config(50, "favor"));
+    const ForwardState s = capture_forward_state(model);
+    CHECK(restore_forward_state(model, s) ==
+          static_cast<int64_t>(s.buffers.size() + s.generators.size()));
+    ForwardState wrong = s;
+    wrong.buffers.front().second = zeros({1}, kFloat32);
+    CHECK_THROWS_WITH_AS(restore_forward_state(model, wrong),
+                         doctest::Contains("restore_forward_state: buffer '"),
+                         ShapeError);
+  }
+}
