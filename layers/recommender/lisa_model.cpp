@@ -222,6 +222,37 @@ const CodewordUsage& LISA::target_codeword_usage() const {
   return target_pq->usage();
 }
 
+LisaRunState LISA::run_state() const {
+  LisaRunState s;
+  for (const auto& g : random_generators()) s.generators.push_back(*g);
+  s.step = pq->step();
+  s.usage = pq->usage();
+  s.usage.counts = s.usage.counts.clone();
+  if (target_pq) {
+    s.target_step = target_pq->step();
+    s.target_usage = target_pq->usage();
+    s.target_usage.counts = s.target_usage.counts.clone();
+  }
+  return s;
+}
+
+void LISA::restore_run_state(const LisaRunState& s) {
+  const auto gens = random_generators();
+  ATTNLAB_CHECK(s.generators.size() == gens.size(),
+                ValueError,
+                "LISA::restore_run_state: expected ",
+                gens.size(),
+                " generator states, got ",
+                s.generators.size());
+  pq->set_usage(s.usage);  // checked first: a bad snapshot changes nothing else
+  if (target_pq)
+    target_pq->set_usage(s.target_usage);
+  for (std::size_t i = 0; i < gens.size(); ++i) *gens[i] = s.generators[i];
+  pq->set_step(s.step);
+  if (target_pq)
+    target_pq->set_step(s.target_step);
+}
+
 void LISA::reset_codeword_usage() {
   pq->reset_usage();
   if (target_pq)

@@ -55,6 +55,16 @@ LisaVariant parse_lisa_variant(const std::string& name);
 // W >= 2).
 std::pair<int64_t, int64_t> parse_lisa_codebooks(const std::string& text, const std::string& flag);
 
+// What a forward pass changes in a LISA model besides parameters and outputs: the generators'
+// states (random_generators(), in order), the temperature schedules' steps and the codeword
+// usage. An extra forward (a shadow step) between run_state() and restore_run_state() leaves the
+// model as if it had not run.
+struct LisaRunState {
+  std::vector<Generator> generators;
+  int64_t step = 0, target_step = 0;
+  CodewordUsage usage, target_usage;
+};
+
 struct LISAConfig {
   int64_t num_items = 0;
   int64_t max_length = 300;  // positional table rows
@@ -120,6 +130,9 @@ class LISA : public SequenceRecommender {
   std::vector<std::shared_ptr<Generator>> random_generators() const {
     return {dropout_rng_, noise_rng_};
   }
+  // A snapshot of the generators, steps and usage (LisaRunState), and its restoration.
+  LisaRunState run_state() const;
+  void restore_run_state(const LisaRunState& state);
   // The attention outputs y (before the residual) for inference: tables precomputed once and one
   // LisaStream per user reproduce these (eval mode, causal).
   LisaTables attention_tables() const { return attention->precompute(pq->codebooks); }

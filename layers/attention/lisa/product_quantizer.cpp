@@ -207,6 +207,19 @@ void ProductQuantizer::reset_usage() {
   usage_.entropy.assign(options_.codebooks, 0.0);
 }
 
+void ProductQuantizer::set_usage(const CodewordUsage& u) {
+  ATTNLAB_CHECK(u.counts.shape() == Shape({options_.codebooks, options_.codewords}),
+                ShapeError,
+                "ProductQuantizer::set_usage: counts must be [B, W] = [",
+                options_.codebooks,
+                ", ",
+                options_.codewords,
+                "], got ",
+                u.counts.shape());
+  usage_ = u;
+  usage_.counts = u.counts.clone();
+}
+
 QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, const Tensor& keep) {
   constexpr const char* op = "ProductQuantizer";
   const int64_t d = options_.dim, nb = options_.codebooks, w = options_.codewords;

@@ -141,6 +141,8 @@ class ProductQuantizer : public Module {
   // Usage accumulated by forward since the last reset (items with keep != 0).
   const CodewordUsage& usage() const { return usage_; }
   void reset_usage();
+  // Replaces usage() by a copy of `usage` (a snapshot taken earlier from this quantizer).
+  void set_usage(const CodewordUsage& usage);
   // Adds codes [..., B] (where keep != 0) to usage(); forward does this when track_usage is set.
   void record_usage(const Tensor& codes, const Tensor& keep);
   bool track_usage = true;

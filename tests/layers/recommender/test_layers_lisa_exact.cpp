@@ -10,8 +10,10 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
+#include "layers/optim/optim.hpp"
 #include "layers/recommender/lisa_exact_attention.hpp"
 #include "layers/recommender/lisa_model.hpp"
+#include "layers/recommender/seqrec_trainer.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace attnlab;
@@ -40,17 +42,6 @@ LISAConfig small_config(bool causal, bool residual) {
 // Two left-padded sequences of length 6 (two pads, then one pad), items repeating.
 Tensor padded_ids() {
   return from_vector(std::vector<int64_t>{0, 0, 3, 1, 3, 6, 0, 2, 5, 5, 4, 1}, {2, 6});
-}
-
-std::vector<Generator> save_generators(const LISA& m) {
-  std::vector<Generator> out;
-  for (const auto& g : m.random_generators()) out.push_back(*g);
-  return out;
-}
-
-void restore_generators(const LISA& m, const std::vector<Generator>& saved) {
-  const auto gens = m.random_generators();
-  for (std::size_t i = 0; i < gens.size(); ++i) *gens[i] = saved[i];
 }
 
 Tensor grad_or_zeros(const Var& p) {
@@ -168,7 +159,7 @@ TEST_SUITE("layers.lisa_exact") {
           CAPTURE(training);
           model.train(training);
           const Tensor ids = padded_ids();
-          const std::vector<Generator> start = save_generators(model);
+          const LisaRunState start = model.run_state();
           model.set_attention_mode(LisaAttentionMode::Histogram);
           const Tensor h_hist = model.hidden(ids).value();
           const Tensor y_hist = model.last_attention_output().value();
@@ -178,7 +169,7 @@ TEST_SUITE("layers.lisa_exact") {
             for (int64_t i = 0; i < 6; ++i)
               if (ids.get({x, i}) > 0)
                 REQUIRE(u.get({x, i, 0}) == ids.get({x, i}) - 1);
-          restore_generators(model, start);
+          model.restore_run_state(start);
           model.set_attention_mode(LisaAttentionMode::ExactUnquantized);
           const Tensor h_exact = model.hidden(ids).value();
           const Tensor keep = gt(ids.to(kFloat64), 0.0).reshape({2, 6, 1});
@@ -271,19 +262,19 @@ TEST_SUITE("layers.lisa_exact") {
     LISA model(c);
     model.train();
     const Tensor ids = padded_ids();
-    const std::vector<Generator> start = save_generators(model);
+    const LisaRunState start = model.run_state();
     model.hidden(ids);
-    const std::vector<Generator> after_histogram = save_generators(model);
+    const std::vector<Generator> after_histogram = model.run_state().generators;
     const NamedTensors state_histogram = model.state_dict();
-    restore_generators(model, start);
+    model.restore_run_state(start);
     model.set_attention_mode(LisaAttentionMode::ExactUnquantized);
     model.hidden(ids);
-    const std::vector<Generator> after_exact = save_generators(model);
+    const std::vector<Generator> after_exact = model.run_state().generators;
     REQUIRE(after_exact.size() == 2);
-    for (std::size_t i = 0; i < start.size(); ++i) {
+    for (std::size_t i = 0; i < after_exact.size(); ++i) {
       CAPTURE(i);
       CHECK(after_exact[i] == after_histogram[i]);
-      CHECK(after_exact[i].stream() > start[i].stream());  // both were drawn from
+      CHECK(after_exact[i].stream() > start.generators[i].stream());  // both were drawn from
     }
     CHECK(same_state(model.state_dict(), state_histogram));
   }
@@ -296,29 +287,71 @@ TEST_SUITE("layers.lisa_exact") {
     model.train();
     const Tensor ids = padded_ids();
     const NamedTensors before = model.state_dict();
-    const std::vector<Generator> start = save_generators(model);
-    const int64_t step = model.pq->step();
-    CHECK(model.attention_mode() == LisaAttentionMode::Histogram);
-    const Tensor h1 = model.hidden(ids).value();
+    const LisaRunState start = model.run_state();
     const std::string plain = model.describe();
-    model.set_attention_mode(LisaAttentionMode::ExactUnquantized);
-    CHECK(model.describe().find("attention=exact-unquantized") != std::string::npos);
+    CHECK(model.attention_mode() == LisaAttentionMode::Histogram);
     CHECK(plain.find("attention=") == std::string::npos);
-    // Restore what the first call consumed, then one exact call with a backward in between.
-    model.load_state_dict(before);
-    restore_generators(model, start);
-    model.pq->set_step(step);
+    const Tensor h1 = model.hidden(ids).value();
+    // The mode is no parameter, buffer or generator: the state dict is the same in both modes.
+    model.restore_run_state(start);
+    model.set_attention_mode(LisaAttentionMode::ExactUnquantized);
+    CHECK(model.attention_mode() == LisaAttentionMode::ExactUnquantized);
     CHECK(same_state(model.state_dict(), before));
+    CHECK(model.describe().find("attention=exact-unquantized") != std::string::npos);
+    // One exact call with a backward, then back to histogram mode from the same run state.
     ag::sum(model.hidden(ids)).backward();
     model.zero_grad();
     model.set_attention_mode(LisaAttentionMode::Histogram);
-    CHECK(same_state(model.state_dict(), before) == false);  // generators advanced
-    model.load_state_dict(before);
-    restore_generators(model, start);
-    model.pq->set_step(step);
+    CHECK(model.describe() == plain);
+    model.restore_run_state(start);
+    CHECK(same_state(model.state_dict(), before));
     const Tensor h2 = model.hidden(ids).value();
     CHECK(testing::bitwise_equal(h1, h2));
-    CHECK(model.describe() == plain);
+  }
+
+  TEST_CASE("a shadow step between run_state and restore_run_state leaves training bit-identical") {
+    // Mini (two quantizers), Gumbel noise, dropout and an annealed temperature: everything a
+    // forward pass advances. Model b runs an exact-mode loss and backward before each step.
+    LISAConfig c = small_config(true, true);
+    c.variant = LisaVariant::Mini;
+    c.target_codebooks = 2;
+    c.target_codewords = 4;
+    c.dropout = 0.2;
+    c.selection = Selection::GumbelStraightThrough;
+    c.tau_schedule = TemperatureSchedule::Kind::Linear;
+    c.tau = 1.0;
+    c.tau_end = 0.5;
+    c.tau_steps = 3;
+    LISA a(c), b(c);
+    optim::Adam opt_a(a.named_parameters(), 1e-2), opt_b(b.named_parameters(), 1e-2);
+    const Tensor ids = padded_ids();
+    const TrainBatch batch{ids, ids, zeros_like(ids)};
+    for (int step = 0; step < 3; ++step) {
+      const LisaRunState saved = b.run_state();
+      b.set_attention_mode(LisaAttentionMode::ExactUnquantized);
+      recommendation_loss(b, batch, LossKind::BCE).backward();
+      b.zero_grad();
+      CHECK(b.pq->step() == saved.step + 1);
+      b.restore_run_state(saved);
+      b.set_attention_mode(LisaAttentionMode::Histogram);
+      for (auto* m : {&a, &b}) {
+        optim::Adam& opt = m == &a ? opt_a : opt_b;
+        opt.zero_grad();
+        recommendation_loss(*m, batch, LossKind::BCE).backward();
+        opt.step();
+      }
+    }
+    CHECK(same_state(a.state_dict(), b.state_dict()));
+    const LisaRunState ra = a.run_state(), rb = b.run_state();
+    CHECK(ra.step == 3);
+    CHECK(rb.step == 3);
+    CHECK(rb.target_step == ra.target_step);
+    for (std::size_t i = 0; i < ra.generators.size(); ++i)
+      CHECK(ra.generators[i] == rb.generators[i]);
+    CHECK(testing::bitwise_equal(a.codeword_usage().counts, b.codeword_usage().counts));
+    CHECK(
+        testing::bitwise_equal(a.target_codeword_usage().counts, b.target_codeword_usage().counts));
+    CHECK(a.codeword_usage().items == b.codeword_usage().items);
   }
 
   TEST_CASE("bad inputs to the exact counterpart give clear errors") {
@@ -336,6 +369,16 @@ TEST_SUITE("layers.lisa_exact") {
     LisaStream state(model.attention_tables());
     CHECK_THROWS_WITH_AS(
         model.stream_step(state, 1, 0), doctest::Contains("exact-unquantized"), ValueError);
+    LisaRunState broken = model.run_state();
+    broken.generators.pop_back();
+    CHECK_THROWS_WITH_AS(model.restore_run_state(broken),
+                         doctest::Contains("expected 2 generator states, got 1"),
+                         ValueError);
+    broken = model.run_state();
+    broken.usage.counts = zeros({2, 4}, kFloat64);
+    CHECK_THROWS_WITH_AS(model.restore_run_state(broken),
+                         doctest::Contains("counts must be [B, W] = [2, 3], got [2, 4]"),
+                         ShapeError);
     CHECK(parse_lisa_attention_mode("exact-unquantized") == LisaAttentionMode::ExactUnquantized);
     CHECK_THROWS_AS(parse_lisa_attention_mode("exact"), ValueError);
   }
