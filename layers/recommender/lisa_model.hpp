@@ -40,6 +40,13 @@
 namespace attnlab::rec {
 
 enum class LisaVariant { Base, Soft, Mini };
+const EnumNames<LisaVariant>& enum_names(LisaVariant);
+const char* lisa_variant_name(LisaVariant v);  // "base", "soft", "mini"
+LisaVariant parse_lisa_variant(const std::string& name);
+// "8x16" -> (8, 16): B codebooks of W codewords; ValueError naming `flag` otherwise (B >= 1,
+// W >= 2).
+std::pair<int64_t, int64_t> parse_lisa_codebooks(const std::string& text, const std::string& flag);
+
 // What hidden() attends with: the codeword histograms (the model), or the exact counterpart over
 // the unquantized inputs (layers/recommender/lisa_exact_attention.hpp), the reference against
 // which the histogram approximation is measured. Not a parameter: the state dict is the same.
@@ -48,12 +55,6 @@ enum class LisaAttentionMode { Histogram, ExactUnquantized };
 const EnumNames<LisaAttentionMode>& enum_names(LisaAttentionMode);
 const char* lisa_attention_mode_name(LisaAttentionMode m);
 LisaAttentionMode parse_lisa_attention_mode(const std::string& name);
-const EnumNames<LisaVariant>& enum_names(LisaVariant);
-const char* lisa_variant_name(LisaVariant v);  // "base", "soft", "mini"
-LisaVariant parse_lisa_variant(const std::string& name);
-// "8x16" -> (8, 16): B codebooks of W codewords; ValueError naming `flag` otherwise (B >= 1,
-// W >= 2).
-std::pair<int64_t, int64_t> parse_lisa_codebooks(const std::string& text, const std::string& flag);
 
 // What a forward pass changes in a LISA model besides parameters and outputs: the generators'
 // states (random_generators(), in order), the temperature schedules' steps and the codeword
@@ -126,7 +127,7 @@ class LISA : public SequenceRecommender {
   LisaAttentionMode attention_mode() const { return attention_mode_; }
   // Every generator hidden() and item_vectors() draw from: the dropout masks' (also in the state
   // dict, as the dropout modules' "rng") and the quantizers' Gumbel noise (not in the state dict).
-  // A shadow step saves their states before one call and restores them before the other.
+  // run_state() copies their states with the rest.
   std::vector<std::shared_ptr<Generator>> random_generators() const {
     return {dropout_rng_, noise_rng_};
   }
