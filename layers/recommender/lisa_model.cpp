@@ -6,6 +6,7 @@
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
 #include "layers/nn/losses.hpp"
+#include "layers/recommender/lisa_exact_attention.hpp"
 
 namespace attnlab::rec {
 
@@ -21,6 +22,21 @@ const char* lisa_variant_name(LisaVariant v) {
 }
 LisaVariant parse_lisa_variant(const std::string& name) {
   return enum_names(LisaVariant{}).parse(name, "parse_lisa_variant: variant");
+}
+
+const EnumNames<LisaAttentionMode>& enum_names(LisaAttentionMode) {
+  static const EnumNames<LisaAttentionMode> names{
+      {LisaAttentionMode::Histogram, "histogram", "codeword-histogram attention (the model)"},
+      {LisaAttentionMode::ExactUnquantized,
+       "exact-unquantized",
+       "exact softmax attention over the unquantized inputs (the reference)"}};
+  return names;
+}
+const char* lisa_attention_mode_name(LisaAttentionMode m) {
+  return enum_names(m).name(m);
+}
+LisaAttentionMode parse_lisa_attention_mode(const std::string& name) {
+  return enum_names(LisaAttentionMode{}).parse(name, "parse_lisa_attention_mode: mode");
 }
 
 LISA::LISA(const LISAConfig& c) : SequenceRecommender("LISA"), config_(c) {
@@ -97,12 +113,14 @@ Var LISA::hidden(const Tensor& ids) {
   const int64_t n = ids.size(0), l = ids.size(1);
   Tensor keep = gt(ids.to(kFloat32), 0.0);  // [N, L]: 1 for items, 0 for (left) padding
   Var e;                                    // [N, L, D], for the regulariser
+  const bool exposed = pq->expose_codebook_inputs;
+  pq->expose_codebook_inputs = attention_mode_ == LisaAttentionMode::ExactUnquantized;
   QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e);
+  pq->expose_codebook_inputs = exposed;
   Tensor keep3 = keep.to(e.dtype()).reshape({n, l, 1});
   Var x = items.reconstruction + position_embedding(arange(l, kInt64).reshape({1, l}));
   x = input_dropout(x) * ag::constant(keep3);
-  trace_ = LisaTrace{};
-  Var y = attention(pq->codebooks, items.selection, items.codes, keep, &trace_);
+  Var y = attend(items, keep);
   Var z = norm1(x + attention_dropout(y));
   Var out = norm2(z + ffn_dropout(ffn(z))) * ag::constant(keep3);
   if (config_.regularizer > 0) {
@@ -120,6 +138,18 @@ Var LISA::hidden(const Tensor& ids) {
       target_pq->set_step(target_pq->step() + 1);
   }
   return out;
+}
+
+Var LISA::attend(const QuantizedItems& items, const Tensor& keep) {
+  trace_ = LisaTrace{};
+  if (attention_mode_ == LisaAttentionMode::ExactUnquantized) {
+    // The same layer over the r^b the codebooks quantize (lisa_histograms.md 8).
+    ag::Scope scope(attention->name());
+    attention_output_ = lisa_exact_attention(*attention, items.codebook_inputs, keep);
+  } else {
+    attention_output_ = attention(pq->codebooks, items.selection, items.codes, keep, &trace_);
+  }
+  return attention_output_;
 }
 
 std::function<Var(const Tensor&)> LISA::embed_fn() const {
@@ -152,6 +182,11 @@ Tensor LISA::stream_step(LisaStream& state, int64_t item, int64_t slot) {
   ATTNLAB_CHECK(!is_training() && config_.causal,
                 ValueError,
                 "LISA::stream_step: needs a causal model in eval mode");
+  ATTNLAB_CHECK(attention_mode_ == LisaAttentionMode::Histogram,
+                ValueError,
+                "LISA::stream_step: streams the histogram attention, but the model is in '",
+                lisa_attention_mode_name(attention_mode_),
+                "' attention mode");
   ATTNLAB_CHECK(item > 0 && item <= config_.num_items && slot >= 0 && slot < config_.max_length,
                 ValueError,
                 "LISA::stream_step: item must be in [1, ",
@@ -187,6 +222,37 @@ const CodewordUsage& LISA::target_codeword_usage() const {
   return target_pq->usage();
 }
 
+LisaRunState LISA::run_state() const {
+  LisaRunState s;
+  for (const auto& g : random_generators()) s.generators.push_back(*g);
+  s.step = pq->step();
+  s.usage = pq->usage();
+  s.usage.counts = s.usage.counts.clone();
+  if (target_pq) {
+    s.target_step = target_pq->step();
+    s.target_usage = target_pq->usage();
+    s.target_usage.counts = s.target_usage.counts.clone();
+  }
+  return s;
+}
+
+void LISA::restore_run_state(const LisaRunState& s) {
+  const auto gens = random_generators();
+  ATTNLAB_CHECK(s.generators.size() == gens.size(),
+                ValueError,
+                "LISA::restore_run_state: expected ",
+                gens.size(),
+                " generator states, got ",
+                s.generators.size());
+  pq->set_usage(s.usage);  // checked first: a bad snapshot changes nothing else
+  if (target_pq)
+    target_pq->set_usage(s.target_usage);
+  for (std::size_t i = 0; i < gens.size(); ++i) *gens[i] = s.generators[i];
+  pq->set_step(s.step);
+  if (target_pq)
+    target_pq->set_step(s.target_step);
+}
+
 void LISA::reset_codeword_usage() {
   pq->reset_usage();
   if (target_pq)
@@ -201,7 +267,10 @@ std::string LISA::describe() const {
     os << ", target " << config_.target_codebooks << " x " << config_.target_codewords;
   os << ", selection=" << selection_name(pq->options().train_selection)
      << ", query=" << lisa_query_name(config_.query) << ", decay=" << config_.decay
-     << ", max_length=" << config_.max_length << ")";
+     << ", max_length=" << config_.max_length;
+  if (attention_mode_ != LisaAttentionMode::Histogram)
+    os << ", attention=" << lisa_attention_mode_name(attention_mode_);
+  os << ")";
   return os.str();
 }
 

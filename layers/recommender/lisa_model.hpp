@@ -14,12 +14,23 @@
 //   out_i = LayerNorm(z_i + Dropout(FFN(z_i))) * mask_i   (FFN hidden size D, ReLU)
 // Input layout: LEFT padding (0s first, items right-aligned; layers/recommender/recommender.hpp).
 // Pads never enter a histogram, and pad rows (empty histograms) produce zero attention outputs.
+//
+// Attention modes (set_attention_mode; not part of the state dict):
+//   Histogram (default): y as above, LISA's codeword-histogram attention;
+//   ExactUnquantized: its exact counterpart, the same layer attending exactly over what each
+//     codebook quantizes, r_j^b (residual PQ: r^1 = e_j, r^(b+1) = r^b - q^b; non-residual: e_j):
+//       y_i = sum_b sum_{j real, j <= i} softmax_j(s (r_i^b W_Q^b).(r_j^b W_K^b) - lambda (i - j))
+//                                                  r_j^b W_V^b
+//     (layers/recommender/lisa_exact_attention.hpp; docs/derivations/lisa_histograms.md 8). Only
+//     y changes; PQ, codes, noise, dropout masks, FFN, targets and regulariser are the same, and
+//     the modes agree when every r_j^b is its own codeword. The reference of the approximation.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "layers/attention/lisa/lisa_attention.hpp"
 #include "layers/attention/lisa/product_quantizer.hpp"
@@ -35,6 +46,25 @@ LisaVariant parse_lisa_variant(const std::string& name);
 // "8x16" -> (8, 16): B codebooks of W codewords; ValueError naming `flag` otherwise (B >= 1,
 // W >= 2).
 std::pair<int64_t, int64_t> parse_lisa_codebooks(const std::string& text, const std::string& flag);
+
+// What hidden() attends with: the codeword histograms (the model), or the exact counterpart over
+// the unquantized inputs (layers/recommender/lisa_exact_attention.hpp), the reference against
+// which the histogram approximation is measured. Not a parameter: the state dict is the same.
+enum class LisaAttentionMode { Histogram, ExactUnquantized };
+// "histogram", "exact-unquantized".
+const EnumNames<LisaAttentionMode>& enum_names(LisaAttentionMode);
+const char* lisa_attention_mode_name(LisaAttentionMode m);
+LisaAttentionMode parse_lisa_attention_mode(const std::string& name);
+
+// What a forward pass changes in a LISA model besides parameters and outputs: the generators'
+// states (random_generators(), in order), the temperature schedules' steps and the codeword
+// usage. An extra forward (a shadow step) between run_state() and restore_run_state() leaves the
+// model as if it had not run.
+struct LisaRunState {
+  std::vector<Generator> generators;
+  int64_t step = 0, target_step = 0;
+  CodewordUsage usage, target_usage;
+};
 
 struct LISAConfig {
   int64_t num_items = 0;
@@ -84,8 +114,26 @@ class LISA : public SequenceRecommender {
   void reset_codeword_usage();
   // The regulariser of the last hidden() call (a zero scalar when config.regularizer == 0).
   Var auxiliary_loss() const override { return aux_loss_; }
-  // The last hidden() call's attention trace (selections, histograms, tables, values).
+  // The last hidden() call's attention trace (selections, histograms, tables, values); empty
+  // after a call in ExactUnquantized mode.
   const LisaTrace& last_trace() const { return trace_; }
+  // The last hidden() call's attention output y [N, L, D] (before dropout and the residual), in
+  // either mode. Pad rows are not compared meaningfully: the model zeroes them after the FFN.
+  const Var& last_attention_output() const { return attention_output_; }
+  // Histogram (default) or ExactUnquantized; takes effect at the next hidden() call. Both modes
+  // consume the dropout and noise generators identically (the exact attention draws nothing), so
+  // from the same generator states they see the same masks and Gumbel noise.
+  void set_attention_mode(LisaAttentionMode mode) { attention_mode_ = mode; }
+  LisaAttentionMode attention_mode() const { return attention_mode_; }
+  // Every generator hidden() and item_vectors() draw from: the dropout masks' (also in the state
+  // dict, as the dropout modules' "rng") and the quantizers' Gumbel noise (not in the state dict).
+  // run_state() copies their states with the rest.
+  std::vector<std::shared_ptr<Generator>> random_generators() const {
+    return {dropout_rng_, noise_rng_};
+  }
+  // A snapshot of the generators, steps and usage (LisaRunState), and its restoration.
+  LisaRunState run_state() const;
+  void restore_run_state(const LisaRunState& state);
   // The attention outputs y (before the residual) for inference: tables precomputed once and one
   // LisaStream per user reproduce these (eval mode, causal).
   LisaTables attention_tables() const { return attention->precompute(pq->codebooks); }
@@ -93,7 +141,7 @@ class LISA : public SequenceRecommender {
   // hidden state [D] of that item at position `slot` of the positional table, exactly what
   // hidden() gives for an input whose position `slot` holds this item after the same history
   // (histograms never see positions, so only the new item's slot matters). Start the state with
-  // LisaStream(model.attention_tables()).
+  // LisaStream(model.attention_tables()). Histogram mode only (ValueError otherwise).
   Tensor stream_step(LisaStream& state, int64_t item, int64_t slot);
 
   Child<Embedding> item_embedding, position_embedding;
@@ -106,10 +154,13 @@ class LISA : public SequenceRecommender {
  private:
   // ids -> sqrt(D) E[ids], what the quantizers take.
   std::function<Var(const Tensor&)> embed_fn() const;
+  // y of the current mode from the quantized sequence (keep [N, L]: 1 for items).
+  Var attend(const QuantizedItems& items, const Tensor& keep);
   LISAConfig config_;
   std::shared_ptr<Generator> dropout_rng_, noise_rng_;
-  Var aux_loss_;
+  Var aux_loss_, attention_output_;
   LisaTrace trace_;
+  LisaAttentionMode attention_mode_ = LisaAttentionMode::Histogram;
 };
 
 }  // namespace attnlab::rec

@@ -106,8 +106,7 @@ CodewordSelection select_codewords(
             idx,
             p};
   }
-  auto fn =
-      std::make_shared<SelectCodewords>(selection_is_hard(mode), tau, g);
+  auto fn = std::make_shared<SelectCodewords>(selection_is_hard(mode), tau, g);
   Var y = ag::apply(fn, {logits})[0];
   return {y, fn->index, fn->probs};
 }
@@ -208,6 +207,19 @@ void ProductQuantizer::reset_usage() {
   usage_.entropy.assign(options_.codebooks, 0.0);
 }
 
+void ProductQuantizer::set_usage(const CodewordUsage& u) {
+  ATTNLAB_CHECK(u.counts.shape() == Shape({options_.codebooks, options_.codewords}),
+                ShapeError,
+                "ProductQuantizer::set_usage: counts must be [B, W] = [",
+                options_.codebooks,
+                ", ",
+                options_.codewords,
+                "], got ",
+                u.counts.shape());
+  usage_ = u;
+  usage_.counts = u.counts.clone();
+}
+
 QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, const Tensor& keep) {
   constexpr const char* op = "ProductQuantizer";
   const int64_t d = options_.dim, nb = options_.codebooks, w = options_.codewords;
@@ -244,9 +256,11 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
   if (options_.residual) {
     // r_1 = x; logits_b = (r_b M) C_b^T; q_b = s_b C_b; r_(b+1) = r_b - q_b (official code).
     Var r = xf, recon;
-    std::vector<Var> sels, logit_list;
+    std::vector<Var> sels, logit_list, inputs;
     std::vector<Tensor> idx;
     for (int64_t b = 0; b < nb; ++b) {
+      if (expose_codebook_inputs)
+        inputs.push_back(r);
       Var cb = ag::reshape(ag::slice(codebooks, 0, b, b + 1), {w, d});
       Var logits = ag::matmul(ag::matmul(r, bilinear), cb, false, true);
       Tensor gb = g.defined() ? slice(g, 1, b, b + 1).reshape({n, w}) : Tensor();
@@ -263,6 +277,8 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
     out.selection = ag::stack(sels, 1);
     out.logits = ag::stack(logit_list, 1);
     codes = stack(idx, 1);
+    if (expose_codebook_inputs)
+      out.codebook_inputs = ag::stack(inputs, 1);  // [n, B, D]
   } else {
     // Every codebook scores x itself: one [n, B*W] product, one selection over the last axis.
     Var flat_c = ag::reshape(codebooks, {nb * w, d});
@@ -272,6 +288,8 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
     out.selection = sel.selection;
     out.logits = logits;
     codes = sel.index;
+    if (expose_codebook_inputs)
+      out.codebook_inputs = ag::broadcast_to(ag::reshape(xf, {n, 1, d}), {n, nb, d});
   }
   std::vector<int64_t> sel_shape = lead, code_shape = lead;
   sel_shape.push_back(nb);
@@ -282,6 +300,12 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
   out.logits = ag::reshape(out.logits, sel_shape);
   out.codes = codes.reshape(code_shape);
   out.noise = g.defined() ? g.reshape(sel_shape) : Tensor();
+  if (out.codebook_inputs.defined()) {
+    std::vector<int64_t> input_shape = lead;
+    input_shape.push_back(nb);
+    input_shape.push_back(d);
+    out.codebook_inputs = ag::reshape(out.codebook_inputs, input_shape);
+  }
   if (track_usage)
     record_usage(out.codes, keep);
   return out;
@@ -313,6 +337,8 @@ QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
   out.selection = ag::index_select(q.selection, 0, inverse);            // ids.shape + [B, W]
   out.logits = ag::index_select(q.logits, 0, inverse);
   out.codes = index_select(q.codes, 0, inverse);
+  if (q.codebook_inputs.defined())
+    out.codebook_inputs = ag::index_select(q.codebook_inputs, 0, inverse);  // ids.shape + [B, D]
   if (embedded)
     *embedded = ag::index_select(e, 0, inverse);
   if (track_usage)

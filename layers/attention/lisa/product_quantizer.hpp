@@ -106,6 +106,10 @@ struct QuantizedItems {
   Tensor codes;        // int64 [..., B]
   Var logits;          // [..., B, W] (before temperature and noise)
   Tensor noise;        // [..., B, W] the Gumbel noise used (undefined without)
+  // [..., B, D]: what codebook b quantizes, r_b (residual: r_1 = x, r_(b+1) = r_b - q_b;
+  // non-residual: x for every b). Only when ProductQuantizer::expose_codebook_inputs is set
+  // (undefined otherwise); what LISA's exact counterpart attends over.
+  Var codebook_inputs;
 };
 
 class ProductQuantizer : public Module {
@@ -137,9 +141,13 @@ class ProductQuantizer : public Module {
   // Usage accumulated by forward since the last reset (items with keep != 0).
   const CodewordUsage& usage() const { return usage_; }
   void reset_usage();
+  // Replaces usage() by a copy of `usage` (a snapshot taken earlier from this quantizer).
+  void set_usage(const CodewordUsage& usage);
   // Adds codes [..., B] (where keep != 0) to usage(); forward does this when track_usage is set.
   void record_usage(const Tensor& codes, const Tensor& keep);
   bool track_usage = true;
+  // Fills QuantizedItems::codebook_inputs (off by default: it costs a [..., B, D] stack).
+  bool expose_codebook_inputs = false;
   std::string describe() const override;
   const ProductQuantizerOptions& options() const { return options_; }
 

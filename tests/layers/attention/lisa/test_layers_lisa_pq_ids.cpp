@@ -6,8 +6,8 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
-#include "layers/nn/basic.hpp"
 #include "layers/attention/lisa/product_quantizer.hpp"
+#include "layers/nn/basic.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace attnlab;
@@ -79,6 +79,42 @@ TEST_SUITE("layers.lisa_pq") {
         CHECK(max_abs_diff(a.pq->codebooks.grad(), b.pq->codebooks.grad()) < 1e-12);
         CHECK(max_abs_diff(a.pq->bilinear.grad(), b.pq->bilinear.grad()) < 1e-12);
       }
+    }
+  }
+
+  TEST_CASE("codebook_inputs are what each codebook quantizes - only when asked for") {
+    // Residual: r_1 = x, r_(b+1) = r_b - q_b with q_b = s_b C_b; non-residual: x for every b.
+    const Tensor ids = from_vector(std::vector<int64_t>{0, 3, 5, 3, 0, 7, 5, 5, 11, 3}, {2, 5});
+    for (bool residual : {true, false}) {
+      CAPTURE(residual);
+      Fixture a(Selection::StraightThrough, residual), b(Selection::StraightThrough, residual);
+      CHECK_FALSE(a.pq->forward_ids(ids, a.embed()).codebook_inputs.defined());
+      a.pq->expose_codebook_inputs = b.pq->expose_codebook_inputs = true;
+      const Var x = a.embed()(ids);
+      const QuantizedItems per_position = a.pq->forward(x);
+      const QuantizedItems per_item = b.pq->forward_ids(ids, b.embed());
+      const Tensor r = per_position.codebook_inputs.value();
+      REQUIRE(r.shape() == Shape({2, 5, 3, 6}));
+      CHECK(testing::bitwise_equal(per_item.codebook_inputs.value(), r));
+      const Tensor sel = per_position.selection.value(), cb = a.pq->codebooks.value();
+      for (int64_t k = 0; k < 3; ++k) {
+        CAPTURE(k);
+        const Tensor rk = slice(r, 2, k, k + 1).reshape({2, 5, 6});
+        Tensor want = x.value();
+        if (residual && k > 0) {  // r_(k-1) - s_(k-1) C_(k-1)
+          const Tensor q = matmul(slice(sel, 2, k - 1, k).reshape({10, 4}),
+                                  slice(cb, 0, k - 1, k).reshape({4, 6}));
+          want = sub(slice(r, 2, k - 1, k).reshape({2, 5, 6}), q.reshape({2, 5, 6}));
+        }
+        CHECK(max_abs_diff(rk, want) < 1e-14);
+      }
+      // Gradients through the exposed inputs: the same per item as per position.
+      const Tensor w = rand(r.shape(), RngKey{4, 1}, kFloat64, -1, 1);
+      ag::sum(per_position.codebook_inputs * Var(w)).backward();
+      ag::sum(per_item.codebook_inputs * Var(w)).backward();
+      CHECK(max_abs_diff(a.table->weight.grad(), b.table->weight.grad()) < 1e-12);
+      if (residual)
+        CHECK(max_abs_diff(a.pq->codebooks.grad(), b.pq->codebooks.grad()) < 1e-12);
     }
   }
 
