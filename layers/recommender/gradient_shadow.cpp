@@ -6,6 +6,7 @@
 
 #include "autograd/var.hpp"
 #include "core/core.hpp"
+#include "layers/recommender/lisa_model.hpp"
 #include "layers/recommender/sasrec.hpp"
 
 namespace attnlab::rec {
@@ -121,13 +122,13 @@ class SASRecCounterpart : public ExactCounterpart {
   }
 
   void run(bool exact,
-           const ForwardState& before,
+           const SequenceRecommender::StepState& before,
            const std::function<void()>& fn,
            std::vector<Tensor>& outputs) override {
     outputs.assign(paths_.size(), Tensor());
     std::vector<std::shared_ptr<Module>> originals;
     for (const std::string& p : paths_) originals.push_back(model_.module_at(p));
-    restore_forward_state(model_, before);
+    model_.restore_step_state(before);
     try {
       for (std::size_t b = 0; b < paths_.size(); ++b) {
         auto inner =
@@ -135,7 +136,7 @@ class SASRecCounterpart : public ExactCounterpart {
         model_.replace_module(paths_[b], std::make_shared<RecordingKernel>(inner, &outputs[b]));
       }
       // An exact kernel of the same kind as the approximation finds its own state here too.
-      restore_forward_state(model_, below_wrapper(before, paths_));
+      restore_forward_state(model_, below_wrapper(before.forward, paths_));
       fn();
     } catch (...) {
       put_back(originals);
@@ -151,6 +152,35 @@ class SASRecCounterpart : public ExactCounterpart {
   SASRec& model_;
   std::vector<std::string> paths_;
   std::vector<std::shared_ptr<nn::AttentionKernel>> exact_;
+};
+
+// ---- LISA: its exact attention mode
+// --------------------------------------------------------------
+class LISACounterpart : public ExactCounterpart {
+ public:
+  explicit LISACounterpart(LISA& model) : model_(model) {}
+  std::vector<std::string> attention_layers() const override { return {"attention"}; }
+  // Causal (the recommender's), a left pad attends to no real item in either mode and outputs
+  // zeros; bidirectional, pad rows differ (docs/derivations/lisa_histograms.md, section 8).
+  void run(bool exact,
+           const SequenceRecommender::StepState& before,
+           const std::function<void()>& fn,
+           std::vector<Tensor>& outputs) override {
+    model_.restore_step_state(before);
+    model_.set_attention_mode(exact ? LisaAttentionMode::ExactUnquantized
+                                    : LisaAttentionMode::Histogram);
+    try {
+      fn();
+    } catch (...) {
+      model_.set_attention_mode(LisaAttentionMode::Histogram);
+      throw;
+    }
+    model_.set_attention_mode(LisaAttentionMode::Histogram);
+    outputs = {model_.last_attention_output().value()};
+  }
+
+ private:
+  LISA& model_;
 };
 
 // ---- grouping ---------------------------------------------------------------------------------
@@ -207,6 +237,8 @@ std::unique_ptr<ExactCounterpart> make_exact_counterpart(SequenceRecommender& mo
                                                          const ShadowOptions& options) {
   if (auto* sasrec = dynamic_cast<SASRec*>(&model))
     return std::make_unique<SASRecCounterpart>(*sasrec, options.exact);
+  if (auto* lisa = dynamic_cast<LISA*>(&model))
+    return std::make_unique<LISACounterpart>(*lisa);
   throw ValueError("GradientShadow: the model " + model.describe() +
                    " has no exact counterpart (SASRec and LISA have one; pass your own "
                    "ExactCounterpart for another model)");
@@ -243,20 +275,24 @@ TrainCallbacks GradientShadow::install(TrainCallbacks callbacks) {
 void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) {
   if (step.step % options_.every != 0)
     return;
+  ATTNLAB_CHECK(step.before != nullptr && step.data != nullptr,
+                ValueError,
+                "GradientShadow: the step has no captured state or no batch (the trainer's "
+                "before_update sets both)");
   ATTNLAB_CHECK(&model == &model_,
                 ValueError,
                 "GradientShadow: observing another model than the one it was built for");
   const std::vector<Var> params = model.parameters();
   std::vector<Tensor> approx_grads, exact_grads;
   for (const Var& p : params) approx_grads.push_back(p.grad());
-  const ForwardState after = capture_forward_state(model);
+  const std::shared_ptr<const SequenceRecommender::StepState> after = model.capture_step_state();
 
   std::vector<Tensor> approx_outputs, exact_outputs;
   {
     ag::NoGradGuard no_tape;
     counterpart_->run(
         false,
-        step.before,
+        *step.before,
         [&] { recommendation_loss(model, *step.data, step.loss_kind); },
         approx_outputs);
   }
@@ -265,7 +301,7 @@ void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) 
   try {
     counterpart_->run(
         true,
-        step.before,
+        *step.before,
         [&] {
           Var loss = recommendation_loss(model, *step.data, step.loss_kind);
           exact_loss = loss.item();
@@ -274,14 +310,14 @@ void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) 
         exact_outputs);
   } catch (...) {
     for (std::size_t i = 0; i < params.size(); ++i) params[i].set_grad(approx_grads[i]);
-    restore_forward_state(model, after);
+    model.restore_step_state(*after);
     throw;
   }
   for (std::size_t i = 0; i < params.size(); ++i) {
     exact_grads.push_back(gradient_or_zeros(params[i]));
     params[i].set_grad(approx_grads[i]);
   }
-  restore_forward_state(model, after);
+  model.restore_step_state(*after);
 
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (!approx_grads[i].defined())

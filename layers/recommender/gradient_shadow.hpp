@@ -18,7 +18,8 @@
 // Afterwards the approximation, the gradients, the buffers and the generators are put back bit for
 // bit: the trained model is identical to one trained without the shadow (a test checks it).
 // Cost per shadow step: one tape-free forward of the approximation (for its attention outputs)
-// and one forward and backward of the exact model, about 1.3 steps every `every` steps.
+// and one forward and backward of the exact model: about 1.3 steps every `every` steps for
+// SASRec; LISA's exact mode is O(L^2) where its histograms are O(L), so more there.
 #pragma once
 
 #include <cstdint>
@@ -58,18 +59,17 @@ struct ShadowRecord {
   std::vector<Agreement> attention;   // per attention layer's output
 };
 
-// What stands in for the approximation during a shadow step. run() calls `fn` (a forward, and
-// for the exact model also a backward) with the model computing approximate or exact attention,
-// the output of every attention layer recorded into `outputs`, after putting `before` back into
-// the model as it is then; it leaves the model holding its approximation again, even on an
-// exception. Model-specific state that forward changes outside buffers and generators (LISA's
-// temperature step and codeword usage) is the counterpart's to put back.
+// What stands in for the approximation during a shadow step. run() puts `before` back into the
+// model (SequenceRecommender::restore_step_state: the same draws as the step), then calls `fn` (a
+// forward, and for the exact model also a backward) with the model computing approximate or exact
+// attention, the output of every attention layer recorded into `outputs`; it leaves the model
+// holding its approximation again, even on an exception.
 class ExactCounterpart {
  public:
   virtual ~ExactCounterpart() = default;
   virtual std::vector<std::string> attention_layers() const = 0;
   virtual void run(bool exact,
-                   const ForwardState& before,
+                   const SequenceRecommender::StepState& before,
                    const std::function<void()>& fn,
                    std::vector<Tensor>& outputs) = 0;
 };

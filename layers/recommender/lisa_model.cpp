@@ -293,4 +293,26 @@ std::pair<int64_t, int64_t> parse_lisa_codebooks(const std::string& text, const 
   return {b, w};
 }
 
+namespace {
+struct LisaStepState : SequenceRecommender::StepState {
+  LisaRunState run;
+};
+}  // namespace
+
+std::shared_ptr<const SequenceRecommender::StepState> LISA::capture_step_state() const {
+  auto s = std::make_shared<LisaStepState>();
+  s->forward = capture_forward_state(*this);
+  s->run = run_state();
+  return s;
+}
+
+void LISA::restore_step_state(const StepState& state) {
+  const auto* lisa = dynamic_cast<const LisaStepState*>(&state);
+  ATTNLAB_CHECK(lisa != nullptr,
+                ValueError,
+                "LISA::restore_step_state: the state was not captured from a LISA model");
+  restore_forward_state(*this, lisa->forward);
+  restore_run_state(lisa->run);
+}
+
 }  // namespace attnlab::rec

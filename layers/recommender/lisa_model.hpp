@@ -134,6 +134,9 @@ class LISA : public SequenceRecommender {
   // A snapshot of the generators, steps and usage (LisaRunState), and its restoration.
   LisaRunState run_state() const;
   void restore_run_state(const LisaRunState& state);
+  // The step state of a training forward: the buffers and generators, and the run state.
+  std::shared_ptr<const StepState> capture_step_state() const override;
+  void restore_step_state(const StepState& state) override;
   // The attention outputs y (before the residual) for inference: tables precomputed once and one
   // LisaStream per user reproduce these (eval mode, causal).
   LisaTables attention_tables() const { return attention->precompute(pq->codebooks); }

@@ -30,4 +30,15 @@ void SequenceRecommender::check_input_ids(const Tensor& ids, const char* model) 
                 ids.shape());
 }
 
+std::shared_ptr<const SequenceRecommender::StepState> SequenceRecommender::capture_step_state()
+    const {
+  auto s = std::make_shared<StepState>();
+  s->forward = capture_forward_state(*this);
+  return s;
+}
+
+void SequenceRecommender::restore_step_state(const StepState& state) {
+  restore_forward_state(*this, state.forward);
+}
+
 }  // namespace attnlab::rec

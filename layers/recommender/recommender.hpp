@@ -25,6 +25,17 @@ class SequenceRecommender : public Module {
   virtual Var auxiliary_loss() const { return Var(); }
   virtual int64_t max_length() const = 0;
 
+  // For replaying a training step (GradientShadow): everything a training forward changes besides
+  // the parameters, captured before and put back. The default is the buffers and the registered
+  // generators (capture_forward_state); a model with more state extends StepState (LISA: its
+  // quantizer's noise generator, temperature steps and codeword usage).
+  struct StepState {
+    virtual ~StepState() = default;
+    ForwardState forward;
+  };
+  virtual std::shared_ptr<const StepState> capture_step_state() const;
+  virtual void restore_step_state(const StepState& state);
+
   // Scores: dot products of hidden [..., D] with the vectors of item_ids [..., C] -> [..., C].
   Var scores(const Var& hidden, const Tensor& item_ids);
 

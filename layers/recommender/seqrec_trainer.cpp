@@ -261,7 +261,7 @@ double train_step(SequenceRecommender& model,
                   const TrainCallbacks& report) {
   TrainStep step;
   if (report.before_update)
-    step.before = capture_forward_state(model);
+    step.before = model.capture_step_state();
   opt.zero_grad();
   Var loss = recommendation_loss(model, batch, c.loss);
   const double loss_value = loss.item();

@@ -92,7 +92,7 @@ struct TrainStep {
   double loss = 0;
   LossKind loss_kind = LossKind::BCE;
   const TrainBatch* data = nullptr;
-  ForwardState before;
+  std::shared_ptr<const SequenceRecommender::StepState> before;
 };
 
 // How the trainer reports; every member may be empty. Called in this order:

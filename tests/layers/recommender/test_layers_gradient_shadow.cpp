@@ -6,6 +6,7 @@
 
 #include "core/core.hpp"
 #include "layers/recommender/gradient_shadow.hpp"
+#include "layers/recommender/lisa_model.hpp"
 #include "layers/recommender/sasrec.hpp"
 #include "layers/recommender/seqrec_data.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
@@ -83,6 +84,55 @@ Trained train(const std::string& kind, bool shadow, const std::string& exact = "
   return t;
 }
 
+// LISA-Mini with everything a forward advances: Gumbel noise, dropout, an annealed temperature
+// and codeword usage.
+LISAConfig lisa_config(int64_t items) {
+  LISAConfig c;
+  c.num_items = items;
+  c.max_length = 12;
+  c.dim = 8;
+  c.codebooks = 2;
+  c.codewords = 4;
+  c.variant = LisaVariant::Mini;
+  c.target_codebooks = 2;
+  c.target_codewords = 8;
+  c.dropout = 0.2;
+  c.selection = Selection::GumbelStraightThrough;
+  c.tau_schedule = TemperatureSchedule::Kind::Linear;
+  c.tau = 1.0;
+  c.tau_end = 0.5;
+  c.tau_steps = 5;
+  c.seed = 8;
+  return c;
+}
+
+struct TrainedLisa {
+  NamedTensors state;
+  TrainResult result;
+  std::vector<ShadowRecord> records;
+  CodewordUsage usage;
+  int64_t temperature_step = 0;
+};
+
+TrainedLisa train_lisa(bool shadow) {
+  const SplitDataset data = small_data();
+  LISA model(lisa_config(data.num_items));
+  TrainedLisa t;
+  if (!shadow) {
+    t.result = train_recommender(model, data, small_training());
+  } else {
+    ShadowOptions so;
+    so.every = 2;
+    GradientShadow g(model, so);
+    t.result = train_recommender(model, data, small_training(), g.install({}));
+    t.records = g.records();
+  }
+  t.state = model.state_dict();
+  t.usage = model.codeword_usage();
+  t.temperature_step = model.pq->step();
+  return t;
+}
+
 bool same_state(const NamedTensors& a, const NamedTensors& b) {
   if (a.size() != b.size())
     return false;
@@ -127,6 +177,24 @@ TEST_SUITE("layers.gradient_shadow") {
       CHECK(plain.result.test.ndcg10 == shadowed.result.test.ndcg10);
       // 2 epochs of ceil(119 / 32) = 4 batches: steps 2, 4, 6, 8.
       CHECK(shadowed.records.size() == 4);
+    }
+  }
+
+  TEST_CASE("LISA with the shadow (its exact attention mode) trains bit-identically") {
+    const TrainedLisa plain = train_lisa(false), shadowed = train_lisa(true);
+    CHECK(same_state(plain.state, shadowed.state));
+    REQUIRE(plain.result.epochs.size() == shadowed.result.epochs.size());
+    for (std::size_t e = 0; e < plain.result.epochs.size(); ++e)
+      CHECK(plain.result.epochs[e].loss == shadowed.result.epochs[e].loss);
+    CHECK(plain.temperature_step == shadowed.temperature_step);
+    CHECK(attnlab::testing::bitwise_equal(plain.usage.counts, shadowed.usage.counts));
+    REQUIRE(shadowed.records.size() == 4);
+    for (const ShadowRecord& r : shadowed.records) {
+      REQUIRE(r.attention.size() == 1);
+      CHECK(r.attention[0].name == "attention");
+      CHECK(r.attention[0].relative_error > 0);  // 2 x 4 codewords are not the items
+      CHECK(std::isfinite(r.all.cosine));
+      CHECK(r.loss != r.exact_loss);
     }
   }
 
