@@ -1,6 +1,7 @@
 #include "layers/recommender/gradient_shadow.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -282,6 +283,7 @@ void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) 
   ATTNLAB_CHECK(&model == &model_,
                 ValueError,
                 "GradientShadow: observing another model than the one it was built for");
+  const auto t0 = std::chrono::steady_clock::now();
   const std::vector<Var> params = model.parameters();
   std::vector<Tensor> approx_grads, exact_grads;
   for (const Var& p : params) approx_grads.push_back(p.grad());
@@ -325,6 +327,8 @@ void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) 
   }
   records_.push_back(
       compare(step, exact_loss, approx_grads, exact_grads, approx_outputs, exact_outputs));
+  records_.back().seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (on_record)
     on_record(records_.back());
 }

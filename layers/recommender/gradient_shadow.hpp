@@ -52,6 +52,7 @@ Agreement agreement(const std::string& name,
 struct ShadowRecord {
   int64_t step = 0, epoch = 0, batch = 0;
   double loss = 0, exact_loss = 0, loss_relative_error = 0;
+  double seconds = 0;  // the shadow step's own time (replays, comparison), wall clock
   Agreement all;                      // every gradient as one vector
   std::vector<Agreement> layers;      // "blocks.0", "item_embedding", ... (first-seen order)
   std::vector<Agreement> modules;     // "blocks.0.attn.q", ... (a module's parameters together)

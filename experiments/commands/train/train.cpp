@@ -217,10 +217,15 @@ std::string shadow_log_path(const cli::Parser& p) {
   return given.empty() ? p.common().out + "/shadow.csv" : given;
 }
 
-// The first and the last shadow steps: how the gradients and attention outputs agreed.
-void print_shadow_summary(const std::vector<rec::ShadowRecord>& records) {
+// The first and the last shadow steps: how the gradients and attention outputs agreed, and what
+// the shadow cost (its own time against the epochs').
+void print_shadow_summary(const std::vector<rec::ShadowRecord>& records,
+                          const rec::TrainResult& result) {
   if (records.empty())
     return;
+  double shadow_seconds = 0, epoch_seconds = 0;
+  for (const auto& r : records) shadow_seconds += r.seconds;
+  for (const auto& e : result.epochs) epoch_seconds += e.seconds;
   cli::Table t({"step",
                 "epoch",
                 "grad cosine",
@@ -243,7 +248,9 @@ void print_shadow_summary(const std::vector<rec::ShadowRecord>& records) {
     if (records.size() == 1)
       break;
   }
-  std::cout << "\nshadow (" << records.size() << " steps):\n";
+  std::cout << "\nshadow (" << records.size() << " steps, " << shadow_seconds << " s: "
+            << 100.0 * shadow_seconds / std::max(1e-9, epoch_seconds - shadow_seconds)
+            << " % over training without it):\n";
   t.print(std::cout);
 }
 
@@ -373,7 +380,7 @@ int train_command_main(int argc, char** argv) {
   }
   const commands::TrainReport r = commands::run_train(o);
   report(p, mc.kind, r.result);
-  print_shadow_summary(r.shadow_records);
+  print_shadow_summary(r.shadow_records, r.result);
   return 0;
 }
 
