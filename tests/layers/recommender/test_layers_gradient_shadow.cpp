@@ -64,11 +64,13 @@ struct Trained {
   NamedTensors state;
   TrainResult result;
   std::vector<ShadowRecord> records;
+  CodewordUsage usage;           // LISA only
+  int64_t temperature_step = 0;  // LISA only
 };
 
-Trained train(const std::string& kind, bool shadow, const std::string& exact = "softmax-fused") {
+// Trains `model` on small_data() with the shadow every 2 steps (or without it).
+Trained train_model(SequenceRecommender& model, bool shadow, const std::string& exact) {
   const SplitDataset data = small_data();
-  SASRec model(small_config(data.num_items, kind));
   Trained t;
   if (!shadow) {
     t.result = train_recommender(model, data, small_training());
@@ -82,6 +84,11 @@ Trained train(const std::string& kind, bool shadow, const std::string& exact = "
   }
   t.state = model.state_dict();
   return t;
+}
+
+Trained train(const std::string& kind, bool shadow, const std::string& exact = "softmax-fused") {
+  SASRec model(small_config(small_data().num_items, kind));
+  return train_model(model, shadow, exact);
 }
 
 // LISA-Mini with everything a forward advances: Gumbel noise, dropout, an annealed temperature
@@ -106,28 +113,9 @@ LISAConfig lisa_config(int64_t items) {
   return c;
 }
 
-struct TrainedLisa {
-  NamedTensors state;
-  TrainResult result;
-  std::vector<ShadowRecord> records;
-  CodewordUsage usage;
-  int64_t temperature_step = 0;
-};
-
-TrainedLisa train_lisa(bool shadow) {
-  const SplitDataset data = small_data();
-  LISA model(lisa_config(data.num_items));
-  TrainedLisa t;
-  if (!shadow) {
-    t.result = train_recommender(model, data, small_training());
-  } else {
-    ShadowOptions so;
-    so.every = 2;
-    GradientShadow g(model, so);
-    t.result = train_recommender(model, data, small_training(), g.install({}));
-    t.records = g.records();
-  }
-  t.state = model.state_dict();
+Trained train_lisa(bool shadow) {
+  LISA model(lisa_config(small_data().num_items));
+  Trained t = train_model(model, shadow, "softmax-fused");
   t.usage = model.codeword_usage();
   t.temperature_step = model.pq->step();
   return t;
@@ -181,7 +169,7 @@ TEST_SUITE("layers.gradient_shadow") {
   }
 
   TEST_CASE("LISA with the shadow (its exact attention mode) trains bit-identically") {
-    const TrainedLisa plain = train_lisa(false), shadowed = train_lisa(true);
+    const Trained plain = train_lisa(false), shadowed = train_lisa(true);
     CHECK(same_state(plain.state, shadowed.state));
     REQUIRE(plain.result.epochs.size() == shadowed.result.epochs.size());
     for (std::size_t e = 0; e < plain.result.epochs.size(); ++e)
