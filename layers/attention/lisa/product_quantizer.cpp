@@ -197,6 +197,9 @@ ProductQuantizer::ProductQuantizer(const ProductQuantizerOptions& o,
       "codebooks", initialize({o.codebooks, o.codewords, o.dim}, o.codebook_init, init_rng.next()));
   bilinear =
       register_parameter("bilinear", initialize({o.dim, o.dim}, o.bilinear_init, init_rng.next()));
+  register_buffer("temperature_step", zeros({1}, kInt64));
+  if (noise_rng_)
+    register_generator("noise_rng", noise_rng_);
   reset_usage();
 }
 

@@ -134,10 +134,13 @@ class ProductQuantizer : public Module {
   Selection selection() const {
     return is_training() ? options_.train_selection : options_.eval_selection;
   }
-  double temperature() const { return options_.temperature.at(step_); }
+  double temperature() const { return options_.temperature.at(step()); }
   // The schedule's step (the LISA model advances it once per training forward).
-  int64_t step() const { return step_; }
-  void set_step(int64_t s) { step_ = s; }
+  // Kept as the int64 buffer "temperature_step" [1], and the noise generator is registered as
+  // "noise_rng": both are in the state dict, so a resumed run continues the schedule and the
+  // Gumbel noise where the checkpoint left them.
+  int64_t step() const { return buffer("temperature_step").data<int64_t>()[0]; }
+  void set_step(int64_t s) { buffer("temperature_step").data<int64_t>()[0] = s; }
   // Usage accumulated by forward since the last reset (items with keep != 0).
   const CodewordUsage& usage() const { return usage_; }
   void reset_usage();
@@ -157,7 +160,6 @@ class ProductQuantizer : public Module {
  private:
   ProductQuantizerOptions options_;
   std::shared_ptr<Generator> noise_rng_;
-  int64_t step_ = 0;
   CodewordUsage usage_;
 };
 

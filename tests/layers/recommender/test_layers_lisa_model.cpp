@@ -8,6 +8,7 @@
 #include "layers/recommender/lisa_model.hpp"
 #include "layers/optim/optim.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
+#include "tests/scratch_path.hpp"
 #include "tests/test_helpers.hpp"
 
 using namespace attnlab;
@@ -213,5 +214,62 @@ TEST_SUITE("layers.lisa_model") {
     CHECK_THROWS_AS(model.hidden(zeros({2, 13}, kInt64)), ShapeError);
     CHECK_THROWS_AS(parse_lisa_variant("large"), ValueError);
     CHECK(parse_lisa_variant("mini") == LisaVariant::Mini);
+  }
+}
+
+// A resumed run must continue the Gumbel noise and the temperature schedule where the checkpoint
+// left them, not from their start (a LISA run with an annealed tau restarted its schedule).
+TEST_SUITE("layers.lisa_model") {
+  TEST_CASE("LISA with Gumbel noise and an annealed temperature resumes bit-identically") {
+    SyntheticConfig sc;
+    sc.users = 100;
+    sc.items = 40;
+    sc.min_length = 8;
+    sc.max_length = 16;
+    sc.seed = 3;
+    const SplitDataset data = leave_one_out(synthetic_sequences(sc));
+    LISAConfig c;
+    c.num_items = data.num_items;
+    c.max_length = 12;
+    c.dim = 8;
+    c.codebooks = 2;
+    c.codewords = 4;
+    c.variant = LisaVariant::Mini;
+    c.target_codebooks = 2;
+    c.target_codewords = 8;
+    c.selection = Selection::GumbelStraightThrough;
+    c.tau_schedule = TemperatureSchedule::Kind::Linear;
+    c.tau = 1.0;
+    c.tau_end = 0.3;
+    c.tau_steps = 20;
+    c.seed = 5;
+    TrainConfig tc;
+    tc.epochs = 4;
+    tc.batch_size = 32;
+    tc.eval_every = 2;
+    tc.eval_max_users = 30;
+    tc.seed = 2;
+    LISA straight(c);
+    const TrainResult full = train_recommender(straight, data, tc);
+
+    const std::string ckpt = attnlab::testing::scratch_path("lisa_resume.npz");
+    LISA first(c);
+    TrainConfig part = tc;
+    part.epochs = 2;
+    part.checkpoint = ckpt;
+    train_recommender(first, data, part);
+    LISA resumed(c);
+    TrainConfig rest = tc;
+    rest.checkpoint = ckpt;
+    rest.resume = true;
+    const TrainResult second = train_recommender(resumed, data, rest);
+    REQUIRE(second.epochs.size() == 2);
+    CHECK(second.epochs[0].loss == full.epochs[2].loss);
+    CHECK(second.epochs[1].loss == full.epochs[3].loss);
+    CHECK(resumed.pq->step() == straight.pq->step());
+    CHECK(resumed.pq->temperature() == straight.pq->temperature());
+    const auto a = straight.parameters(), b = resumed.parameters();
+    for (std::size_t i = 0; i < a.size(); ++i)
+      CHECK(attnlab::testing::bitwise_equal(a[i].value(), b[i].value()));
   }
 }
