@@ -248,8 +248,8 @@ void print_shadow_summary(const std::vector<rec::ShadowRecord>& records,
     if (records.size() == 1)
       break;
   }
-  std::cout << "\nshadow (" << records.size() << " steps, " << shadow_seconds << " s: "
-            << 100.0 * shadow_seconds / std::max(1e-9, epoch_seconds - shadow_seconds)
+  std::cout << "\nshadow (" << records.size() << " steps, " << shadow_seconds
+            << " s: " << 100.0 * shadow_seconds / std::max(1e-9, epoch_seconds - shadow_seconds)
             << " % over training without it):\n";
   t.print(std::cout);
 }
@@ -302,7 +302,10 @@ cli::Table epochs_table(const rec::TrainResult& r) {
 }
 
 // The best validation, the test of the model it chose, and the full ranking when requested.
-cli::Table result_table(const std::string& kind, const rec::TrainResult& r) {
+cli::Table result_table(const std::string& kind,
+                        const rec::TrainResult& r,
+                        int64_t peak_tensor_bytes,
+                        int64_t peak_rss_bytes) {
   auto optional = [](double value) {
     return value >= 0 ? cli::Cell(value, 4) : cli::Cell("-");
   };
@@ -317,7 +320,9 @@ cli::Table result_table(const std::string& kind, const rec::TrainResult& r) {
                      "valid ties",
                      "test ties",
                      "full ties",
-                     "s/epoch"});
+                     "s/epoch",
+                     "peak MiB",
+                     "peak RSS MiB"});
   result.add_row({kind,
                   r.best_epoch,
                   cli::Cell(r.best_valid.hr10, 4),
@@ -329,13 +334,16 @@ cli::Table result_table(const std::string& kind, const rec::TrainResult& r) {
                   cli::Cell(r.best_valid.tie_rate, 4),
                   cli::Cell(r.test.tie_rate, 4),
                   optional(r.test.full_tie_rate),
-                  cli::Cell(r.mean_epoch_seconds, 2)});
+                  cli::Cell(r.mean_epoch_seconds, 2),
+                  cli::Cell(static_cast<double>(peak_tensor_bytes) / (1 << 20), 1),
+                  cli::Cell(static_cast<double>(peak_rss_bytes) / (1 << 20), 1)});
   return result;
 }
 
 // The result table on stdout, then both tables to --out when given.
-void report(const cli::Parser& p, const std::string& kind, const rec::TrainResult& r) {
-  const cli::Table result = result_table(kind, r);
+void report(const cli::Parser& p, const std::string& kind, const commands::TrainReport& run) {
+  const rec::TrainResult& r = run.result;
+  const cli::Table result = result_table(kind, r, run.peak_tensor_bytes, run.peak_rss_bytes);
   std::cout << "\n";
   result.print(std::cout);
   if (r.test.non_finite_users > 0)
@@ -379,7 +387,7 @@ int train_command_main(int argc, char** argv) {
     };
   }
   const commands::TrainReport r = commands::run_train(o);
-  report(p, mc.kind, r.result);
+  report(p, mc.kind, r);
   print_shadow_summary(r.shadow_records, r.result);
   return 0;
 }
@@ -403,15 +411,18 @@ commands::TrainReport commands::run_train(const TrainOptions& options) {
   r.setup = {data.summary(), r.model->describe(), r.model->parameter_count()};
   if (options.on_start)
     options.on_start(r.setup);
-  if (!options.shadow) {
-    r.result = rec::train_recommender(*r.model, split, options.training, options.callbacks);
-    return r;
+  std::optional<rec::GradientShadow> shadow;
+  rec::TrainCallbacks callbacks = options.callbacks;
+  if (options.shadow) {
+    shadow.emplace(*r.model, *options.shadow);
+    shadow->on_record = options.on_shadow_record;
+    callbacks = shadow->install(callbacks);
   }
-  rec::GradientShadow shadow(*r.model, *options.shadow);
-  shadow.on_record = options.on_shadow_record;
-  r.result =
-      rec::train_recommender(*r.model, split, options.training, shadow.install(options.callbacks));
-  r.shadow_records = shadow.records();
+  r.peak_tensor_bytes = bench::peak_tensor_bytes(
+      [&] { r.result = rec::train_recommender(*r.model, split, options.training, callbacks); });
+  r.peak_rss_bytes = bench::process_peak_rss();
+  if (shadow)
+    r.shadow_records = shadow->records();
   return r;
 }
 

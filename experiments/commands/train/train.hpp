@@ -56,6 +56,9 @@ struct TrainReport {
   rec::TrainResult result;
   std::shared_ptr<rec::SequenceRecommender> model;  // the trained model
   std::vector<rec::ShadowRecord> shadow_records;    // with TrainOptions::shadow
+  // Peak memory of the training and its evaluations: tensor bytes above what was live before
+  // (the model's parameters and the data excluded), and the process's peak RSS (VmHWM).
+  int64_t peak_tensor_bytes = 0, peak_rss_bytes = 0;
 };
 
 // Reads the data, builds the model and trains it. Throws attnlab::Error (ValueError for an
