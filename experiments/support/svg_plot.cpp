@@ -43,7 +43,9 @@ namespace {
 const char* const kPalette[] = {
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"};
 constexpr int kPaletteSize = 8;
-constexpr int kMarkerShapes = 5;  // coprime with 8: 40 series before colour and shape repeat
+constexpr int kMarkerShapes = 5;
+constexpr std::size_t kMaxMarkedPoints =
+    60;  // coprime with 8: 40 series before colour and shape repeat
 constexpr double kPlotWidth = 600, kPlotHeight = 380, kLabelFontSize = 13, kTitleFontSize = 15;
 constexpr double kLegendRow = 18, kLegendSample = 28, kPad = 8;
 
@@ -278,9 +280,14 @@ void draw_series(std::string& o, const SvgChart& c, const Layout& l) {
         o += (i ? " " : "") + num(l.px(run[i].x)) + "," + num(l.py(run[i].y));
       o += "\"/>\n";
     }
+    std::size_t points = 0;
+    for (const auto& run : runs) points += run.size();
+    // Markers on every point of a short series; a long one's would hide its line, so there only
+    // a lone point (between two gaps) gets one, or it would not show at all.
     for (const auto& run : runs)
       for (const Point& p : run)
-        draw_marker(o, static_cast<int>(k % kMarkerShapes), l.px(p.x), l.py(p.y));
+        if (points <= kMaxMarkedPoints || run.size() == 1)
+          draw_marker(o, static_cast<int>(k % kMarkerShapes), l.px(p.x), l.py(p.y));
     o += "</g>\n";
   }
 }

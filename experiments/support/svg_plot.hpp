@@ -1,8 +1,9 @@
 // Line charts as self-contained SVG, with no dependency: what `cli::plot` and `attnlab plot` draw
 // when gnuplot is missing (and when it is not). One polyline with markers per series (a missing y
-// breaks the line), linear or logarithmic axes with nice ticks (1-2-5 steps, powers on a log
-// axis), axis labels, a title, a legend right of the plot, a light grid and the Okabe-Ito palette
-// (safe for colour-blind readers). The text is deterministic: the same chart gives the same bytes.
+// breaks the line; markers on every point of a series up to 60 points), linear or logarithmic axes
+// with nice ticks (1-2-5 steps, powers on a log axis), axis labels, a title, a legend right of the
+// plot, a light grid and the Okabe-Ito palette (safe for colour-blind readers). The text is
+// deterministic: the same chart gives the same bytes.
 #pragma once
 
 #include <string>

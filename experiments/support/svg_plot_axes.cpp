@@ -87,8 +87,6 @@ AxisTicks log_ticks(double lo, double hi, int base, int max_count) {
 }
 
 TickLabel tick_label(double value, double step, int log_base) {
-  if (value == 0)
-    return {"0", text_width("0", kTickFontSize)};
   if (log_base != 0) {
     const int e = static_cast<int>(std::lround(std::log(value) / std::log(double(log_base))));
     const bool plain = log_base == 10 ? (e >= -3 && e <= 5) : (e >= -3 && e <= 16);

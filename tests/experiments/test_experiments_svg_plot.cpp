@@ -146,6 +146,24 @@ TEST_SUITE("experiments_svg_plot") {
     }
   }
 
+  TEST_CASE("svg plot: a long series has markers only on its lone points") {
+    SvgChart c;
+    c.x = {"step", "step", 0};
+    c.y = {"cosine", "cosine", 0};
+    c.series.push_back({"long", {}, {}});
+    for (int i = 0; i < 200; ++i) {
+      c.series[0].x.push_back(i);
+      c.series[0].y.push_back(i == 100 || i == 102 ? NAN : std::cos(i * 0.1));
+    }
+    const auto series = drawn_series(cli::render_svg(c));
+    REQUIRE(series.size() == 1);
+    REQUIRE(series[0].polylines.size() == 3);
+    CHECK(series[0].polylines[0].size() == 100);
+    CHECK(series[0].polylines[1].size() == 1);  // x = 101, between the two gaps
+    CHECK(series[0].polylines[2].size() == 97);
+    CHECK(series[0].markers == 1);
+  }
+
   TEST_CASE("svg plot: the same chart gives the same bytes - self-contained") {
     const std::string first = cli::render_svg(small_chart(2, 10));
     CHECK(first == cli::render_svg(small_chart(2, 10)));
@@ -281,5 +299,27 @@ TEST_SUITE("experiments_svg_plot") {
     const cli::TextTable text = cli::text_table(tiny);
     CHECK(text.rows[0][1] == "0.0004");
     CHECK(text.rows[1][1] == "0.500");  // as printed when that is exact enough
+  }
+}
+
+TEST_SUITE("experiments_svg_plot") {
+  TEST_CASE("cli::plot: a quoted group value with a comma is one group in the gnuplot script") {
+    cli::Table t({"name", "x", "y"});
+    t.add_row({"block0,attn", 1, 0.5});
+    t.add_row({"block0,attn", 2, 0.25});
+    const std::string dir = attnlab::testing::scratch_path("svg_plot_quoted");
+    t.write(dir, "quoted");
+    cli::PlotSpec spec;
+    spec.x = "x";
+    spec.y = "y";
+    spec.group = {"name"};
+    std::ostringstream notes;
+    std::streambuf* previous = std::cerr.rdbuf(notes.rdbuf());
+    cli::plot(t, dir, "quoted", spec);
+    std::cerr.rdbuf(previous);
+    const std::string gp = attnlab_test::read_text(dir + "/quoted.gp");
+    CAPTURE(gp);
+    CHECK(gp.find("strcol(1) eq \"block0,attn\"") != std::string::npos);
+    CHECK(gp.find("title \"name=block0,attn\"") != std::string::npos);
   }
 }
