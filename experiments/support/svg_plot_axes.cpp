@@ -33,9 +33,9 @@ TickLabel power_label(int base, int exponent) {
 }  // namespace
 
 AxisTicks linear_ticks(double lo, double hi, int target) {
-  ATTNLAB_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi && target >= 2,
+  ATTNLAB_CHECK(std::isfinite(hi - lo) && lo <= hi && target >= 2,
                 ValueError,
-                "linear_ticks: expected finite lo <= hi and target >= 2, got lo ",
+                "linear_ticks: expected lo <= hi with a finite difference and target >= 2, got lo ",
                 lo,
                 ", hi ",
                 hi,

@@ -249,6 +249,7 @@ TEST_SUITE("experiments_svg_plot") {
     CHECK(wide.lo <= 1e-30);
     CHECK(wide.hi >= 1);
     CHECK_THROWS_AS(cli::log_ticks(0, 1, 10), ValueError);
+    CHECK_THROWS_AS(cli::linear_ticks(-1e308, 1e308), ValueError);  // no finite step
     // The labels: plain numbers, no rounding noise.
     const std::string svg = cli::render_svg(small_chart(0, 0));
     CHECK(svg.find(">0.30000000000000004<") == std::string::npos);

@@ -82,7 +82,8 @@ int run_plot(int argc, char** argv) {
   const std::string out = take_out_flag(args);
   cli::Parser p("plot",
                 "--csv FILE --x COL --y COL [--group COL[,COL]] [--where COL=VALUE ...] "
-                "[--log-x] [--log-y] [--title T] [--x-label L] [--y-label L] --out FILE.svg");
+                "[--log-x] [--log-y] [--title T] [--x-label L] [--y-label L] --out FILE.svg\n\n"
+                "Here --out names the SVG file to write (its folder is made), not a directory.");
   p.options().add_options()("csv", cli::po::value<std::string>(), "the CSV file to plot")(
       "x", cli::po::value<std::string>(), "column of the x axis")(
       "y", cli::po::value<std::string>(), "column of the y axis")(
