@@ -143,6 +143,7 @@ AxisTicks ticks_for(const SvgAxis& a, double lo, double hi, int target) {
 struct Layout {
   double left, top, plot_w = kPlotWidth, plot_h = kPlotHeight, legend_x, width, height;
   AxisTicks xt, yt;
+  std::vector<TickLabel> x_labels, y_labels;
   int x_log, y_log;
   double map(double v, const AxisTicks& t, int log_base) const {
     auto f = [&](double u) {
@@ -156,10 +157,6 @@ struct Layout {
   double py(double y) const { return top + kPad + (1 - map(y, yt, y_log)) * (plot_h - 2 * kPad); }
 };
 
-double step_of(const AxisTicks& t) {
-  return t.values.size() > 1 ? t.values[1] - t.values[0] : 1;
-}
-
 Layout layout(const SvgChart& c) {
   Layout l;
   double x0, x1, y0, y1;
@@ -168,12 +165,13 @@ Layout layout(const SvgChart& c) {
   l.yt = ticks_for(c.y, y0, y1, 6);
   l.x_log = c.x.log_base;
   l.y_log = c.y.log_base;
+  l.x_labels = tick_labels(l.xt, l.x_log);
+  l.y_labels = tick_labels(l.yt, l.y_log);
   double y_label_w = 0;
-  for (double v : l.yt.values)
-    y_label_w = std::max(y_label_w, tick_label(v, step_of(l.yt), l.y_log).width);
+  for (const TickLabel& t : l.y_labels) y_label_w = std::max(y_label_w, t.width);
   l.left = 14 + kLabelFontSize + 10 + y_label_w + 8;
   l.top = c.title.empty() ? 20 : 44;
-  const double last_x_label = tick_label(l.xt.values.back(), step_of(l.xt), l.x_log).width;
+  const double last_x_label = l.x_labels.back().width;
   l.legend_x = l.left + l.plot_w + std::max(24.0, last_x_label / 2 + 12);
   double legend_w = 0;
   for (const SvgSeries& s : c.series)
@@ -231,18 +229,18 @@ void draw_axes(std::string& o, const SvgChart& c, const Layout& l) {
        num(l.plot_w) + "\" height=\"" + num(l.plot_h) +
        "\" fill=\"none\" stroke=\"#444444\" stroke-width=\"1\"/>\n";
   o += "<g class=\"x-ticks\" text-anchor=\"middle\" stroke=\"#444444\">\n";
-  for (double v : l.xt.values) {
+  for (std::size_t i = 0; i < l.xt.values.size(); ++i) {
+    const double v = l.xt.values[i];
     o += "<line x1=\"" + num(l.px(v)) + "\" y1=\"" + num(bottom) + "\" x2=\"" + num(l.px(v)) +
          "\" y2=\"" + num(bottom + 5) + "\"/>\n";
-    o += text_at(
-        l.px(v), bottom + 21, " stroke=\"none\"", tick_label(v, step_of(l.xt), l.x_log).markup);
+    o += text_at(l.px(v), bottom + 21, " stroke=\"none\"", l.x_labels[i].markup);
   }
   o += "</g>\n<g class=\"y-ticks\" text-anchor=\"end\" stroke=\"#444444\">\n";
-  for (double v : l.yt.values) {
+  for (std::size_t i = 0; i < l.yt.values.size(); ++i) {
+    const double v = l.yt.values[i];
     o += "<line x1=\"" + num(l.left - 5) + "\" y1=\"" + num(l.py(v)) + "\" x2=\"" + num(l.left) +
          "\" y2=\"" + num(l.py(v)) + "\"/>\n";
-    o += text_at(
-        l.left - 8, l.py(v) + 4, " stroke=\"none\"", tick_label(v, step_of(l.yt), l.y_log).markup);
+    o += text_at(l.left - 8, l.py(v) + 4, " stroke=\"none\"", l.y_labels[i].markup);
   }
   o += "</g>\n";
   const std::string label_font =

@@ -1,6 +1,8 @@
 // The axes of svg_plot: nice tick values and their labels.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "core/error.hpp"
 #include "experiments/support/svg_plot.hpp"
@@ -86,20 +88,36 @@ AxisTicks log_ticks(double lo, double hi, int base, int max_count) {
   return t;
 }
 
-TickLabel tick_label(double value, double step, int log_base) {
+std::vector<TickLabel> tick_labels(const AxisTicks& ticks, int log_base) {
+  std::vector<TickLabel> labels;
   if (log_base != 0) {
-    const int e = static_cast<int>(std::lround(std::log(value) / std::log(double(log_base))));
-    const bool plain = log_base == 10 ? (e >= -3 && e <= 5) : (e >= -3 && e <= 16);
-    if (!plain)
-      return power_label(log_base, e);
-    const std::string text = printf_text("%.*f", e < 0 ? -e : 0, value);
-    return {text, text_width(text, kTickFontSize)};
+    // Plain numbers (0.001, 1024) when every tick is short enough so, else all as powers: one
+    // form along an axis.
+    const double b = log_base;
+    std::vector<int> exponents;
+    bool plain = true;
+    for (double v : ticks.values) {
+      exponents.push_back(static_cast<int>(std::lround(std::log(v) / std::log(b))));
+      plain = plain && exponents.back() >= -3 && exponents.back() <= (log_base == 10 ? 5 : 16);
+    }
+    for (std::size_t i = 0; i < exponents.size(); ++i) {
+      const int e = exponents[i];
+      const std::string text = printf_text("%.*f", e < 0 ? -e : 0, ticks.values[i]);
+      labels.push_back(plain ? TickLabel{text, text_width(text, kTickFontSize)}
+                             : power_label(log_base, e));
+    }
+    return labels;
   }
+  const double step = ticks.values.size() > 1 ? ticks.values[1] - ticks.values[0] : 1;
   const int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
-  const std::string text = (decimals <= 6 && std::fabs(value) < 1e7)
-                               ? printf_text("%.*f", decimals, value)
-                               : printf_text("%.*g", 6, value);
-  return {text, text_width(text, kTickFontSize)};
+  double largest = 0;
+  for (double v : ticks.values) largest = std::max(largest, std::fabs(v));
+  for (double v : ticks.values) {
+    const std::string text = decimals <= 6 && largest < 1e7 ? printf_text("%.*f", decimals, v)
+                                                            : printf_text("%.*g", 6, v);
+    labels.push_back({text, text_width(text, kTickFontSize)});
+  }
+  return labels;
 }
 
 }  // namespace attnlab::cli

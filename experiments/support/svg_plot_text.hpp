@@ -3,6 +3,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include "experiments/support/svg_plot.hpp"
 
 namespace attnlab::cli {
 
@@ -25,7 +28,8 @@ struct TickLabel {
   std::string markup;
   double width = 0;
 };
-// `step`: the spacing of a linear axis's ticks (the decimals shown); `log_base` 0 for linear.
-TickLabel tick_label(double value, double step, int log_base);
+// The labels of an axis's ticks, in one form along the axis: decimals as the step needs on a
+// linear axis; on a log axis plain numbers while they are short, else all powers.
+std::vector<TickLabel> tick_labels(const AxisTicks& ticks, int log_base);
 
 }  // namespace attnlab::cli

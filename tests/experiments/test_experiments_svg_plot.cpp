@@ -254,6 +254,17 @@ TEST_SUITE("experiments_svg_plot") {
     const std::string svg = cli::render_svg(small_chart(0, 0));
     CHECK(svg.find(">0.30000000000000004<") == std::string::npos);
     CHECK(svg.find(">40<") != std::string::npos);
+    CHECK(svg.find(">1.0<") != std::string::npos);  // x: steps of 0.5, one decimal on every tick
+    CHECK(svg.find(">1.5<") != std::string::npos);
+    // A log axis over many powers labels every tick as a power, none as a plain number.
+    SvgChart many_powers = small_chart(0, 10);
+    many_powers.series[0].y[0] = 1e-9;
+    const std::string powers = cli::render_svg(many_powers);
+    CHECK(powers.find(">10<tspan dy=\"-5\" font-size=\"9\">-9</tspan></text>") !=
+          std::string::npos);
+    CHECK(powers.find(">10<tspan dy=\"-5\" font-size=\"9\">-3</tspan></text>") !=
+          std::string::npos);
+    CHECK(powers.find(">0.001<") == std::string::npos);
   }
 
   TEST_CASE("plot data: the CSV Table::csv writes reads back - quoted cells - bad CSV") {
