@@ -7,6 +7,7 @@
 # validation. Seed 0, one thread per run.
 #
 #   ATTNLAB=build/attnlab DATA=../shared/data/ml-1m.txt sh experiments/studies/ml1m_shadow.sh [name]
+#   ATTNLAB=build/attnlab sh experiments/studies/ml1m_shadow.sh plot    # the plots, from what ran
 set -eu
 ATTNLAB=${ATTNLAB:-attnlab}
 DATA=${DATA:-../shared/data/ml-1m.txt}
@@ -32,6 +33,39 @@ run() {  # name args
   "$ATTNLAB" train $2 $SHADOW --checkpoint "$dir/checkpoint.npz" $resume --log "$dir/log.jsonl" \
     --out "$dir" >> "$dir/output.txt" 2>&1
 }
+
+# The plots in $ROOT/plots: the cosine of all gradients together and of each attention layer's
+# output against the step, and the validation HR@10 against the step (48 steps per epoch), one
+# line per kind; and per kind the cosine of each layer's gradients.
+plot() {
+  out="$ROOT/plots"
+  mkdir -p "$out"
+  echo "kind,step,what,name,cosine,relative_error" > "$out/shadow_all.csv"
+  echo "kind,epoch,step,valid_hr10" > "$out/valid.csv"
+  for k in favor128 cosformer lisa-soft; do
+    [ -f "$ROOT/$k/shadow.csv" ] || continue
+    awk -F, -v k="$k" 'NR > 1 && ($4 == "all" || $4 == "attention" || $4 == "layer") \
+      { print k "," $1 "," $4 "," $5 "," $6 "," $7 }' "$ROOT/$k/shadow.csv" >> "$out/shadow_all.csv"
+    sed -n 's/^{"epoch": \([0-9]*\),.*"valid_hr10": \([0-9.]*\),.*/\1 \2/p' "$ROOT/$k/log.jsonl" |
+      awk -v k="$k" '{ print k "," $1 "," $1 * 48 "," $2 }' >> "$out/valid.csv"
+    "$ATTNLAB" plot --csv "$out/shadow_all.csv" --where kind="$k" --where what=layer --group name \
+      --x step --y cosine --title "$k: cosine of approximate and exact gradients, per layer" \
+      --out "$out/layers_$k.svg"
+  done
+  "$ATTNLAB" plot --csv "$out/shadow_all.csv" --where what=all --group kind --x step --y cosine \
+    --title "Cosine of the approximate and the exact gradient (all parameters)" \
+    --out "$out/gradient_cosine.svg"
+  "$ATTNLAB" plot --csv "$out/shadow_all.csv" --where what=attention --group kind,name --x step \
+    --y relative_error --log-y --title "Relative error of each attention layer's output" \
+    --out "$out/attention_error.svg"
+  "$ATTNLAB" plot --csv "$out/valid.csv" --group kind --x step --y valid_hr10 \
+    --title "Validation HR@10 (sampled, 100 negatives)" --out "$out/valid_hr10.svg"
+}
+
+if [ "$ONLY" = plot ]; then
+  plot
+  exit 0
+fi
 
 run favor128 "--attention favor --features 128 $SASREC"
 run cosformer "--attention cosformer $SASREC"
