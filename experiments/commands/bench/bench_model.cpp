@@ -97,15 +97,7 @@ Study parse_study(const cli::Parser& p) {
 std::shared_ptr<rec::SequenceRecommender> make(const Study& st,
                                                const std::string& kind,
                                                int64_t l) {
-  cli::ModelOptions mo;
-  mo.kind = kind;
-  mo.num_items = st.items;
-  mo.max_length = l;
-  mo.dim = st.dim;
-  mo.seed = st.seed;
-  mo.kind_options = cli::declared_option_values(
-      rec::model_kind(kind).options, kind, {{"features", "128"}, {"codebooks", st.codebooks}});
-  return cli::make_model(mo);
+  return bench::make_bench_model(kind, st.items, l, st.dim, st.codebooks, st.seed);
 }
 
 // A batch of full-length synthetic sequences: every position is a real item, so every kind

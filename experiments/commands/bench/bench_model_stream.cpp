@@ -83,19 +83,12 @@ StreamStudy parse_stream_study(const cli::Parser& p) {
 
 std::shared_ptr<rec::SequenceRecommender> make_stream_model(const StreamStudy& st,
                                                             const std::string& kind) {
-  cli::ModelOptions mo;
-  mo.kind = kind;
-  mo.num_items = st.items;
-  mo.max_length = *std::max_element(st.lengths.begin(), st.lengths.end());
-  mo.dim = st.dim;
-  mo.seed = st.seed;
-  // cosFormer streams with a fixed horizon M: the longest history.
-  mo.kind_options = cli::declared_option_values(rec::model_kind(kind).options,
-                                                kind,
-                                                {{"features", "128"},
-                                                 {"codebooks", st.codebooks},
-                                                 {"horizon", std::to_string(mo.max_length)}});
-  auto model = cli::make_model(mo);
+  auto model = make_bench_model(kind,
+                                st.items,
+                                *std::max_element(st.lengths.begin(), st.lengths.end()),
+                                st.dim,
+                                st.codebooks,
+                                st.seed);
   model->eval();
   return model;
 }
@@ -271,6 +264,25 @@ int run_model_stream_bench(const cli::Parser& parser) {
   if (!parser.common().out.empty())
     write_stream_outputs(parser.common().out, table);
   return 0;
+}
+
+std::shared_ptr<rec::SequenceRecommender> make_bench_model(const std::string& kind,
+                                                           int64_t items,
+                                                           int64_t max_length,
+                                                           int64_t dim,
+                                                           const std::string& codebooks,
+                                                           uint64_t seed) {
+  cli::ModelOptions mo;
+  mo.kind = kind;
+  mo.num_items = items;
+  mo.max_length = max_length;
+  mo.dim = dim;
+  mo.seed = seed;
+  mo.kind_options = cli::declared_option_values(
+      rec::model_kind(kind).options,
+      kind,
+      {{"features", "128"}, {"codebooks", codebooks}, {"horizon", std::to_string(max_length)}});
+  return cli::make_model(mo);
 }
 
 }  // namespace attnlab::bench

@@ -2,9 +2,13 @@
 // per step against the history length (bench_model_stream.cpp).
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 
 #include "experiments/support/cli.hpp"
+#include "layers/recommender/recommender.hpp"
 
 namespace attnlab::bench {
 
@@ -16,6 +20,15 @@ bool cpu_clock_option(const cli::Parser& parser);
 // on a shared machine the work a call did, without the time the scheduler gave to other
 // processes (which stretches the wall-clock time of every call longer than a time slice).
 double median_cpu_seconds(const std::function<void()>& fn, int reps);
+// The model of kind `kind` both studies time: `items` items, positions for `max_length`, width
+// `dim`; FAVOR+ with m = 128 features, LISA with `codebooks`, cosFormer with the horizon
+// max_length (the only ones of these options the kind declares are set).
+std::shared_ptr<rec::SequenceRecommender> make_bench_model(const std::string& kind,
+                                                           int64_t items,
+                                                           int64_t max_length,
+                                                           int64_t dim,
+                                                           const std::string& codebooks,
+                                                           uint64_t seed);
 // Runs the streaming study with the parsed `bench model` options; returns the exit code.
 int run_model_stream_bench(const cli::Parser& parser);
 
