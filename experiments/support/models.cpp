@@ -8,16 +8,8 @@ namespace attnlab::cli {
 
 std::shared_ptr<rec::SequenceRecommender> make_model(const ModelOptions& o) {
   const rec::ModelKind& kind = rec::model_kind(o.kind);
-  rec::ModelContext c;
-  c.num_items = o.num_items;
-  c.max_length = o.max_length;
-  c.dim = o.dim;
-  c.blocks = o.blocks;
-  c.heads = o.heads;
-  c.dropout = o.dropout;
-  c.norm = o.norm;
-  c.seed = o.seed;
-  return kind.make(o.kind_options.empty() ? kind.options.defaults() : o.kind_options, c);
+  const rec::ModelContext& context = o;
+  return kind.make(o.kind_options.empty() ? kind.options.defaults() : o.kind_options, context);
 }
 
 std::pair<int64_t, int64_t> parse_codebooks(const std::string& text, const std::string& flag) {

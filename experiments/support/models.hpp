@@ -17,19 +17,14 @@
 
 namespace attnlab::cli {
 
-struct ModelOptions {
+// What `train`, `sweep`, `demo` and the benchmarks build: the context every model kind is built
+// from (rec::ModelContext: items, length, width, blocks, heads, dropout, norm, seed), the kind, and
+// the kind's own options.
+struct ModelOptions : rec::ModelContext {
   std::string kind = "softmax-fused";  // any of rec::model_kinds()
-  int64_t num_items = 0;
-  int64_t max_length = 200;
-  int64_t dim = 50;
-  int64_t blocks = 2;  // SASRec blocks (LISA has one attention layer, as in the paper)
-  int64_t heads = 1;
-  double dropout = 0.2;
-  nn::NormPlacement norm = nn::NormPlacement::SASRec;
   // The kind's own options (its options struct, e.g. nn::FavorOptions or rec::LISAConfig, from
   // kind_option_values or KindFlags); empty: the kind's defaults.
   OptionValues kind_options;
-  uint64_t seed = 0;
 };
 
 // "8x16" -> {8, 16}; a UsageError naming `flag` otherwise (B >= 1, W >= 2).
