@@ -19,8 +19,8 @@ std::vector<int64_t> users_to_evaluate(const SplitDataset& data, const EvalOptio
     if (target != 0 && !data.train[u].empty())
       users.push_back(u);
   }
-  if (opt.max_users >= 0 && static_cast<int64_t>(users.size()) > opt.max_users)
-    users.resize(opt.max_users);
+  if (opt.max_users && static_cast<int64_t>(users.size()) > *opt.max_users)
+    users.resize(*opt.max_users);
   return users;
 }
 

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,7 +69,7 @@ struct EvalOptions {
   int64_t negatives = 100;
   bool full_ranking = false;
   int64_t batch_size = 256;
-  int64_t max_users = -1;  // evaluate only the first users (-1: all)
+  std::optional<int64_t> max_users;  // evaluate only the first users (unset: all)
   RngKey key{};            // the negatives' (and, through tie_break_key, the ties') stream
 };
 

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,7 @@ struct TrainConfig {
   int64_t eval_every = 20;  // epochs between validations (the last epoch is always evaluated)
   int64_t patience = 0;     // evaluations without improvement before stopping (0: never stop)
   int64_t eval_negatives = 100;
-  int64_t eval_max_users = -1;
+  std::optional<int64_t> eval_max_users;  // validate and test only the first users (unset: all)
   bool full_ranking = false;  // also compute full-ranking metrics
   uint64_t seed = 0;          // data order, negatives, evaluation negatives
   std::string checkpoint;     // path of the checkpoint written at each evaluation ("" = none)

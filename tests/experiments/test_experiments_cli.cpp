@@ -608,6 +608,7 @@ TEST_SUITE("experiments.cli") {
           Case{"train --attention favor --redraw sometimes",
                "--redraw: 'sometimes' is unknown (known: never, every-n, every-call)"},
           Case{"bench attention --decay -1", "--decay: expected a number >= 0"},
+          Case{"train --eval-users -3", "--eval-users: must be >= 0, or -1"},
           Case{"train --shadow-every 10", "--shadow-every: needs --shadow KIND"},
           Case{"train --attention favor --shadow exactly", "--shadow: attention kind 'exactly'"},
           Case{"train --attention favor --shadow softmax-fused --shadow-every 0 --out /tmp",

@@ -84,6 +84,8 @@ void check_flags(const cli::Parser& p) {
     throw cli::UsageError("--dropout: must be in [0, 1)");
   if (!(p.get<double>("lr") > 0))
     throw cli::UsageError("--lr: must be positive");
+  if (p.get<int64_t>("eval-users") < -1)
+    throw cli::UsageError("--eval-users: must be >= 0, or -1 for all users");
   if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
     throw cli::UsageError("--resume needs --checkpoint FILE");
   }
@@ -262,7 +264,8 @@ rec::TrainConfig training_config(const cli::Parser& p) {
   tc.loss = enum_names(rec::LossKind{}).parse(p.get<std::string>("loss"), "--loss");
   tc.eval_every = p.get<int64_t>("eval-every");
   tc.patience = p.get<int64_t>("patience");
-  tc.eval_max_users = p.get<int64_t>("eval-users");
+  if (p.get<int64_t>("eval-users") >= 0)
+    tc.eval_max_users = p.get<int64_t>("eval-users");
   tc.full_ranking = p.has("full-ranking");
   tc.seed = p.common().seed;
   tc.checkpoint = p.get<std::string>("checkpoint");
