@@ -75,6 +75,7 @@ void ShadowLog::write(const rec::ShadowRecord& r) {
   for (const auto& a : r.modules) add_row(os, r, "module", a);
   for (const auto& a : r.parameters) add_row(os, r, "parameter", a);
   for (const auto& a : r.attention) add_row(os, r, "attention", a);
+  for (const auto& a : r.attention_local) add_row(os, r, "attention_local", a);
   out_ << os.str() << std::flush;
   ATTNLAB_CHECK(out_.good(), IOError, "train: cannot write the shadow log '", path_, "'");
 }

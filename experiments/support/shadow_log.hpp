@@ -2,7 +2,8 @@
 // one row per compared quantity of every shadow step (layers/recommender/gradient_shadow.hpp):
 //   step,epoch,batch,what,name,cosine,relative_error,approx_norm,exact_norm
 // `what` is loss (approx_norm and exact_norm hold the two losses, cosine is empty), all (every
-// gradient as one vector), layer, module, parameter or attention (a layer's output). The rows of
+// gradient as one vector), layer, module, parameter, attention (a layer's output, end to end) or
+// attention_local (the approximation on the exact model's inputs to that layer). The rows of
 // a shadow step are flushed together. On --resume the file keeps only the rows of the epochs
 // before the first one the resumed run repeats (and drops a line torn by a kill).
 #pragma once

@@ -63,22 +63,36 @@ namespace {
 
 // ---- SASRec: the kernels swapped ----------------------------------------------------------------
 
-// Passes attend() to the kernel it wraps and keeps the output's value.
+// Passes attend() to the kernel it wraps and keeps the output's value; with a probe, also runs
+// the probe on the same inputs without tape and keeps its output (the approximation on the exact
+// model's inputs).
 class RecordingKernel : public nn::AttentionKernel {
  public:
-  RecordingKernel(std::shared_ptr<nn::AttentionKernel> inner, Tensor* output)
-      : AttentionKernel("RecordingKernel"), output_(output) {
+  RecordingKernel(std::shared_ptr<nn::AttentionKernel> inner,
+                  Tensor* output,
+                  std::shared_ptr<nn::AttentionKernel> probe = nullptr,
+                  Tensor* probe_output = nullptr)
+      : AttentionKernel("RecordingKernel"),
+        output_(output),
+        probe_(std::move(probe)),
+        probe_output_(probe_output) {
     register_module("inner", inner_, std::move(inner));
   }
   Var attend(const Var& q, const Var& k, const Var& v, const nn::AttentionMask& mask) override {
     Var y = nn::call(*inner_, &nn::AttentionKernel::attend, q, k, v, mask);
     *output_ = y.value();
+    if (probe_) {
+      ag::NoGradGuard no_tape;
+      *probe_output_ = probe_->attend(q.detach(), k.detach(), v.detach(), mask).value();
+    }
     return y;
   }
 
  private:
   Child<nn::AttentionKernel> inner_;
   Tensor* output_;
+  std::shared_ptr<nn::AttentionKernel> probe_;  // not a child: its state stays where it is
+  Tensor* probe_output_;
 };
 
 // The state as captured, with the names under `path` moved below `path`.inner (where a wrapped
@@ -125,16 +139,22 @@ class SASRecCounterpart : public ExactCounterpart {
   void run(bool exact,
            const SequenceRecommender::StepState& before,
            const std::function<void()>& fn,
-           std::vector<Tensor>& outputs) override {
-    outputs.assign(paths_.size(), Tensor());
-    std::vector<std::shared_ptr<Module>> originals;
-    for (const std::string& p : paths_) originals.push_back(model_.module_at(p));
+           AttentionOutputs& recorded) override {
+    recorded.outputs.assign(paths_.size(), Tensor());
+    recorded.approx_on_exact_inputs.assign(exact ? paths_.size() : 0, Tensor());
+    std::vector<std::shared_ptr<nn::AttentionKernel>> originals;
+    for (const std::string& p : paths_)
+      originals.push_back(std::dynamic_pointer_cast<nn::AttentionKernel>(model_.module_at(p)));
     model_.restore_step_state(before);
     try {
       for (std::size_t b = 0; b < paths_.size(); ++b) {
-        auto inner =
-            exact ? exact_[b] : std::dynamic_pointer_cast<nn::AttentionKernel>(originals[b]);
-        model_.replace_module(paths_[b], std::make_shared<RecordingKernel>(inner, &outputs[b]));
+        model_.replace_module(
+            paths_[b],
+            exact ? std::make_shared<RecordingKernel>(exact_[b],
+                                                      &recorded.outputs[b],
+                                                      originals[b],
+                                                      &recorded.approx_on_exact_inputs[b])
+                  : std::make_shared<RecordingKernel>(originals[b], &recorded.outputs[b]));
       }
       // An exact kernel of the same kind as the approximation finds its own state here too.
       restore_forward_state(model_, below_wrapper(before.forward, paths_));
@@ -147,7 +167,7 @@ class SASRecCounterpart : public ExactCounterpart {
   }
 
  private:
-  void put_back(const std::vector<std::shared_ptr<Module>>& originals) {
+  void put_back(const std::vector<std::shared_ptr<nn::AttentionKernel>>& originals) {
     for (std::size_t b = 0; b < paths_.size(); ++b) model_.replace_module(paths_[b], originals[b]);
   }
   SASRec& model_;
@@ -166,7 +186,7 @@ class LISACounterpart : public ExactCounterpart {
   void run(bool exact,
            const SequenceRecommender::StepState& before,
            const std::function<void()>& fn,
-           std::vector<Tensor>& outputs) override {
+           AttentionOutputs& recorded) override {
     model_.restore_step_state(before);
     model_.set_attention_mode(exact ? LisaAttentionMode::ExactUnquantized
                                     : LisaAttentionMode::Histogram);
@@ -177,7 +197,7 @@ class LISACounterpart : public ExactCounterpart {
       throw;
     }
     model_.set_attention_mode(LisaAttentionMode::Histogram);
-    outputs = {model_.last_attention_output().value()};
+    recorded.outputs = {model_.last_attention_output().value()};
   }
 
  private:
@@ -289,7 +309,7 @@ void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) 
   for (const Var& p : params) approx_grads.push_back(p.grad());
   const std::shared_ptr<const SequenceRecommender::StepState> after = model.capture_step_state();
 
-  std::vector<Tensor> approx_outputs, exact_outputs;
+  AttentionOutputs approx_outputs, exact_outputs;
   {
     ag::NoGradGuard no_tape;
     counterpart_->run(
@@ -337,8 +357,8 @@ ShadowRecord GradientShadow::compare(const TrainStep& step,
                                      double exact_loss,
                                      const std::vector<Tensor>& approx_grads,
                                      const std::vector<Tensor>& exact_grads,
-                                     const std::vector<Tensor>& approx_outputs,
-                                     const std::vector<Tensor>& exact_outputs) const {
+                                     const AttentionOutputs& approx,
+                                     const AttentionOutputs& exact) const {
   ShadowRecord r;
   r.step = step.step;
   r.epoch = step.epoch;
@@ -355,12 +375,15 @@ ShadowRecord GradientShadow::compare(const TrainStep& step,
     r.parameters.push_back(agreement(names[i], {approx_grads[i]}, {exact_grads[i]}));
   const std::vector<std::string> layers = counterpart_->attention_layers();
   for (std::size_t l = 0; l < layers.size(); ++l) {
-    ATTNLAB_CHECK(approx_outputs[l].defined() && exact_outputs[l].defined(),
+    ATTNLAB_CHECK(approx.outputs.at(l).defined() && exact.outputs.at(l).defined(),
                   ValueError,
                   "GradientShadow: attention layer '",
                   layers[l],
                   "' recorded no output (is it called in forward?)");
-    r.attention.push_back(agreement(layers[l], {approx_outputs[l]}, {exact_outputs[l]}));
+    r.attention.push_back(agreement(layers[l], {approx.outputs[l]}, {exact.outputs[l]}));
+    const Tensor& local =
+        exact.approx_on_exact_inputs.empty() ? approx.outputs[l] : exact.approx_on_exact_inputs[l];
+    r.attention_local.push_back(agreement(layers[l], {local}, {exact.outputs[l]}));
   }
   return r;
 }

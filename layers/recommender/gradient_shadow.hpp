@@ -13,7 +13,9 @@
 //   gradients   per parameter, per module (its parameters together) and per layer ("blocks.0",
 //               "item_embedding", ...) and all together: cos = <a, e> / (|a| |e|) and the
 //               relative error |a - e| / |e| of approximate a against exact e;
-//   attention   per attention layer, its output (cosine and relative error);
+//   attention   per attention layer, its output, end to end (the approximate model's against
+//               the exact model's), and local (the approximation run on the exact model's inputs
+//               to that layer against the exact output: the approximation's own error there);
 //   loss        |L_a - L_e| / |L_e|.
 // Afterwards the approximation, the gradients, the buffers and the generators are put back bit for
 // bit: the trained model is identical to one trained without the shadow (a test checks it).
@@ -52,19 +54,29 @@ Agreement agreement(const std::string& name,
 struct ShadowRecord {
   int64_t step = 0, epoch = 0, batch = 0;
   double loss = 0, exact_loss = 0, loss_relative_error = 0;
-  double seconds = 0;  // the shadow step's own time (replays, comparison), wall clock
-  Agreement all;                      // every gradient as one vector
-  std::vector<Agreement> layers;      // "blocks.0", "item_embedding", ... (first-seen order)
-  std::vector<Agreement> modules;     // "blocks.0.attn.q", ... (a module's parameters together)
-  std::vector<Agreement> parameters;  // named_parameters() order
-  std::vector<Agreement> attention;   // per attention layer's output
+  double seconds = 0;              // the shadow step's own time (replays, comparison), wall clock
+  Agreement all;                   // every gradient as one vector
+  std::vector<Agreement> layers;   // "blocks.0", "item_embedding", ... (first-seen order)
+  std::vector<Agreement> modules;  // "blocks.0.attn.q", ... (a module's parameters together)
+  std::vector<Agreement> parameters;       // named_parameters() order
+  std::vector<Agreement> attention;        // per attention layer's output, end to end
+  std::vector<Agreement> attention_local;  // the same layer on the exact model's inputs
+};
+
+// The attention outputs of one pass, one per attention layer (values, no tape).
+struct AttentionOutputs {
+  std::vector<Tensor> outputs;
+  // Exact pass only: the approximation run on the same inputs as the exact layer (empty when the
+  // inputs of the attention do not depend on it, as in LISA's one layer: there the approximate
+  // pass's outputs are already on the same inputs).
+  std::vector<Tensor> approx_on_exact_inputs;
 };
 
 // What stands in for the approximation during a shadow step. run() puts `before` back into the
 // model (SequenceRecommender::restore_step_state: the same draws as the step), then calls `fn` (a
 // forward, and for the exact model also a backward) with the model computing approximate or exact
-// attention, the output of every attention layer recorded into `outputs`; it leaves the model
-// holding its approximation again, even on an exception.
+// attention, recording every attention layer's output; it leaves the model holding its
+// approximation again, even on an exception.
 class ExactCounterpart {
  public:
   virtual ~ExactCounterpart() = default;
@@ -72,7 +84,7 @@ class ExactCounterpart {
   virtual void run(bool exact,
                    const SequenceRecommender::StepState& before,
                    const std::function<void()>& fn,
-                   std::vector<Tensor>& outputs) = 0;
+                   AttentionOutputs& recorded) = 0;
 };
 // SASRec: the kernels swapped for the exact kind; LISA: its exact attention mode. ValueError
 // naming the model for any other model, or for an exact kind that is unknown.
@@ -101,8 +113,8 @@ class GradientShadow {
                        double exact_loss,
                        const std::vector<Tensor>& approx_grads,
                        const std::vector<Tensor>& exact_grads,
-                       const std::vector<Tensor>& approx_outputs,
-                       const std::vector<Tensor>& exact_outputs) const;
+                       const AttentionOutputs& approx,
+                       const AttentionOutputs& exact) const;
   SequenceRecommender& model_;
   ShadowOptions options_;
   std::unique_ptr<ExactCounterpart> counterpart_;

@@ -457,6 +457,7 @@ TEST_SUITE("experiments.cli") {
     CHECK(two_epochs.find("\n3,1,3,loss,loss,,") != std::string::npos);
     CHECK(two_epochs.find("\n9,2,4,all,all,") != std::string::npos);
     CHECK(two_epochs.find("\n6,2,1,attention,blocks.1.attn,") != std::string::npos);
+    CHECK(two_epochs.find("\n6,2,1,attention_local,blocks.1.attn,") != std::string::npos);
     CHECK(two_epochs.find("\n12,") == std::string::npos);
     // A third epoch resumed from epoch 2's checkpoint appends to the rows of epochs 1-2. A kill
     // in the middle of a write leaves a torn line, which the cut back to before epoch 3 (what a

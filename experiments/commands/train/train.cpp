@@ -233,20 +233,25 @@ void print_shadow_summary(const std::vector<rec::ShadowRecord>& records,
                 "grad cosine",
                 "grad rel. error",
                 "loss rel. error",
-                "attention rel. errors"});
+                "attention rel. errors",
+                "local"});
   for (const rec::ShadowRecord* r : {&records.front(), &records.back()}) {
-    std::string outputs;
-    for (const auto& a : r->attention) {
-      char text[32];
-      std::snprintf(text, sizeof text, "%s%.4f", outputs.empty() ? "" : " ", a.relative_error);
-      outputs += text;
-    }
+    auto errors = [](const std::vector<rec::Agreement>& agreements) {
+      std::string text;
+      for (const auto& a : agreements) {
+        char one[32];
+        std::snprintf(one, sizeof one, "%s%.4f", text.empty() ? "" : " ", a.relative_error);
+        text += one;
+      }
+      return text;
+    };
     t.add_row({r->step,
                r->epoch,
                cli::Cell(r->all.cosine, 4),
                cli::Cell(r->all.relative_error, 4),
                cli::Cell(r->loss_relative_error, 4),
-               outputs});
+               errors(r->attention),
+               errors(r->attention_local)});
     if (records.size() == 1)
       break;
   }

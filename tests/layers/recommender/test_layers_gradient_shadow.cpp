@@ -196,6 +196,7 @@ TEST_SUITE("layers.gradient_shadow") {
       CHECK(r.loss == r.exact_loss);
       CHECK(r.all.relative_error == 0.0);
       for (const Agreement& a : r.attention) CHECK(a.relative_error == 0.0);
+      for (const Agreement& a : r.attention_local) CHECK(a.relative_error == 0.0);
     }
   }
 
@@ -215,6 +216,12 @@ TEST_SUITE("layers.gradient_shadow") {
     CHECK(r.attention[0].name == "blocks.0.attn");
     CHECK(r.attention[1].name == "blocks.1.attn");
     CHECK(r.attention[0].relative_error > 0);
+    // The first layer sees the same inputs in both models: local and end to end agree; the
+    // second sees the first's exact output in the exact model.
+    REQUIRE(r.attention_local.size() == 2);
+    CHECK(r.attention_local[0].relative_error == doctest::Approx(r.attention[0].relative_error));
+    CHECK(r.attention_local[1].relative_error != r.attention[1].relative_error);
+    CHECK(r.attention_local[1].relative_error > 0);
     std::vector<std::string> layers;
     for (const Agreement& a : r.layers) layers.push_back(a.name);
     CHECK(layers ==
