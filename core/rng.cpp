@@ -171,6 +171,60 @@ void uniform01_block(RngKey key, uint64_t first, int64_t n, double* out) {
   }
 }
 
+uint64_t keep32_threshold(double p) {
+  ATTNLAB_CHECK(p >= 0.0 && p <= 1.0,
+                ValueError,
+                "keep32_threshold: probability must be in [0, 1], got ",
+                p);
+  return static_cast<uint64_t>(std::llround(std::ldexp(p, 32)));
+}
+
+bool keep32(RngKey key, uint64_t element, uint64_t threshold) {
+  return philox4x32(key, element >> 2)[element & 3] < threshold;
+}
+
+namespace {
+// Counters first / 4 .. (first + n - 1) / 4, 16 at a time; element e = 4 c + w is word w of
+// counter c.
+template <class T>
+void keep32_block_impl(
+    RngKey key, uint64_t first, int64_t n, uint64_t threshold, T on, T off, T* out) {
+  ATTNLAB_CHECK(n >= 0 && first <= ~uint64_t{0} - 64 - static_cast<uint64_t>(n),
+                ValueError,
+                "keep32_block: elements [",
+                first,
+                ", +",
+                n,
+                ") run past the end of the stream");
+  alignas(64) uint32_t buf[4][16];
+  const uint64_t end = first + static_cast<uint64_t>(n);
+  for (uint64_t c0 = first >> 2; 4 * c0 < end; c0 += kLanes) {
+    philox16(key, c0, buf);
+    for (int64_t l = 0; l < kLanes; ++l) {
+      for (int w = 0; w < 4; ++w) {
+        const uint64_t e = 4 * (c0 + static_cast<uint64_t>(l)) + static_cast<uint64_t>(w);
+        if (e >= first && e < end)
+          out[e - first] = buf[w][l] < threshold ? on : off;
+      }
+    }
+  }
+}
+}  // namespace
+
+void keep32_block(
+    RngKey key, uint64_t first, int64_t n, uint64_t threshold, float on, float off, float* out) {
+  keep32_block_impl(key, first, n, threshold, on, off, out);
+}
+void keep32_block(RngKey key,
+                  uint64_t first,
+                  int64_t n,
+                  uint64_t threshold,
+                  double on,
+                  double off,
+                  double* out) {
+  keep32_block_impl(key, first, n, threshold, on, off, out);
+}
+
 int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high) {
   ATTNLAB_CHECK(high > low, ValueError, "uniform_int: empty range [", low, ", ", high, ")");
   const auto r = philox4x32(key, index);

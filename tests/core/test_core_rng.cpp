@@ -38,6 +38,39 @@ TEST_SUITE("core.rng") {
     }
   }
 
+  TEST_CASE("keep32: one word per element - the block form equals the definition") {
+    const uint64_t threshold = keep32_threshold(0.8);
+    CHECK(threshold == 3435973837ull);  // round(0.8 * 2^32)
+    CHECK(keep32_threshold(1.0) == (1ull << 32));
+    CHECK(keep32_threshold(0.0) == 0);
+    for (uint64_t first : {0ull, 1ull, 3ull, 5ull, 62ull, (1ull << 40) + 3}) {
+      for (int64_t n : {1, 3, 37, 64, 130}) {
+        CAPTURE(first);
+        CAPTURE(n);
+        std::vector<float> f(n);
+        std::vector<double> d(n);
+        keep32_block({4, 2}, first, n, threshold, 1.25f, 0.0f, f.data());
+        keep32_block({4, 2}, first, n, threshold, 1.25, 0.0, d.data());
+        for (int64_t i = 0; i < n; ++i) {
+          const uint64_t e = first + static_cast<uint64_t>(i);
+          const bool kept = philox4x32({4, 2}, e / 4)[e % 4] < threshold;
+          CHECK(kept == keep32({4, 2}, e, threshold));
+          CHECK(f[i] == (kept ? 1.25f : 0.0f));
+          CHECK(d[i] == (kept ? 1.25 : 0.0));
+        }
+      }
+    }
+    // The kept fraction over 2^20 elements: 0.8 within 5 standard deviations (0.0004 each).
+    std::vector<float> m(1 << 20);
+    keep32_block({7, 1}, 0, static_cast<int64_t>(m.size()), threshold, 1.0f, 0.0f, m.data());
+    double kept = 0;
+    for (float x : m) kept += x;
+    CHECK(std::fabs(kept / m.size() - 0.8) < 5 * std::sqrt(0.8 * 0.2 / m.size()));
+    CHECK_THROWS_AS(keep32_threshold(1.5), ValueError);
+    CHECK_THROWS_AS(keep32_block({1, 1}, ~0ull - 10, 20, threshold, 1.0f, 0.0f, m.data()),
+                    ValueError);
+  }
+
   TEST_CASE(
       "extreme random bits give uniforms strictly inside the open unit interval and finite "
       "samples") {

@@ -18,17 +18,22 @@ Tensor attention_dropout_mask(const AttentionDropout& dropout, const Shape& s, D
                 dropout.p);
   Tensor m = Tensor::empty(s, dtype);
   const int64_t bh = s[0] * s[1], lq = s[2], lk = s[3];
+  // Weight e is kept iff keep32(key, e) (core/rng.hpp), as in the fused kernel.
   const double keep = 1.0 - dropout.p, scale = 1.0 / keep;
+  const uint64_t threshold = keep32_threshold(keep);
   dispatch_float(dtype, "softmax_attention", [&](auto tag) {
     using T = decltype(tag);
     T* out = m.data<T>();
     parallel_for(0, bh * lq, 16, [&](int64_t lo, int64_t hi) {
-      std::vector<double> u(lk);
       for (int64_t row = lo; row < hi; ++row) {
         const int64_t x = row / lq, i = row % lq;
-        uniform01_block(dropout.key, dropout_index(x, i, 0, lq, lk), lk, u.data());
-        for (int64_t j = 0; j < lk; ++j)
-          out[row * lk + j] = u[j] < keep ? static_cast<T>(scale) : T(0);
+        keep32_block(dropout.key,
+                     dropout_index(x, i, 0, lq, lk),
+                     lk,
+                     threshold,
+                     static_cast<T>(scale),
+                     T(0),
+                     out + row * lk);
       }
     });
   });

@@ -112,17 +112,24 @@ bool scores(const Geometry& g,
   return any;
 }
 
-// Multiplies P (rows x cols, stride kBlockK) by the dropout multipliers of (x, i0.., j0..). The
-// uniforms of one row are consecutive counters: generated 16 at a time (core/rng.hpp).
+// Multiplies P (rows x cols, stride kBlockK) by the dropout multipliers of (x, i0.., j0..):
+// weight e kept iff keep32(drop_key, e) (one 32-bit word per weight, four weights per counter;
+// core/rng.hpp), then scaled by 1 / (1 - p).
 template <class T>
 void apply_dropout(
     const Geometry& g, int64_t x, int64_t i0, int64_t rows, int64_t j0, int64_t cols, T* p) {
-  const double keep = 1.0 - g.drop_p;
-  const T inv = static_cast<T>(1.0 / keep);
-  double u[kBlockK];
+  const uint64_t threshold = keep32_threshold(1.0 - g.drop_p);
+  const T inv = static_cast<T>(1.0 / (1.0 - g.drop_p));
+  T mult[kBlockK];
   for (int64_t r = 0; r < rows; ++r) {
-    uniform01_block(g.drop_key, nn::detail::dropout_index(x, i0 + r, j0, g.lq, g.lk), cols, u);
-    for (int64_t c = 0; c < cols; ++c) p[r * kBlockK + c] *= u[c] < keep ? inv : T(0);
+    keep32_block(g.drop_key,
+                 nn::detail::dropout_index(x, i0 + r, j0, g.lq, g.lk),
+                 cols,
+                 threshold,
+                 inv,
+                 T(0),
+                 mult);
+    for (int64_t c = 0; c < cols; ++c) p[r * kBlockK + c] *= mult[c];
   }
 }
 
@@ -218,15 +225,21 @@ void score_grads(const Geometry& g,
                  const T* dvec,
                  T* dp,
                  T* w) {
-  const double keep = 1.0 - g.drop_p;
-  const T inv = g.drop_p > 0 ? static_cast<T>(1.0 / keep) : T(1);
-  double u[kBlockK];
+  const uint64_t threshold = keep32_threshold(1.0 - g.drop_p);
+  const T inv = g.drop_p > 0 ? static_cast<T>(1.0 / (1.0 - g.drop_p)) : T(1);
+  T multipliers[kBlockK];
   for (int64_t r = 0; r < rows; ++r) {
     if (g.drop_p > 0) {
-      uniform01_block(g.drop_key, nn::detail::dropout_index(x, i0 + r, j0, g.lq, g.lk), cols, u);
+      keep32_block(g.drop_key,
+                   nn::detail::dropout_index(x, i0 + r, j0, g.lq, g.lk),
+                   cols,
+                   threshold,
+                   inv,
+                   T(0),
+                   multipliers);
     }
     for (int64_t c = 0; c < cols; ++c) {
-      const T mult = g.drop_p > 0 ? (u[c] < keep ? inv : T(0)) : T(1);
+      const T mult = g.drop_p > 0 ? multipliers[c] : T(1);
       const int64_t at = r * kBlockK + c;
       if (w)
         w[at] = pn[at] * mult;
