@@ -172,20 +172,20 @@ void uniform01_block(RngKey key, uint64_t first, int64_t n, double* out) {
 }
 
 uint64_t keep32_threshold(double p) {
-  ATTNLAB_CHECK(p >= 0.0 && p <= 1.0,
-                ValueError,
-                "keep32_threshold: probability must be in [0, 1], got ",
-                p);
+  ATTNLAB_CHECK(
+      p >= 0.0 && p <= 1.0, ValueError, "keep32_threshold: probability must be in [0, 1], got ", p);
   return static_cast<uint64_t>(std::llround(std::ldexp(p, 32)));
 }
 
 bool keep32(RngKey key, uint64_t element, uint64_t threshold) {
-  return philox4x32(key, element >> 2)[element & 3] < threshold;
+  const uint64_t counter = 16 * (element >> 6) + (element & 15), word = (element >> 4) & 3;
+  return philox4x32(key, counter)[word] < threshold;
 }
 
 namespace {
-// Counters first / 4 .. (first + n - 1) / 4, 16 at a time; element e = 4 c + w is word w of
-// counter c.
+// Block b (elements 64 b .. 64 b + 63) from counters 16 b .. 16 b + 15; whole blocks are written
+// word by word (16 contiguous elements per word), the partial first and last ones element by
+// element.
 template <class T>
 void keep32_block_impl(
     RngKey key, uint64_t first, int64_t n, uint64_t threshold, T on, T off, T* out) {
@@ -198,15 +198,18 @@ void keep32_block_impl(
                 ") run past the end of the stream");
   alignas(64) uint32_t buf[4][16];
   const uint64_t end = first + static_cast<uint64_t>(n);
-  for (uint64_t c0 = first >> 2; 4 * c0 < end; c0 += kLanes) {
-    philox16(key, c0, buf);
-    for (int64_t l = 0; l < kLanes; ++l) {
+  for (uint64_t b = first >> 6; 64 * b < end; ++b) {
+    philox16(key, 16 * b, buf);
+    const uint64_t base = 64 * b;
+    if (base >= first && base + 64 <= end) {
+      T* o = out + (base - first);
       for (int w = 0; w < 4; ++w) {
-        const uint64_t e = 4 * (c0 + static_cast<uint64_t>(l)) + static_cast<uint64_t>(w);
-        if (e >= first && e < end)
-          out[e - first] = buf[w][l] < threshold ? on : off;
+        for (int l = 0; l < 16; ++l) o[16 * w + l] = buf[w][l] < threshold ? on : off;
       }
+      continue;
     }
+    for (uint64_t e = std::max(base, first); e < std::min(base + 64, end); ++e)
+      out[e - first] = buf[(e - base) >> 4][(e - base) & 15] < threshold ? on : off;
   }
 }
 }  // namespace
@@ -215,13 +218,8 @@ void keep32_block(
     RngKey key, uint64_t first, int64_t n, uint64_t threshold, float on, float off, float* out) {
   keep32_block_impl(key, first, n, threshold, on, off, out);
 }
-void keep32_block(RngKey key,
-                  uint64_t first,
-                  int64_t n,
-                  uint64_t threshold,
-                  double on,
-                  double off,
-                  double* out) {
+void keep32_block(
+    RngKey key, uint64_t first, int64_t n, uint64_t threshold, double on, double off, double* out) {
   keep32_block_impl(key, first, n, threshold, on, off, out);
 }
 

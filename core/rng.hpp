@@ -50,18 +50,19 @@ BernoulliThreshold bernoulli_threshold(double p);
 void philox4x32_block(
     RngKey key, uint64_t first, int64_t n, uint32_t* w0, uint32_t* w1, uint32_t* w2, uint32_t* w3);
 void uniform01_block(RngKey key, uint64_t first, int64_t n, double* out);
-// Bernoulli draws one 32-bit word each: element e of a stream is word e mod 4 of counter e / 4,
-//   hit(e)  <=>  philox4x32(key, e / 4)[e mod 4] < threshold,   threshold = round(p 2^32),
-// so P(hit) is p to within 2^-33, and one counter serves four elements (dropout masks, where the
-// 53-bit uniforms of uniform01 would spend a counter per element). keep32_threshold(1) = 2^32:
-// every element hits.
+// Bernoulli draws of one 32-bit word each, so that one counter serves four elements (dropout
+// masks, where the 53-bit uniforms of uniform01 would spend a counter per element). The elements
+// come in blocks of 64 laid out as the 16-lane generator emits them, word by word: element
+// e = 64 b + 16 w + l is word w of counter 16 b + l, and
+//   hit(e)  <=>  philox4x32(key, 16 b + l)[w] < threshold,   threshold = round(p 2^32),
+// so P(hit) is p to within 2^-33. keep32_threshold(1) = 2^32: every element hits.
 uint64_t keep32_threshold(double p);
 bool keep32(RngKey key, uint64_t element, uint64_t threshold);  // the definition, one element
 // out[i] = keep32(key, first + i) ? on : off, i in [0, n): 64 elements per 16-counter block.
-void keep32_block(RngKey key, uint64_t first, int64_t n, uint64_t threshold, float on, float off,
-                  float* out);
-void keep32_block(RngKey key, uint64_t first, int64_t n, uint64_t threshold, double on, double off,
-                  double* out);
+void keep32_block(
+    RngKey key, uint64_t first, int64_t n, uint64_t threshold, float on, float off, float* out);
+void keep32_block(
+    RngKey key, uint64_t first, int64_t n, uint64_t threshold, double on, double off, double* out);
 // Uniform integer in [low, high) for element `index` (unbiased: rejection-free 128-bit method).
 int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high);
 

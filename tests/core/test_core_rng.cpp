@@ -43,8 +43,8 @@ TEST_SUITE("core.rng") {
     CHECK(threshold == 3435973837ull);  // round(0.8 * 2^32)
     CHECK(keep32_threshold(1.0) == (1ull << 32));
     CHECK(keep32_threshold(0.0) == 0);
-    for (uint64_t first : {0ull, 1ull, 3ull, 5ull, 62ull, (1ull << 40) + 3}) {
-      for (int64_t n : {1, 3, 37, 64, 130}) {
+    for (uint64_t first : {0ull, 1ull, 3ull, 5ull, 62ull, 64ull, (1ull << 40) + 3}) {
+      for (int64_t n : {1, 3, 37, 64, 130, 200}) {
         CAPTURE(first);
         CAPTURE(n);
         std::vector<float> f(n);
@@ -53,7 +53,8 @@ TEST_SUITE("core.rng") {
         keep32_block({4, 2}, first, n, threshold, 1.25, 0.0, d.data());
         for (int64_t i = 0; i < n; ++i) {
           const uint64_t e = first + static_cast<uint64_t>(i);
-          const bool kept = philox4x32({4, 2}, e / 4)[e % 4] < threshold;
+          // Element 64 b + 16 w + l is word w of counter 16 b + l.
+          const bool kept = philox4x32({4, 2}, 16 * (e / 64) + e % 16)[(e / 16) % 4] < threshold;
           CHECK(kept == keep32({4, 2}, e, threshold));
           CHECK(f[i] == (kept ? 1.25f : 0.0f));
           CHECK(d[i] == (kept ? 1.25 : 0.0));
