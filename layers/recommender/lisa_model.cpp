@@ -115,7 +115,10 @@ Var LISA::hidden(const Tensor& ids) {
   Var e;                                    // [N, L, D], for the regulariser
   const bool exposed = pq->expose_codebook_inputs;
   pq->expose_codebook_inputs = attention_mode_ == LisaAttentionMode::ExactUnquantized;
-  QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e);
+  // Training takes the fused histogram attention from the quantized rows' selections (no
+  // per-position selection); evaluation gathers them, so that last_trace() holds the histograms.
+  const bool per_position = !is_training() && attention_mode_ == LisaAttentionMode::Histogram;
+  QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e, per_position);
   pq->expose_codebook_inputs = exposed;
   Tensor keep3 = keep.to(e.dtype()).reshape({n, l, 1});
   Var x = items.reconstruction + position_embedding(arange(l, kInt64).reshape({1, l}));
@@ -146,8 +149,12 @@ Var LISA::attend(const QuantizedItems& items, const Tensor& keep) {
     // The same layer over the r^b the codebooks quantize (lisa_histograms.md 8).
     ag::Scope scope(attention->name());
     attention_output_ = lisa_exact_attention(*attention, items.codebook_inputs, keep);
-  } else {
+  } else if (items.selection.defined()) {
     attention_output_ = attention(pq->codebooks, items.selection, items.codes, keep, &trace_);
+  } else {
+    ag::Scope scope(attention->name());
+    attention_output_ = attention->forward_items(
+        pq->codebooks, items.item_selection, items.inverse, items.codes, keep, &trace_);
   }
   return attention_output_;
 }
@@ -164,14 +171,15 @@ Var LISA::item_vectors(const Tensor& item_ids) {
     case LisaVariant::Soft:  // targets are not quantized
       return embed_fn()(item_ids);
     case LisaVariant::Mini:
-      return target_pq->forward_ids(item_ids, embed_fn(), gt(item_ids.to(kFloat32), 0.0))
+      return target_pq
+          ->forward_ids(item_ids, embed_fn(), gt(item_ids.to(kFloat32), 0.0), nullptr, false)
           .reconstruction;
     case LisaVariant::Base:
     default: {
       // The same PQ as the sequence (targets fully compressed); not counted in its usage.
       const bool saved = pq->track_usage;
       pq->track_usage = false;
-      Var r = pq->forward_ids(item_ids, embed_fn()).reconstruction;
+      Var r = pq->forward_ids(item_ids, embed_fn(), {}, nullptr, false).reconstruction;
       pq->track_usage = saved;
       return r;
     }

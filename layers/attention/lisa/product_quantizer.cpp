@@ -314,7 +314,8 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
 QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
                                              const std::function<Var(const Tensor&)>& embed,
                                              const Tensor& keep,
-                                             Var* embedded) {
+                                             Var* embedded,
+                                             bool gather_selections) {
   ATTNLAB_CHECK(ids.dtype() == kInt64,
                 DTypeError,
                 "ProductQuantizer::forward_ids: ids must be int64, got ",
@@ -323,7 +324,13 @@ QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
     Var e = embed(ids);
     if (embedded)
       *embedded = e;
-    return call(*this, e, Tensor(), keep);  // embedded outside this module's scope, quantized in it
+    // Embedded outside this module's scope, quantized in it; every position is its own row.
+    QuantizedItems q = call(*this, e, Tensor(), keep);
+    const int64_t positions = ids.numel();
+    q.item_selection =
+        ag::reshape(q.selection, {positions, options_.codebooks, options_.codewords});
+    q.inverse = arange(positions, kInt64).reshape(ids.shape());
+    return q;
   }
   Tensor inverse;
   const Tensor distinct = unique(ids, &inverse);
@@ -334,8 +341,12 @@ QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
   track_usage = tracking;
   QuantizedItems out;
   out.reconstruction = ag::index_select(q.reconstruction, 0, inverse);  // ids.shape + [D]
-  out.selection = ag::index_select(q.selection, 0, inverse);            // ids.shape + [B, W]
-  out.logits = ag::index_select(q.logits, 0, inverse);
+  if (gather_selections) {
+    out.selection = ag::index_select(q.selection, 0, inverse);  // ids.shape + [B, W]
+    out.logits = ag::index_select(q.logits, 0, inverse);
+  }
+  out.item_selection = q.selection;
+  out.inverse = inverse;
   out.codes = index_select(q.codes, 0, inverse);
   if (q.codebook_inputs.defined())
     out.codebook_inputs = ag::index_select(q.codebook_inputs, 0, inverse);  // ids.shape + [B, D]

@@ -110,6 +110,12 @@ struct QuantizedItems {
   // non-residual: x for every b). Only when ProductQuantizer::expose_codebook_inputs is set
   // (undefined otherwise); what LISA's exact counterpart attends over.
   Var codebook_inputs;
+  // forward_ids only: the selections of the rows actually quantized [U, B, W] (the distinct items,
+  // or every position for the Gumbel selections) and, per position, its row there (int64,
+  // ids.shape): selection = index_select(item_selection, 0, inverse) at every position. A fused
+  // consumer (lisa_item_histogram_attention) reads these instead of the per-position selection.
+  Var item_selection;
+  Tensor inverse;
 };
 
 class ProductQuantizer : public Module {
@@ -126,11 +132,14 @@ class ProductQuantizer : public Module {
   // gradients into the shared row: the values and gradients of forward(embed(ids)), at the cost
   // of the distinct items: a batch of 128 x 200 positions holds a few thousand). Selections that
   // draw Gumbel noise (independent per position) take forward(embed(ids)) itself. `embedded`,
-  // if given, receives the per-position embeddings [..., D].
+  // if given, receives the per-position embeddings [..., D]. gather_selections false leaves the
+  // per-position selection and logits undefined (each an [..., B, W] copy, the largest tensors of
+  // a LISA step, for callers that read only the reconstruction, the codes or item_selection).
   QuantizedItems forward_ids(const Tensor& ids,
                              const std::function<Var(const Tensor&)>& embed,
                              const Tensor& keep = {},
-                             Var* embedded = nullptr);
+                             Var* embedded = nullptr,
+                             bool gather_selections = true);
   Selection selection() const {
     return is_training() ? options_.train_selection : options_.eval_selection;
   }
