@@ -18,6 +18,9 @@
 // without its [N, L, B, W] tensors (the gathered selection, the masked copy, the histograms,
 // and in the backward dh, the reverse scan, the masked gradient): an [N, L, B, W] float tensor
 // is 105 MB for a batch of 128 x 200 positions at 8 x 128 codewords.
+// Rows before a sequence's first kept position (left padding) have an empty histogram: output 0,
+// no gradient; they are skipped, not computed (the same values: 0 * V sums to +0, and their
+// zero weights add nothing to dT, dV; up to the sign of a zero sum).
 // Work order: the forward runs one task per sequence, building its histogram rows chunk by chunk
 // (kRows positions); the backward one task per codebook (each owns its slices of dT, dV and dS,
 // so dS is summed in position order without partials), recomputing the histogram rows, and

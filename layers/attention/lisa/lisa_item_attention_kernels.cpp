@@ -15,11 +15,21 @@ namespace lisa_fused_detail {
 
 using nn::lisa_fused_detail::ItemGeometry;
 
-// The histogram rows of positions row0 .. row0 + rows - 1 of one sequence, `width` values each
+// The first kept position of sequence x (l when none): the rows before it have an empty
+// histogram, hence alpha = beta = 0, a zero output and no gradient, and are skipped.
+template <class T>
+int64_t first_kept(const Geometry& g, const T* keep, int64_t x) {
+  int64_t i = 0;
+  while (i < g.l && keep[x * g.l + i] == 0) ++i;
+  return i;
+}
+
+// The histogram rows r0 .. rows - 1 of the chunk at row0 of one sequence, `width` values each
 // (all codebooks: offset 0, width B W; one codebook b: offset b W, width W), into h (rows apart by
-// `width`): h_i = g h_(i-1) + keep_i sel[inverse_i] with h_0 = x_0 (first: row0 starts the
-// sequence), through decayed_scan_step, decayed_scan's own arithmetic. Row 0 of a later chunk
-// continues from h's last row (the previous, full, chunk's). `none` holds `width` zeros.
+// `width`): h_i = g h_(i-1) + keep_i sel[inverse_i], through decayed_scan_step (decayed_scan's
+// own arithmetic). start: row r0 is the sequence's first kept row, h = x there (the scan's
+// g * 0 + x); otherwise row 0 continues from h's last row (the previous, full, chunk's).
+// `none` holds `width` zeros.
 template <class T>
 void histogram_rows(const ItemGeometry& ig,
                     const T* sel,
@@ -28,17 +38,18 @@ void histogram_rows(const ItemGeometry& ig,
                     int64_t offset,
                     int64_t width,
                     int64_t row0,
+                    int64_t r0,
                     int64_t rows,
-                    bool first,
+                    bool start,
                     const T* none,
                     T* h) {
   static_assert(kRows >= 2, "row 0 reads the previous chunk's last row");
   const int64_t bw = row_stride(ig.g);
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < rows; ++r) {
     const int64_t p = row0 + r;
     const T* x = keep[p] != 0 ? sel + inverse[p] * bw + offset : none;
     T* hr = h + r * width;
-    if (first && r == 0) {
+    if (start && r == r0) {
       std::copy(x, x + width, hr);
     } else {
       const T* prev = h + (r == 0 ? kRows - 1 : r - 1) * width;
@@ -64,11 +75,24 @@ void item_forward(const ItemGeometry& ig,
     simd::Scratch<T> hist(kRows * bw), alpha(kRows * bw), beta(g.w), none(bw);
     std::fill(none.data(), none.data() + bw, T(0));
     for (int64_t x = x0; x < x1; ++x) {
-      for (int64_t i0 = 0; i0 < g.l; i0 += kRows) {
+      const int64_t first = first_kept(g, keep, x);
+      std::fill(out + x * g.l * g.d, out + (x * g.l + first) * g.d, T(0));
+      for (int64_t i0 = first / kRows * kRows; i0 < g.l; i0 += kRows) {
         const int64_t rows = std::min(kRows, g.l - i0), row0 = x * g.l + i0;
-        histogram_rows<T>(
-            ig, sel, inverse, keep, 0, bw, row0, rows, i0 == 0, none.data(), hist.data());
-        for (int64_t r = 0; r < rows; ++r) {
+        const int64_t r0 = std::max<int64_t>(first - i0, 0);
+        histogram_rows<T>(ig,
+                          sel,
+                          inverse,
+                          keep,
+                          0,
+                          bw,
+                          row0,
+                          r0,
+                          rows,
+                          i0 + r0 == first,
+                          none.data(),
+                          hist.data());
+        for (int64_t r = r0; r < rows; ++r) {
           for (int64_t b = 0; b < g.nb; ++b) {
             weights<T>(g.w,
                        hist.data() + r * bw + b * g.w,
@@ -78,15 +102,15 @@ void item_forward(const ItemGeometry& ig,
                        alpha.data() + r * bw + b * g.w);
           }
         }
-        T* y = out + row0 * g.d;
+        T* y = out + (row0 + r0) * g.d;
         for (int64_t b = 0; b < g.nb; ++b) {
           gemm<T>(false,
                   false,
-                  rows,
+                  rows - r0,
                   g.d,
                   g.w,
                   T(1),
-                  alpha.data() + b * g.w,
+                  alpha.data() + r0 * bw + b * g.w,
                   bw,
                   values + b * g.w * g.d,
                   g.d,
@@ -144,14 +168,15 @@ void codebook_backward(const ItemGeometry& ig,
       std::fill_n(part_v + grp * vsize + b * w * g.d, w * g.d, T(0));
   }
   for (int64_t x = 0; x < g.n; ++x) {
-    for (int64_t c = 0; c < chunks(g); ++c) {
+    const int64_t first = first_kept(g, keep, x);
+    for (int64_t c = first / kRows; c < chunks(g); ++c) {
       const int64_t i0 = c * kRows, rows = std::min(kRows, g.l - i0), row0 = x * g.l + i0;
-      const int64_t grp = (x * chunks(g) + c) % groups;
-      const T* dy = dout + row0 * g.d;
+      const int64_t r0 = std::max<int64_t>(first - i0, 0), grp = (x * chunks(g) + c) % groups;
+      const T* dy = dout + (row0 + r0) * g.d;  // rows r0 .. rows - 1
       // dalpha_b = dY V_b^T
       gemm<T>(false,
               true,
-              rows,
+              rows - r0,
               w,
               g.d,
               T(1),
@@ -160,11 +185,21 @@ void codebook_backward(const ItemGeometry& ig,
               values + b * w * g.d,
               g.d,
               T(0),
-              s.dalpha.data(),
+              s.dalpha.data() + r0 * w,
               w);
-      histogram_rows<T>(
-          ig, sel, inverse, keep, b * w, w, row0, rows, i0 == 0, s.none.data(), s.hist.data());
-      for (int64_t r = 0; r < rows; ++r) {
+      histogram_rows<T>(ig,
+                        sel,
+                        inverse,
+                        keep,
+                        b * w,
+                        w,
+                        row0,
+                        r0,
+                        rows,
+                        i0 + r0 == first,
+                        s.none.data(),
+                        s.hist.data());
+      for (int64_t r = r0; r < rows; ++r) {
         weights<T>(w,
                    s.hist.data() + r * w,
                    tables + (b * w + idx[(row0 + r) * g.nb + b]) * w,
@@ -184,9 +219,9 @@ void codebook_backward(const ItemGeometry& ig,
                 false,
                 w,
                 g.d,
-                rows,
+                rows - r0,
                 T(1),
-                s.alpha.data(),
+                s.alpha.data() + r0 * w,
                 w,
                 dy,
                 g.d,
@@ -194,7 +229,7 @@ void codebook_backward(const ItemGeometry& ig,
                 part_v + grp * vsize + b * w * g.d,
                 g.d);
       if (part_t) {  // scatter-add dG into the query rows
-        for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t r = r0; r < rows; ++r) {
           T* trow = part_t + grp * tsize + (b * w + idx[(row0 + r) * g.nb + b]) * w;
           simd::axpy<T>(T(1), s.dz.data() + r * w, trow, w);
         }
@@ -203,9 +238,9 @@ void codebook_backward(const ItemGeometry& ig,
     if (!dsel)
       continue;
     T* dh = s.dh.data();
-    for (int64_t i = g.l - 2; i >= 0; --i)  // ds_i = g ds_(i+1) + dh_i
+    for (int64_t i = g.l - 2; i >= first; --i)  // ds_i = g ds_(i+1) + dh_i
       decayed_scan_step(dh + (i + 1) * w, dh + i * w, dh + i * w, w, static_cast<T>(ig.decay));
-    for (int64_t i = 0; i < g.l; ++i) {
+    for (int64_t i = first; i < g.l; ++i) {
       const int64_t p = x * g.l + i;
       if (keep[p] == 0)
         continue;

@@ -28,8 +28,8 @@ struct Inputs {
 };
 
 // Random tables and values, U rows of selections (one-hot at random codes, or softmax rows),
-// positions drawing random rows, sequence x left-padded by 13 x positions, the query codewords
-// those of the rows (hard selections) or random ones.
+// positions drawing random rows, sequence x left-padded by 37 x positions (whole chunks for x >=
+// 2), the query codewords those of the rows (hard selections) or random ones.
 Inputs make_inputs(const Case& c, uint64_t seed) {
   Inputs in;
   in.tables = rand({c.nb, c.w, c.w}, RngKey{seed, 1}, c.dtype, -2, 2);
@@ -40,10 +40,10 @@ Inputs make_inputs(const Case& c, uint64_t seed) {
   in.inverse = randint({c.n, c.l}, 0, c.items, RngKey{seed, 5});
   in.keep = ones({c.n, c.l}, kFloat32);
   for (int64_t x = 0; x < c.n; ++x)
-    for (int64_t i = 0; i < std::min(c.l, 13 * x); ++i) in.keep.set({x, i}, 0);
-  in.query = c.soft ? randint({c.n, c.l, c.nb}, 0, c.w, RngKey{seed, 6})
-                    : index_select(codes, 0, in.inverse.reshape({c.n * c.l}))
-                          .reshape({c.n, c.l, c.nb});
+    for (int64_t i = 0; i < std::min(c.l, 37 * x); ++i) in.keep.set({x, i}, 0);
+  in.query =
+      c.soft ? randint({c.n, c.l, c.nb}, 0, c.w, RngKey{seed, 6})
+             : index_select(codes, 0, in.inverse.reshape({c.n * c.l})).reshape({c.n, c.l, c.nb});
   in.dy = rand({c.n, c.l, c.d}, RngKey{seed, 7}, c.dtype, -1, 1);
   return in;
 }
@@ -76,7 +76,8 @@ void check_bitwise(const Result& got, const Result& want) {
 }  // namespace
 
 TEST_SUITE("layers.lisa_item_attention") {
-  TEST_CASE("fused from the rows equals gather then mask then scan then fused attention - bit for bit") {
+  TEST_CASE(
+      "fused from the rows equals gather then mask then scan then fused attention - bit for bit") {
     uint64_t seed = 10;
     for (DType dt : {kFloat32, kFloat64}) {
       for (bool soft : {false, true}) {
@@ -134,7 +135,8 @@ TEST_SUITE("layers.lisa_item_attention") {
       const Tensor dw1 = layer.w_q.grad().clone();
       layer.zero_grad();
       Var c2 = param(cb), s2 = param(in.selection);
-      Var sel = reshape(index_select(s2, 0, in.inverse.reshape({c.n * c.l})), {c.n, c.l, c.nb, c.w});
+      Var sel =
+          reshape(index_select(s2, 0, in.inverse.reshape({c.n * c.l})), {c.n, c.l, c.nb, c.w});
       Var y2 = layer.forward(c2, sel, in.query, in.keep);
       y2.backward(in.dy);
       CHECK(testing::bitwise_equal(y1.value(), y2.value()));
@@ -158,14 +160,14 @@ TEST_SUITE("layers.lisa_item_attention") {
     half.data<float>()[0] = 0.5f;
     CHECK_THROWS_AS(lisa_item_histogram_attention(t, v, s, in.inverse, half, 0.1, in.query),
                     ValueError);
-    CHECK_THROWS_AS(lisa_item_histogram_attention(
-                        t, v, param(zeros({c.items, c.nb, c.w + 1})), in.inverse, in.keep, 0.1,
-                        in.query),
-                    ShapeError);
+    CHECK_THROWS_AS(
+        lisa_item_histogram_attention(
+            t, v, param(zeros({c.items, c.nb, c.w + 1})), in.inverse, in.keep, 0.1, in.query),
+        ShapeError);
     CHECK_THROWS_AS(lisa_item_histogram_attention(
                         t, v, s, in.inverse, in.keep, 0.1, zeros({c.n, c.l, c.nb + 1}, kInt64)),
                     ShapeError);
-    CHECK_THROWS_AS(
-        lisa_item_histogram_attention(t, v, s, in.inverse, in.keep, -1.0, in.query), ValueError);
+    CHECK_THROWS_AS(lisa_item_histogram_attention(t, v, s, in.inverse, in.keep, -1.0, in.query),
+                    ValueError);
   }
 }
