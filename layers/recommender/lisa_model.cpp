@@ -118,7 +118,8 @@ Var LISA::hidden(const Tensor& ids) {
   // Training takes the fused histogram attention from the quantized rows' selections (no
   // per-position selection); evaluation gathers them, so that last_trace() holds the histograms.
   const bool per_position = !is_training() && attention_mode_ == LisaAttentionMode::Histogram;
-  QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e, per_position);
+  QuantizedItems items = pq->forward_ids(
+      ids, embed_fn(), keep, &e, per_position ? QuantizedParts::PerPosition : QuantizedParts::Rows);
   pq->expose_codebook_inputs = exposed;
   Tensor keep3 = keep.to(e.dtype()).reshape({n, l, 1});
   Var x = items.reconstruction + position_embedding(arange(l, kInt64).reshape({1, l}));
@@ -172,14 +173,19 @@ Var LISA::item_vectors(const Tensor& item_ids) {
       return embed_fn()(item_ids);
     case LisaVariant::Mini:
       return target_pq
-          ->forward_ids(item_ids, embed_fn(), gt(item_ids.to(kFloat32), 0.0), nullptr, false)
+          ->forward_ids(item_ids,
+                        embed_fn(),
+                        gt(item_ids.to(kFloat32), 0.0),
+                        nullptr,
+                        QuantizedParts::Reconstruction)
           .reconstruction;
     case LisaVariant::Base:
     default: {
       // The same PQ as the sequence (targets fully compressed); not counted in its usage.
       const bool saved = pq->track_usage;
       pq->track_usage = false;
-      Var r = pq->forward_ids(item_ids, embed_fn(), {}, nullptr, false).reconstruction;
+      Var r = pq->forward_ids(item_ids, embed_fn(), {}, nullptr, QuantizedParts::Reconstruction)
+                  .reconstruction;
       pq->track_usage = saved;
       return r;
     }

@@ -221,6 +221,13 @@ void ProductQuantizer::set_usage(const CodewordUsage& u) {
 }
 
 QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, const Tensor& keep) {
+  return quantize(x, noise, keep, QuantizedParts::PerPosition);
+}
+
+QuantizedItems ProductQuantizer::quantize(const Var& x,
+                                          const Tensor& noise,
+                                          const Tensor& keep,
+                                          QuantizedParts parts) {
   constexpr const char* op = "ProductQuantizer";
   const int64_t d = options_.dim, nb = options_.codebooks, w = options_.codewords;
   ATTNLAB_CHECK(x.dim() >= 1 && x.size(-1) == d,
@@ -274,8 +281,10 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
       idx.push_back(sel.index);
     }
     out.reconstruction = recon;
-    out.selection = ag::stack(sels, 1);
-    out.logits = ag::stack(logit_list, 1);
+    if (parts != QuantizedParts::Reconstruction)
+      out.selection = ag::stack(sels, 1);
+    if (parts == QuantizedParts::PerPosition)
+      out.logits = ag::stack(logit_list, 1);
     codes = stack(idx, 1);
     if (expose_codebook_inputs)
       out.codebook_inputs = ag::stack(inputs, 1);  // [n, B, D]
@@ -296,8 +305,10 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
   sel_shape.push_back(w);
   code_shape.push_back(nb);
   out.reconstruction = ag::reshape(out.reconstruction, x.shape());
-  out.selection = ag::reshape(out.selection, sel_shape);
-  out.logits = ag::reshape(out.logits, sel_shape);
+  if (out.selection.defined())
+    out.selection = ag::reshape(out.selection, sel_shape);
+  if (out.logits.defined())
+    out.logits = ag::reshape(out.logits, sel_shape);
   out.codes = codes.reshape(code_shape);
   out.noise = g.defined() ? g.reshape(sel_shape) : Tensor();
   if (out.codebook_inputs.defined()) {
@@ -315,7 +326,7 @@ QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
                                              const std::function<Var(const Tensor&)>& embed,
                                              const Tensor& keep,
                                              Var* embedded,
-                                             bool gather_selections) {
+                                             QuantizedParts parts) {
   ATTNLAB_CHECK(ids.dtype() == kInt64,
                 DTypeError,
                 "ProductQuantizer::forward_ids: ids must be int64, got ",
@@ -337,11 +348,11 @@ QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
   Var e = embed(distinct);  // [U, D]
   const bool tracking = track_usage;
   track_usage = false;
-  QuantizedItems q = call(*this, e);
+  QuantizedItems q = call(*this, &ProductQuantizer::quantize, e, Tensor(), Tensor(), parts);
   track_usage = tracking;
   QuantizedItems out;
   out.reconstruction = ag::index_select(q.reconstruction, 0, inverse);  // ids.shape + [D]
-  if (gather_selections) {
+  if (parts == QuantizedParts::PerPosition) {
     out.selection = ag::index_select(q.selection, 0, inverse);  // ids.shape + [B, W]
     out.logits = ag::index_select(q.logits, 0, inverse);
   }

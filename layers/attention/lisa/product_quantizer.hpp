@@ -118,6 +118,14 @@ struct QuantizedItems {
   Tensor inverse;
 };
 
+// What ProductQuantizer::forward_ids returns besides the reconstruction and the codes:
+//   PerPosition     everything, selection and logits gathered per position ([..., B, W] each)
+//   Rows            item_selection and inverse, no per-position selection, no logits
+//   Reconstruction  nothing more (the targets' item vectors)
+// The per-position copies and the stacked logits are the largest tensors of a LISA step; the
+// values that are returned are the same in every mode.
+enum class QuantizedParts { PerPosition, Rows, Reconstruction };
+
 class ProductQuantizer : public Module {
  public:
   ProductQuantizer(const ProductQuantizerOptions& options,
@@ -132,14 +140,13 @@ class ProductQuantizer : public Module {
   // gradients into the shared row: the values and gradients of forward(embed(ids)), at the cost
   // of the distinct items: a batch of 128 x 200 positions holds a few thousand). Selections that
   // draw Gumbel noise (independent per position) take forward(embed(ids)) itself. `embedded`,
-  // if given, receives the per-position embeddings [..., D]. gather_selections false leaves the
-  // per-position selection and logits undefined (each an [..., B, W] copy, the largest tensors of
-  // a LISA step, for callers that read only the reconstruction, the codes or item_selection).
+  // if given, receives the per-position embeddings [..., D]. parts: what else is returned
+  // (QuantizedParts; the Gumbel path returns everything, all per position already).
   QuantizedItems forward_ids(const Tensor& ids,
                              const std::function<Var(const Tensor&)>& embed,
                              const Tensor& keep = {},
                              Var* embedded = nullptr,
-                             bool gather_selections = true);
+                             QuantizedParts parts = QuantizedParts::PerPosition);
   Selection selection() const {
     return is_training() ? options_.train_selection : options_.eval_selection;
   }
@@ -164,6 +171,12 @@ class ProductQuantizer : public Module {
   Var bilinear;   // [D, D]
 
  private:
+  // forward, stacking the codebooks' selections and logits only where `parts` asks for them
+  // (PerPosition: both; Rows: the selections; Reconstruction: neither).
+  QuantizedItems quantize(const Var& x,
+                          const Tensor& noise,
+                          const Tensor& keep,
+                          QuantizedParts parts);
   ProductQuantizerOptions options_;
   std::shared_ptr<Generator> noise_rng_;
   int64_t step_ = 0;
