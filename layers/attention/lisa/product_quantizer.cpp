@@ -358,6 +358,8 @@ QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
   }
   out.item_selection = q.selection;
   out.inverse = inverse;
+  out.item_ids = distinct;
+  out.item_reconstruction = q.reconstruction;
   out.codes = index_select(q.codes, 0, inverse);
   if (q.codebook_inputs.defined())
     out.codebook_inputs = ag::index_select(q.codebook_inputs, 0, inverse);  // ids.shape + [B, D]

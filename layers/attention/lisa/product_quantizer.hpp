@@ -116,6 +116,11 @@ struct QuantizedItems {
   // consumer (lisa_item_histogram_attention) reads these instead of the per-position selection.
   Var item_selection;
   Tensor inverse;
+  // forward_ids on the distinct-item path only (undefined for the Gumbel selections): the
+  // distinct ids [U] in increasing order and their reconstructions [U, D], the rows inverse points
+  // into (a caller may gather more positions of the same items from them).
+  Tensor item_ids;
+  Var item_reconstruction;
 };
 
 // What ProductQuantizer::forward_ids returns besides the reconstruction and the codes:
