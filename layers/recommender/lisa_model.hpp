@@ -115,7 +115,9 @@ class LISA : public SequenceRecommender {
   // The regulariser of the last hidden() call (a zero scalar when config.regularizer == 0).
   Var auxiliary_loss() const override { return aux_loss_; }
   // The last hidden() call's attention trace (selections, histograms, tables, values); empty
-  // after a call in ExactUnquantized mode.
+  // after a call in ExactUnquantized mode. In training the histogram attention runs fused from
+  // the quantized rows (LisaAttention::forward_items: no per-position selections or histograms
+  // exist), and the trace holds tables, values and query_index only; evaluation fills it all.
   const LisaTrace& last_trace() const { return trace_; }
   // The last hidden() call's attention output y [N, L, D] (before dropout and the residual), in
   // either mode. Pad rows are not compared meaningfully: the model zeroes them after the FFN.
