@@ -30,7 +30,7 @@ void scan(const T* x, T* y, const detail::AxisView& v, T decay, bool reverse) {
           for (int64_t i = c0; i < c1; ++i) yt[i] = xt[i];
         } else {
           const T* prev = yo + (reverse ? t + 1 : t - 1) * v.inner;
-          for (int64_t i = c0; i < c1; ++i) yt[i] = decay * prev[i] + xt[i];
+          decayed_scan_step(prev + c0, xt + c0, yt + c0, c1 - c0, decay);
         }
       }
     }
@@ -56,6 +56,13 @@ Tensor run(const Tensor& x, int axis, double decay, bool reverse, const char* op
 }
 
 }  // namespace
+
+void decayed_scan_step(const float* prev, const float* x, float* y, int64_t n, float decay) {
+  for (int64_t i = 0; i < n; ++i) y[i] = decay * prev[i] + x[i];
+}
+void decayed_scan_step(const double* prev, const double* x, double* y, int64_t n, double decay) {
+  for (int64_t i = 0; i < n; ++i) y[i] = decay * prev[i] + x[i];
+}
 
 Tensor cumsum(const Tensor& x, int axis, bool reverse) {
   return run(x, axis, 1.0, reverse, "cumsum");

@@ -13,4 +13,10 @@ namespace attnlab {
 Tensor cumsum(const Tensor& x, int axis, bool reverse = false);
 Tensor decayed_scan(const Tensor& x, int axis, double decay, bool reverse = false);
 
+// One step of the scan over n contiguous values: y = decay * prev + x (y may alias x). The
+// arithmetic decayed_scan itself uses: a kernel that fuses the scan calls it to stay bit-identical
+// (one compiled copy, whatever the SIMD path or contraction of the caller).
+void decayed_scan_step(const float* prev, const float* x, float* y, int64_t n, float decay);
+void decayed_scan_step(const double* prev, const double* x, double* y, int64_t n, double decay);
+
 }  // namespace attnlab

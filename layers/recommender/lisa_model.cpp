@@ -1,6 +1,7 @@
 #include "layers/recommender/lisa_model.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "autograd/ops.hpp"
@@ -115,8 +116,19 @@ Var LISA::hidden(const Tensor& ids) {
   Var e;                                    // [N, L, D], for the regulariser
   const bool exposed = pq->expose_codebook_inputs;
   pq->expose_codebook_inputs = attention_mode_ == LisaAttentionMode::ExactUnquantized;
-  QuantizedItems items = pq->forward_ids(ids, embed_fn(), keep, &e);
+  // Training takes the fused histogram attention from the quantized rows' selections (no
+  // per-position selection); evaluation gathers them, so that last_trace() holds the histograms.
+  const bool per_position = !is_training() && attention_mode_ == LisaAttentionMode::Histogram;
+  rows_.reset();
+  QuantizedItems items = pq->forward_ids(
+      ids, embed_fn(), keep, &e, per_position ? QuantizedParts::PerPosition : QuantizedParts::Rows);
   pq->expose_codebook_inputs = exposed;
+  if (share_target_rows && is_training() && config_.variant == LisaVariant::Base &&
+      items.item_ids.defined()) {
+    std::vector<Tensor> params;
+    for (const Tensor& t : quantizer_inputs()) params.push_back(t.clone());
+    rows_ = SharedRows{items.item_ids, items.item_reconstruction, pq->temperature(), params};
+  }
   Tensor keep3 = keep.to(e.dtype()).reshape({n, l, 1});
   Var x = items.reconstruction + position_embedding(arange(l, kInt64).reshape({1, l}));
   x = input_dropout(x) * ag::constant(keep3);
@@ -146,8 +158,12 @@ Var LISA::attend(const QuantizedItems& items, const Tensor& keep) {
     // The same layer over the r^b the codebooks quantize (lisa_histograms.md 8).
     ag::Scope scope(attention->name());
     attention_output_ = lisa_exact_attention(*attention, items.codebook_inputs, keep);
-  } else {
+  } else if (items.selection.defined()) {
     attention_output_ = attention(pq->codebooks, items.selection, items.codes, keep, &trace_);
+  } else {
+    ag::Scope scope(attention->name());
+    attention_output_ = attention->forward_items(
+        pq->codebooks, items.item_selection, items.inverse, items.codes, keep, &trace_);
   }
   return attention_output_;
 }
@@ -164,18 +180,77 @@ Var LISA::item_vectors(const Tensor& item_ids) {
     case LisaVariant::Soft:  // targets are not quantized
       return embed_fn()(item_ids);
     case LisaVariant::Mini:
-      return target_pq->forward_ids(item_ids, embed_fn(), gt(item_ids.to(kFloat32), 0.0))
+      return target_pq
+          ->forward_ids(item_ids,
+                        embed_fn(),
+                        gt(item_ids.to(kFloat32), 0.0),
+                        nullptr,
+                        QuantizedParts::Reconstruction)
           .reconstruction;
     case LisaVariant::Base:
     default: {
+      if (share_target_rows && rows_ && is_training() && shared_rows_current())
+        return shared_target_vectors(item_ids);
       // The same PQ as the sequence (targets fully compressed); not counted in its usage.
       const bool saved = pq->track_usage;
       pq->track_usage = false;
-      Var r = pq->forward_ids(item_ids, embed_fn()).reconstruction;
+      Var r = pq->forward_ids(item_ids, embed_fn(), {}, nullptr, QuantizedParts::Reconstruction)
+                  .reconstruction;
       pq->track_usage = saved;
       return r;
     }
   }
+}
+
+std::vector<Tensor> LISA::quantizer_inputs() const {
+  return {item_embedding->weight.value(), pq->codebooks.value(), pq->bilinear.value()};
+}
+
+bool LISA::shared_rows_current() const {
+  if (pq->temperature() != rows_->tau)
+    return false;
+  const std::vector<Tensor> now = quantizer_inputs();
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    const Tensor &a = now[i], &b = rows_->params[i];
+    if (a.dtype() != b.dtype() || a.shape() != b.shape() ||
+        std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) != 0)
+      return false;
+  }
+  return true;
+}
+
+// Each requested id's row: its row among the shared ones, or (ids the step's input did not hold)
+// a row of a quantization of just those ids appended after them.
+Var LISA::shared_target_vectors(const Tensor& item_ids) {
+  Tensor inverse;
+  const Tensor wanted = unique(item_ids, &inverse);  // increasing, like rows_->ids
+  const int64_t* w = wanted.data<int64_t>();
+  const int64_t* have = rows_->ids.data<int64_t>();
+  const int64_t u = rows_->ids.numel();
+  std::vector<int64_t> row(wanted.numel()), missing;
+  for (int64_t i = 0, j = 0; i < wanted.numel(); ++i) {
+    while (j < u && have[j] < w[i]) ++j;
+    if (j < u && have[j] == w[i]) {
+      row[i] = j;
+    } else {
+      row[i] = u + static_cast<int64_t>(missing.size());
+      missing.push_back(w[i]);
+    }
+  }
+  Var table = rows_->reconstruction;
+  if (!missing.empty()) {
+    const bool saved = pq->track_usage;  // targets are not counted in the usage
+    pq->track_usage = false;
+    const Tensor ids = from_vector(missing, {static_cast<int64_t>(missing.size())});
+    Var extra = pq->forward_ids(ids, embed_fn(), {}, nullptr, QuantizedParts::Reconstruction)
+                    .reconstruction;
+    pq->track_usage = saved;
+    table = ag::concat({table, extra}, 0);
+  }
+  Tensor index = Tensor::empty(item_ids.shape(), kInt64);
+  const int64_t* inv = inverse.data<int64_t>();
+  for (int64_t p = 0; p < index.numel(); ++p) index.data<int64_t>()[p] = row[inv[p]];
+  return ag::index_select(table, 0, index);  // ids.shape + [D]
 }
 
 Tensor LISA::stream_step(LisaStream& state, int64_t item, int64_t slot) {

@@ -115,7 +115,9 @@ class LISA : public SequenceRecommender {
   // The regulariser of the last hidden() call (a zero scalar when config.regularizer == 0).
   Var auxiliary_loss() const override { return aux_loss_; }
   // The last hidden() call's attention trace (selections, histograms, tables, values); empty
-  // after a call in ExactUnquantized mode.
+  // after a call in ExactUnquantized mode. In training the histogram attention runs fused from
+  // the quantized rows (LisaAttention::forward_items: no per-position selections or histograms
+  // exist), and the trace holds tables, values and query_index only; evaluation fills it all.
   const LisaTrace& last_trace() const { return trace_; }
   // The last hidden() call's attention output y [N, L, D] (before dropout and the residual), in
   // either mode. Pad rows are not compared meaningfully: the model zeroes them after the FFN.
@@ -147,6 +149,15 @@ class LISA : public SequenceRecommender {
   // LisaStream(model.attention_tables()). Histogram mode only (ValueError otherwise).
   Tensor stream_step(LisaStream& state, int64_t item, int64_t slot);
 
+  // Base in training: item_vectors() gathers the targets from the rows the last hidden() call
+  // quantized (the step's distinct input items) and quantizes only the ids that are not among
+  // them, instead of quantizing every target item again: the same values (the quantizer works
+  // row by row), and the same gradients up to the order of their sums (one quantizer graph takes
+  // the sequence's and the targets' gradients). Used only while the quantizer's parameters, the
+  // embedding table and the temperature are those the rows were computed with (checked bit for
+  // bit; a stale call quantizes afresh). false: every call quantizes its own ids.
+  bool share_target_rows = true;
+
   Child<Embedding> item_embedding, position_embedding;
   Child<ProductQuantizer> pq, target_pq;  // target_pq: Mini only
   Child<LisaAttention> attention;
@@ -159,10 +170,21 @@ class LISA : public SequenceRecommender {
   std::function<Var(const Tensor&)> embed_fn() const;
   // y of the current mode from the quantized sequence (keep [N, L]: 1 for items).
   Var attend(const QuantizedItems& items, const Tensor& keep);
+  // The rows of the last training hidden() call (share_target_rows), with what they depend on.
+  struct SharedRows {
+    Tensor ids;          // distinct ids [U], increasing
+    Var reconstruction;  // [U, D]
+    double tau = 0;
+    std::vector<Tensor> params;  // embedding table, codebooks, bilinear: copies at that time
+  };
+  std::vector<Tensor> quantizer_inputs() const;  // the tensors SharedRows::params copies
+  bool shared_rows_current() const;
+  Var shared_target_vectors(const Tensor& item_ids);
   LISAConfig config_;
   std::shared_ptr<Generator> dropout_rng_, noise_rng_;
   Var aux_loss_, attention_output_;
   LisaTrace trace_;
+  std::optional<SharedRows> rows_;
   LisaAttentionMode attention_mode_ = LisaAttentionMode::Histogram;
 };
 

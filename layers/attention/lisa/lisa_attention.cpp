@@ -341,10 +341,10 @@ Tensor LisaStream::step(const Tensor& selection, const Tensor& query_index) {
   dispatch_float(hist_.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     output_row<T>(t_,
-                                      hist_.data<T>(),
-                                      sel.data<T>(),
-                                      idx.defined() ? idx.data<int64_t>() : nullptr,
-                                      y.data<T>());
+                  hist_.data<T>(),
+                  sel.data<T>(),
+                  idx.defined() ? idx.data<int64_t>() : nullptr,
+                  y.data<T>());
   });
   return y;
 }
@@ -400,6 +400,43 @@ Var LisaAttention::forward(const Var& codebooks,
   const bool hard = o.query == LisaQuery::Hard;
   return lisa_histogram_attention(
       p.tables, p.values, h, hard ? codes : Tensor(), hard ? Var() : sel, o.scale, o.impl, trace);
+}
+
+Var LisaAttention::forward_items(const Var& codebooks,
+                                 const Var& item_selection,
+                                 const Tensor& inverse,
+                                 const Tensor& codes,
+                                 const Tensor& keep,
+                                 LisaTrace* trace) {
+  const auto& o = options_;
+  ATTNLAB_CHECK(inverse.defined() && inverse.dim() == 2,
+                ShapeError,
+                "LisaAttention::forward_items: inverse must be int64 [N, L], got ",
+                inverse.shape());
+  if (!(o.causal && o.query == LisaQuery::Hard && o.impl == LisaImpl::Fused)) {
+    const int64_t n = inverse.size(0), l = inverse.size(1);
+    Var sel = ag::reshape(ag::index_select(item_selection, 0, inverse.reshape({n * l})),
+                          {n, l, item_selection.size(1), item_selection.size(2)});
+    return forward(codebooks, sel, codes, keep, trace);
+  }
+  ATTNLAB_CHECK(codebooks.shape() == Shape({o.codebooks, o.codewords, o.dim}),
+                ShapeError,
+                "LisaAttention::forward_items: codebooks must be [B, W, D] = [",
+                o.codebooks,
+                ", ",
+                o.codewords,
+                ", ",
+                o.dim,
+                "], got ",
+                codebooks.shape());
+  LisaProjection p = lisa_project(codebooks, w_q, w_k, w_v);
+  if (trace) {
+    trace->tables = ag::label(p.tables, "tables");
+    trace->values = ag::label(p.values, "values");
+    trace->query_index = codes;
+  }
+  return lisa_item_histogram_attention(
+      p.tables, p.values, item_selection, inverse, keep, o.decay, codes, o.scale);
 }
 
 LisaTables LisaAttention::precompute(const Var& codebooks) const {

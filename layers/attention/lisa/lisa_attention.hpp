@@ -96,6 +96,22 @@ Var lisa_histogram_attention_fused(const Var& tables,
                                    const Var& query_probs = {},
                                    double scale = 0.0);
 
+// Causal histograms and hard-query attention in one op, from the selections of the quantized
+// rows item_selection [U, B, W] (ProductQuantizer::forward_ids: QuantizedItems::item_selection)
+// and inverse int64 [N, L] (the row of each position); keep [N, L] of 0s and 1s (undefined: all
+// real), decay >= 0, query_index int64 [N, L, B]. Equal, values and gradients bit for bit, to
+//   lisa_histogram_attention_fused(tables, values,
+//       lisa_histograms(index_select(item_selection, 0, inverse), keep, decay, true), query_index)
+// without any [N, L, B, W] tensor (lisa_item_attention.cpp): it saves its inputs only.
+Var lisa_item_histogram_attention(const Var& tables,
+                                  const Var& values,
+                                  const Var& item_selection,
+                                  const Tensor& inverse,
+                                  const Tensor& keep,
+                                  double decay,
+                                  const Tensor& query_index,
+                                  double scale = 0.0);
+
 // ---- inference --------------------------------------------------------------------------------
 // Precomputed tables and values (plain tensors): computed once, they make every later item cost
 // O(B W D) with no projection at run time.
@@ -156,6 +172,17 @@ class LisaAttention : public Module {
               const Tensor& codes,
               const Tensor& keep = {},
               LisaTrace* trace = nullptr);
+  // The same from the selections of the quantized rows, item_selection [U, B, W], and the row of
+  // each position, inverse int64 [N, L] (QuantizedItems::item_selection and inverse): causal,
+  // hard-query, fused layers take lisa_item_histogram_attention (no [N, L, B, W] tensor; the
+  // trace then holds tables, values and query_index only), the others gather the selections
+  // and call forward. Equal to forward(codebooks, index_select(item_selection, 0, inverse), ...).
+  Var forward_items(const Var& codebooks,
+                    const Var& item_selection,
+                    const Tensor& inverse,
+                    const Tensor& codes,
+                    const Tensor& keep = {},
+                    LisaTrace* trace = nullptr);
   // Tables and values for inference (no gradient).
   LisaTables precompute(const Var& codebooks) const;
   std::string describe() const override;

@@ -224,6 +224,13 @@ void ProductQuantizer::set_usage(const CodewordUsage& u) {
 }
 
 QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, const Tensor& keep) {
+  return quantize(x, noise, keep, QuantizedParts::PerPosition);
+}
+
+QuantizedItems ProductQuantizer::quantize(const Var& x,
+                                          const Tensor& noise,
+                                          const Tensor& keep,
+                                          QuantizedParts parts) {
   constexpr const char* op = "ProductQuantizer";
   const int64_t d = options_.dim, nb = options_.codebooks, w = options_.codewords;
   ATTNLAB_CHECK(x.dim() >= 1 && x.size(-1) == d,
@@ -277,8 +284,10 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
       idx.push_back(sel.index);
     }
     out.reconstruction = recon;
-    out.selection = ag::stack(sels, 1);
-    out.logits = ag::stack(logit_list, 1);
+    if (parts != QuantizedParts::Reconstruction)
+      out.selection = ag::stack(sels, 1);
+    if (parts == QuantizedParts::PerPosition)
+      out.logits = ag::stack(logit_list, 1);
     codes = stack(idx, 1);
     if (expose_codebook_inputs)
       out.codebook_inputs = ag::stack(inputs, 1);  // [n, B, D]
@@ -299,8 +308,10 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
   sel_shape.push_back(w);
   code_shape.push_back(nb);
   out.reconstruction = ag::reshape(out.reconstruction, x.shape());
-  out.selection = ag::reshape(out.selection, sel_shape);
-  out.logits = ag::reshape(out.logits, sel_shape);
+  if (out.selection.defined())
+    out.selection = ag::reshape(out.selection, sel_shape);
+  if (out.logits.defined())
+    out.logits = ag::reshape(out.logits, sel_shape);
   out.codes = codes.reshape(code_shape);
   out.noise = g.defined() ? g.reshape(sel_shape) : Tensor();
   if (out.codebook_inputs.defined()) {
@@ -317,7 +328,8 @@ QuantizedItems ProductQuantizer::forward(const Var& x, const Tensor& noise, cons
 QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
                                              const std::function<Var(const Tensor&)>& embed,
                                              const Tensor& keep,
-                                             Var* embedded) {
+                                             Var* embedded,
+                                             QuantizedParts parts) {
   ATTNLAB_CHECK(ids.dtype() == kInt64,
                 DTypeError,
                 "ProductQuantizer::forward_ids: ids must be int64, got ",
@@ -326,19 +338,31 @@ QuantizedItems ProductQuantizer::forward_ids(const Tensor& ids,
     Var e = embed(ids);
     if (embedded)
       *embedded = e;
-    return call(*this, e, Tensor(), keep);  // embedded outside this module's scope, quantized in it
+    // Embedded outside this module's scope, quantized in it; every position is its own row.
+    QuantizedItems q = call(*this, e, Tensor(), keep);
+    const int64_t positions = ids.numel();
+    q.item_selection =
+        ag::reshape(q.selection, {positions, options_.codebooks, options_.codewords});
+    q.inverse = arange(positions, kInt64).reshape(ids.shape());
+    return q;
   }
   Tensor inverse;
   const Tensor distinct = unique(ids, &inverse);
   Var e = embed(distinct);  // [U, D]
   const bool tracking = track_usage;
   track_usage = false;
-  QuantizedItems q = call(*this, e);
+  QuantizedItems q = call(*this, &ProductQuantizer::quantize, e, Tensor(), Tensor(), parts);
   track_usage = tracking;
   QuantizedItems out;
   out.reconstruction = ag::index_select(q.reconstruction, 0, inverse);  // ids.shape + [D]
-  out.selection = ag::index_select(q.selection, 0, inverse);            // ids.shape + [B, W]
-  out.logits = ag::index_select(q.logits, 0, inverse);
+  if (parts == QuantizedParts::PerPosition) {
+    out.selection = ag::index_select(q.selection, 0, inverse);  // ids.shape + [B, W]
+    out.logits = ag::index_select(q.logits, 0, inverse);
+  }
+  out.item_selection = q.selection;
+  out.inverse = inverse;
+  out.item_ids = distinct;
+  out.item_reconstruction = q.reconstruction;
   out.codes = index_select(q.codes, 0, inverse);
   if (q.codebook_inputs.defined())
     out.codebook_inputs = ag::index_select(q.codebook_inputs, 0, inverse);  // ids.shape + [B, D]

@@ -110,7 +110,26 @@ struct QuantizedItems {
   // non-residual: x for every b). Only when ProductQuantizer::expose_codebook_inputs is set
   // (undefined otherwise); what LISA's exact counterpart attends over.
   Var codebook_inputs;
+  // forward_ids only: the selections of the rows actually quantized [U, B, W] (the distinct items,
+  // or every position for the Gumbel selections) and, per position, its row there (int64,
+  // ids.shape): selection = index_select(item_selection, 0, inverse) at every position. A fused
+  // consumer (lisa_item_histogram_attention) reads these instead of the per-position selection.
+  Var item_selection;
+  Tensor inverse;
+  // forward_ids on the distinct-item path only (undefined for the Gumbel selections): the
+  // distinct ids [U] in increasing order and their reconstructions [U, D], the rows inverse points
+  // into (a caller may gather more positions of the same items from them).
+  Tensor item_ids;
+  Var item_reconstruction;
 };
+
+// What ProductQuantizer::forward_ids returns besides the reconstruction and the codes:
+//   PerPosition     everything, selection and logits gathered per position ([..., B, W] each)
+//   Rows            item_selection and inverse, no per-position selection, no logits
+//   Reconstruction  nothing more (the targets' item vectors)
+// The per-position copies and the stacked logits are the largest tensors of a LISA step; the
+// values that are returned are the same in every mode.
+enum class QuantizedParts { PerPosition, Rows, Reconstruction };
 
 class ProductQuantizer : public Module {
  public:
@@ -126,11 +145,13 @@ class ProductQuantizer : public Module {
   // gradients into the shared row: the values and gradients of forward(embed(ids)), at the cost
   // of the distinct items: a batch of 128 x 200 positions holds a few thousand). Selections that
   // draw Gumbel noise (independent per position) take forward(embed(ids)) itself. `embedded`,
-  // if given, receives the per-position embeddings [..., D].
+  // if given, receives the per-position embeddings [..., D]. parts: what else is returned
+  // (QuantizedParts; the Gumbel path returns everything, all per position already).
   QuantizedItems forward_ids(const Tensor& ids,
                              const std::function<Var(const Tensor&)>& embed,
                              const Tensor& keep = {},
-                             Var* embedded = nullptr);
+                             Var* embedded = nullptr,
+                             QuantizedParts parts = QuantizedParts::PerPosition);
   Selection selection() const {
     return is_training() ? options_.train_selection : options_.eval_selection;
   }
@@ -158,6 +179,12 @@ class ProductQuantizer : public Module {
   Var bilinear;   // [D, D]
 
  private:
+  // forward, stacking the codebooks' selections and logits only where `parts` asks for them
+  // (PerPosition: both; Rows: the selections; Reconstruction: neither).
+  QuantizedItems quantize(const Var& x,
+                          const Tensor& noise,
+                          const Tensor& keep,
+                          QuantizedParts parts);
   ProductQuantizerOptions options_;
   std::shared_ptr<Generator> noise_rng_;
   CodewordUsage usage_;

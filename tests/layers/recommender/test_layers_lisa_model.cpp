@@ -2,11 +2,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <set>
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
-#include "layers/recommender/lisa_model.hpp"
 #include "layers/optim/optim.hpp"
+#include "layers/recommender/lisa_model.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
 #include "tests/scratch_path.hpp"
 #include "tests/test_helpers.hpp"
@@ -179,6 +180,52 @@ TEST_SUITE("layers.lisa_model") {
       LisaStream state(model.attention_tables());
       CHECK_THROWS_AS(model.stream_step(state, 1, 0), ValueError);
     }
+  }
+
+  TEST_CASE("Base targets from the step's quantized rows - same loss and gradients as quantizing") {
+    // share_target_rows gathers the targets from the rows hidden() quantized and quantizes only
+    // the ids the input lacks: the same values bit for bit (the quantizer works row by row) and
+    // the same gradients up to the order of their float64 sums.
+    const TrainBatch b = synthetic_batch(3, 12, 9);
+    std::set<int64_t> in_input;
+    for (int64_t v : b.input.to_vector<int64_t>()) in_input.insert(v);
+    int64_t missing = 0;
+    for (int64_t v : b.negative.to_vector<int64_t>()) missing += !in_input.count(v);
+    REQUIRE(missing > 0);  // the quantize-the-rest path runs too
+    LISA fresh(tiny(LisaVariant::Base)), shared(tiny(LisaVariant::Base));
+    fresh.share_target_rows = false;
+    for (LISA* m : {&fresh, &shared}) {
+      m->to(kFloat64);
+      m->train();
+    }
+    Var lf = recommendation_loss(fresh, b, LossKind::BCE);
+    Var ls = recommendation_loss(shared, b, LossKind::BCE);
+    CHECK(testing::bitwise_equal(lf.value(), ls.value()));
+    lf.backward();
+    ls.backward();
+    const auto pf = fresh.named_parameters(), ps = shared.named_parameters();
+    REQUIRE(pf.size() == ps.size());
+    for (std::size_t i = 0; i < pf.size(); ++i) {
+      CAPTURE(pf[i].first);
+      if (!pf[i].second.grad().defined()) {
+        CHECK_FALSE(ps[i].second.grad().defined());
+        continue;
+      }
+      CHECK_CLOSE(ps[i].second.grad(), pf[i].second.grad(), 1e-12, 1e-14);
+    }
+    CHECK(max(abs(shared.pq->codebooks.grad())).item() > 0);
+  }
+
+  TEST_CASE("shared target rows are not used once the quantizer's parameters changed") {
+    LISA model(tiny(LisaVariant::Base));
+    model.train();
+    const TrainBatch b = synthetic_batch(3, 12, 9);
+    model.hidden(b.input);
+    Tensor c = model.pq->codebooks.value();  // an in-place update, as an optimizer step makes
+    for (int64_t i = 0; i < c.numel(); ++i) c.data<float>()[i] += 0.25f;
+    const Tensor after = model.item_vectors(b.positive).value();
+    model.share_target_rows = false;
+    CHECK(testing::bitwise_equal(after, model.item_vectors(b.positive).value()));
   }
 
   TEST_CASE("the Soft model passes a fast gradcheck in float64") {

@@ -118,6 +118,44 @@ TEST_SUITE("layers.lisa_pq") {
     }
   }
 
+  TEST_CASE(
+      "forward_ids parts - the same reconstruction and codes and gradients with fewer copies") {
+    const Tensor ids = from_vector(std::vector<int64_t>{0, 3, 5, 3, 0, 7, 5, 5, 11, 3}, {2, 5});
+    for (Selection mode : {Selection::StraightThrough, Selection::GumbelStraightThrough}) {
+      for (bool residual : {true, false}) {
+        CAPTURE(selection_name(mode));
+        CAPTURE(residual);
+        Fixture a(mode, residual), b(mode, residual), c(mode, residual);
+        const QuantizedItems all = a.pq->forward_ids(ids, a.embed());
+        const QuantizedItems rows =
+            b.pq->forward_ids(ids, b.embed(), {}, nullptr, QuantizedParts::Rows);
+        const QuantizedItems recon =
+            c.pq->forward_ids(ids, c.embed(), {}, nullptr, QuantizedParts::Reconstruction);
+        // The rows' selections gathered per position are the per-position selections.
+        REQUIRE(rows.item_selection.defined());
+        const Tensor gathered =
+            index_select(rows.item_selection.value(), 0, rows.inverse.reshape({10}));
+        CHECK(testing::bitwise_equal(gathered.reshape({2, 5, 3, 4}), all.selection.value()));
+        if (!selection_is_gumbel(mode)) {  // the Gumbel path returns everything per position
+          CHECK_FALSE(rows.selection.defined());
+          CHECK_FALSE(rows.logits.defined());
+          CHECK_FALSE(recon.logits.defined());
+        }
+        const Tensor w = rand(all.reconstruction.shape(), RngKey{2, 1}, kFloat64, -1, 1);
+        for (const QuantizedItems* q : {&all, &rows, &recon}) {
+          CHECK(testing::bitwise_equal(q->reconstruction.value(), all.reconstruction.value()));
+          CHECK(testing::bitwise_equal(q->codes, all.codes));
+          ag::sum(q->reconstruction * Var(w)).backward();
+        }
+        for (const Fixture* f : {&b, &c}) {
+          CHECK(testing::bitwise_equal(f->table->weight.grad(), a.table->weight.grad()));
+          CHECK(testing::bitwise_equal(f->pq->codebooks.grad(), a.pq->codebooks.grad()));
+          CHECK(testing::bitwise_equal(f->pq->bilinear.grad(), a.pq->bilinear.grad()));
+        }
+      }
+    }
+  }
+
   TEST_CASE("forward_ids draws Gumbel noise per position like forward") {
     const Tensor ids = from_vector(std::vector<int64_t>{4, 4, 4, 4}, {1, 4});
     Fixture a(Selection::GumbelSoft, true), b(Selection::GumbelSoft, true);
