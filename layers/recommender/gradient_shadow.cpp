@@ -309,18 +309,23 @@ void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) 
   for (const Var& p : params) approx_grads.push_back(p.grad());
   const std::shared_ptr<const SequenceRecommender::StepState> after = model.capture_step_state();
 
+  // The step's gradients and state go back whatever happens (an exception in either pass too).
+  auto put_back = [&] {
+    for (std::size_t i = 0; i < params.size(); ++i) params[i].set_grad(approx_grads[i]);
+    model.restore_step_state(*after);
+  };
   AttentionOutputs approx_outputs, exact_outputs;
-  {
-    ag::NoGradGuard no_tape;
-    counterpart_->run(
-        false,
-        *step.before,
-        [&] { recommendation_loss(model, *step.data, step.loss_kind); },
-        approx_outputs);
-  }
   double exact_loss = 0;
-  model.zero_grad();
   try {
+    {
+      ag::NoGradGuard no_tape;
+      counterpart_->run(
+          false,
+          *step.before,
+          [&] { recommendation_loss(model, *step.data, step.loss_kind); },
+          approx_outputs);
+    }
+    model.zero_grad();
     counterpart_->run(
         true,
         *step.before,
@@ -330,16 +335,12 @@ void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) 
           loss.backward();
         },
         exact_outputs);
+    for (const Var& p : params) exact_grads.push_back(gradient_or_zeros(p));
   } catch (...) {
-    for (std::size_t i = 0; i < params.size(); ++i) params[i].set_grad(approx_grads[i]);
-    model.restore_step_state(*after);
+    put_back();
     throw;
   }
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    exact_grads.push_back(gradient_or_zeros(params[i]));
-    params[i].set_grad(approx_grads[i]);
-  }
-  model.restore_step_state(*after);
+  put_back();
 
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (!approx_grads[i].defined())

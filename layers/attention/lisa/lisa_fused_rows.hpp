@@ -121,5 +121,16 @@ void row_grads(int64_t w, const T* be, const T* a, T scale, const T* da, T* dh, 
   }
 }
 
+// dst[e] = part[e] + part[size + e] + ... over `groups` partials of `size` elements, summed in
+// group order (the order is what makes the result independent of the thread count).
+template <class T>
+void sum_group_partials(const T* part, int64_t groups, int64_t size, T* dst) {
+  for (int64_t e = 0; e < size; ++e) {
+    T acc = part[e];
+    for (int64_t grp = 1; grp < groups; ++grp) acc += part[grp * size + e];
+    dst[e] = acc;
+  }
+}
+
 }  // namespace lisa_fused_detail
 }  // namespace attnlab::ATTNLAB_ARCH

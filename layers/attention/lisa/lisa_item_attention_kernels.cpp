@@ -287,17 +287,10 @@ void item_backward(const ItemGeometry& ig,
                            s);
     }
   });
-  auto reduce = [&](const simd::Scratch<T>& part, int64_t size, T* dst) {
-    for (int64_t e = 0; e < size; ++e) {
-      T acc = part[e];
-      for (int64_t grp = 1; grp < groups; ++grp) acc += part[grp * size + e];
-      dst[e] = acc;
-    }
-  };
   if (dtables)
-    reduce(part_t, tsize, dtables);
+    sum_group_partials(part_t.data(), groups, tsize, dtables);
   if (dvalues)
-    reduce(part_v, vsize, dvalues);
+    sum_group_partials(part_v.data(), groups, vsize, dvalues);
 }
 
 }  // namespace lisa_fused_detail

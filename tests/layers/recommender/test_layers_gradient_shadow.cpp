@@ -236,6 +236,51 @@ TEST_SUITE("layers.gradient_shadow") {
     }
   }
 
+  TEST_CASE("a shadow step that throws still puts back the step's gradients and state") {
+    // A user's counterpart whose replay of the approximation fails once it has put the state of
+    // before the step back (FAVOR+'s redraw counter and the dropout generator are then behind).
+    struct Failing : ExactCounterpart {
+      SequenceRecommender* model;
+      std::vector<std::string> attention_layers() const override { return {}; }
+      void run(bool exact,
+               const SequenceRecommender::StepState& before,
+               const std::function<void()>& fn,
+               AttentionOutputs&) override {
+        model->restore_step_state(before);
+        if (!exact)
+          throw ValueError("replay failed");
+        fn();
+      }
+    };
+    const SplitDataset data = small_data();
+    SASRec model(small_config(data.num_items, "favor"));
+    auto failing = std::make_unique<Failing>();
+    failing->model = &model;
+    ShadowOptions so;
+    so.every = 1;
+    GradientShadow g(model, so, std::move(failing));
+    std::vector<int64_t> users(16);
+    for (int64_t u = 0; u < 16; ++u) users[u] = u;
+    const TrainBatch batch = make_batch(data, users, 12, RngKey{1, 2});
+    TrainStep step;
+    step.step = 1;
+    step.data = &batch;
+    step.before = model.capture_step_state();
+    recommendation_loss(model, batch, LossKind::BCE).backward();
+    std::vector<Tensor> grads;
+    for (const Var& p : model.parameters()) grads.push_back(p.grad().clone());
+    const auto after = model.capture_step_state();
+    CHECK_THROWS_WITH_AS(g.observe(model, step), "replay failed", ValueError);
+    const std::vector<Var> params = model.parameters();
+    for (std::size_t i = 0; i < params.size(); ++i)
+      CHECK(attnlab::testing::bitwise_equal(params[i].grad(), grads[i]));
+    const auto now = model.capture_step_state();
+    CHECK(same_state(now->forward.buffers, after->forward.buffers));
+    REQUIRE(now->forward.generators.size() == after->forward.generators.size());
+    for (std::size_t i = 0; i < now->forward.generators.size(); ++i)
+      CHECK(now->forward.generators[i].stream == after->forward.generators[i].stream);
+  }
+
   TEST_CASE("shadow: bad options and models without a counterpart are refused") {
     const SplitDataset data = small_data();
     SASRec model(small_config(data.num_items, "favor"));
