@@ -121,11 +121,10 @@ class SASRecCounterpart : public ExactCounterpart {
     // exact model would be noisier than the approximate one.
     const bool dropout = approx != nullptr && approx->capabilities.dropout;
     for (int64_t b = 0; b < c.blocks; ++b) {
-      paths_.push_back("blocks." + std::to_string(b) + ".attn.kernel");
-      nn::KernelContext kc;
-      kc.head_dim = c.dim / c.heads;
-      kc.seed = c.seed + 100 + static_cast<uint64_t>(b);
-      kc.dropout = dropout ? c.dropout : 0.0;
+      paths_.push_back(SASRec::kernel_path(b));
+      nn::KernelContext kc = model.kernel_context(b);
+      if (!dropout)
+        kc.dropout = 0.0;
       exact_.push_back(kind.make_default(kc));
     }
   }

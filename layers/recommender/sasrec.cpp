@@ -42,10 +42,7 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
   bo.norm = c.norm;
   bo.norm_eps = c.norm_eps;
   for (int64_t b = 0; b < c.blocks; ++b) {
-    KernelContext kc;
-    kc.dropout = c.dropout;
-    kc.seed = c.seed + 100 + static_cast<uint64_t>(b);
-    kc.head_dim = c.dim / c.heads;
+    const KernelContext kc = kernel_context(b);
     MultiHeadAttentionOptions mo;
     mo.heads = c.heads;
     mo.out_proj = c.out_proj;
@@ -55,6 +52,14 @@ SASRec::SASRec(const SASRecConfig& c) : SequenceRecommender("SASRec"), config_(c
   }
   register_module("final_norm", final_norm, std::make_shared<LayerNorm>(c.dim, c.norm_eps));
   for (int64_t b = 0; b < c.blocks; ++b) built_kernels_.push_back(module_at(kernel_path(b)));
+}
+
+KernelContext SASRec::kernel_context(int64_t block) const {
+  KernelContext kc;
+  kc.dropout = config_.dropout;
+  kc.seed = config_.seed + 100 + static_cast<uint64_t>(block);
+  kc.head_dim = config_.dim / config_.heads;
+  return kc;
 }
 
 std::string SASRec::kernel_path(int64_t block) {

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "layers/attention/attention_registry.hpp"
-#include "layers/recommender/recommender.hpp"
 #include "layers/attention/transformer_block.hpp"
+#include "layers/recommender/recommender.hpp"
 
 namespace attnlab::rec {
 
@@ -70,6 +70,11 @@ class SASRec : public SequenceRecommender {
   int64_t max_length() const override { return config_.max_length; }
   std::string describe() const override;
   const SASRecConfig& config() const { return config_; }
+  // What block `block`'s kernel is built from ({head_dim = dim / heads, seed = seed + 100 + block,
+  // dropout}), and where it sits ("blocks.<block>.attn.kernel"): a kernel put in its place (a
+  // shadow's exact kernel) is built the same way.
+  KernelContext kernel_context(int64_t block) const;
+  static std::string kernel_path(int64_t block);
 
   Child<Embedding> item_embedding, position_embedding;
   Child<Dropout> input_dropout;
@@ -77,7 +82,6 @@ class SASRec : public SequenceRecommender {
   Child<LayerNorm> final_norm;
 
  private:
-  static std::string kernel_path(int64_t block);
   std::string attention_description() const;
   SASRecConfig config_;
   std::shared_ptr<Generator> dropout_rng_;
