@@ -213,19 +213,15 @@ cli::Table crossover_table(const Results& results, const std::string& exact) {
 void write_outputs(const std::string& dir, const cli::Table& table, const cli::Table& cross) {
   table.write(dir, "model");
   cross.write(dir, "model_crossover");
-  for (const auto& [stem, column] :
-       {std::pair<std::string, std::string>{"model_train_time", "train step ms"},
-        {"model_inference_time", "inference ms"},
-        {"model_train_memory", "train peak MiB"}}) {
-    cli::PlotSpec spec;
-    spec.title = "whole model: " + column + " against L";
-    spec.x = "L";
-    spec.y = column;
-    spec.group = {"kind"};
-    spec.log_x = spec.log_y = true;
-    spec.data = "model";
-    cli::plot(table, dir, stem, spec);
-  }
+  bench::plot_by_kind(table,
+                      dir,
+                      "model",
+                      "L",
+                      "whole model",
+                      "L",
+                      {{"model_train_time", "train step ms"},
+                       {"model_inference_time", "inference ms"},
+                       {"model_train_memory", "train peak MiB"}});
 }
 
 // parse -> measure -> report.

@@ -184,19 +184,15 @@ std::map<int64_t, StreamPoint> measure_kind(const StreamStudy& st, const std::st
 
 void write_stream_outputs(const std::string& dir, const cli::Table& table) {
   table.write(dir, "model_stream");
-  for (const auto& [stem, column] :
-       {std::pair<std::string, std::string>{"model_stream_step", "stream step ms"},
-        {"model_stream_recompute", "recompute ms"},
-        {"model_stream_state", "state bytes"}}) {
-    cli::PlotSpec spec;
-    spec.title = "one user's next-item scoring: " + column + " against history length";
-    spec.x = "t";
-    spec.y = column;
-    spec.group = {"kind"};
-    spec.log_x = spec.log_y = true;
-    spec.data = "model_stream";
-    cli::plot(table, dir, stem, spec);
-  }
+  plot_by_kind(table,
+               dir,
+               "model_stream",
+               "t",
+               "one user's next-item scoring",
+               "history length",
+               {{"model_stream_step", "stream step ms"},
+                {"model_stream_recompute", "recompute ms"},
+                {"model_stream_state", "state bytes"}});
 }
 
 }  // namespace
@@ -283,6 +279,25 @@ std::shared_ptr<rec::SequenceRecommender> make_bench_model(const std::string& ki
       kind,
       {{"features", "128"}, {"codebooks", codebooks}, {"horizon", std::to_string(max_length)}});
   return cli::make_model(mo);
+}
+
+void plot_by_kind(const cli::Table& table,
+                  const std::string& dir,
+                  const std::string& data,
+                  const std::string& x,
+                  const std::string& subject,
+                  const std::string& against,
+                  const std::vector<std::pair<std::string, std::string>>& columns) {
+  for (const auto& [stem, column] : columns) {
+    cli::PlotSpec spec;
+    spec.title = subject + ": " + column + " against " + against;
+    spec.x = x;
+    spec.y = column;
+    spec.group = {"kind"};
+    spec.log_x = spec.log_y = true;
+    spec.data = data;
+    cli::plot(table, dir, stem, spec);
+  }
 }
 
 }  // namespace attnlab::bench

@@ -6,8 +6,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "experiments/support/cli.hpp"
+#include "experiments/support/table.hpp"
 #include "layers/recommender/recommender.hpp"
 
 namespace attnlab::bench {
@@ -29,6 +32,15 @@ std::shared_ptr<rec::SequenceRecommender> make_bench_model(const std::string& ki
                                                            int64_t dim,
                                                            const std::string& codebooks,
                                                            uint64_t seed);
+// Log-log plots of the table written as <dir>/<data>.csv, one line per kind: for each
+// {stem, column}, `column` against `x`, titled "<subject>: <column> against <against>".
+void plot_by_kind(const cli::Table& table,
+                  const std::string& dir,
+                  const std::string& data,
+                  const std::string& x,
+                  const std::string& subject,
+                  const std::string& against,
+                  const std::vector<std::pair<std::string, std::string>>& columns);
 // Runs the streaming study with the parsed `bench model` options; returns the exit code.
 int run_model_stream_bench(const cli::Parser& parser);
 
