@@ -1,5 +1,6 @@
 #include "core/rng.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/parallel.hpp"
@@ -203,8 +204,14 @@ void keep32_block_impl(
     const uint64_t base = 64 * b;
     if (base >= first && base + 64 <= end) {
       T* o = out + (base - first);
+      if (threshold > 0xFFFFFFFFu) {  // p = 1: every word is below 2^32
+        std::fill(o, o + 64, on);
+        continue;
+      }
+      // A 32-bit comparison, so that the loop vectorises (the 64-bit one did not).
+      const uint32_t below = static_cast<uint32_t>(threshold);
       for (int w = 0; w < 4; ++w) {
-        for (int l = 0; l < 16; ++l) o[16 * w + l] = buf[w][l] < threshold ? on : off;
+        for (int l = 0; l < 16; ++l) o[16 * w + l] = buf[w][l] < below ? on : off;
       }
       continue;
     }

@@ -43,24 +43,29 @@ TEST_SUITE("core.rng") {
     CHECK(threshold == 3435973837ull);  // round(0.8 * 2^32)
     CHECK(keep32_threshold(1.0) == (1ull << 32));
     CHECK(keep32_threshold(0.0) == 0);
-    for (uint64_t first : {0ull, 1ull, 3ull, 5ull, 62ull, 64ull, (1ull << 40) + 3}) {
-      for (int64_t n : {1, 3, 37, 64, 130, 200}) {
-        CAPTURE(first);
-        CAPTURE(n);
-        std::vector<float> f(n);
-        std::vector<double> d(n);
-        keep32_block({4, 2}, first, n, threshold, 1.25f, 0.0f, f.data());
-        keep32_block({4, 2}, first, n, threshold, 1.25, 0.0, d.data());
-        for (int64_t i = 0; i < n; ++i) {
-          const uint64_t e = first + static_cast<uint64_t>(i);
-          // Element 64 b + 16 w + l is word w of counter 16 b + l.
-          const bool kept = philox4x32({4, 2}, 16 * (e / 64) + e % 16)[(e / 16) % 4] < threshold;
-          CHECK(kept == keep32({4, 2}, e, threshold));
-          CHECK(f[i] == (kept ? 1.25f : 0.0f));
-          CHECK(d[i] == (kept ? 1.25 : 0.0));
+    // p = 0.8, and the edges: keep none, keep all (2^32: the whole-block path fills), and the
+    // thresholds next to them.
+    for (uint64_t t : std::vector<uint64_t>{threshold, 0, 1, (1ull << 32) - 1, 1ull << 32})
+      for (uint64_t first : {0ull, 1ull, 3ull, 5ull, 62ull, 64ull, (1ull << 40) + 3}) {
+        for (int64_t n : {1, 3, 37, 64, 130, 200}) {
+          const uint64_t threshold = t;
+          CAPTURE(threshold);
+          CAPTURE(first);
+          CAPTURE(n);
+          std::vector<float> f(n);
+          std::vector<double> d(n);
+          keep32_block({4, 2}, first, n, threshold, 1.25f, 0.0f, f.data());
+          keep32_block({4, 2}, first, n, threshold, 1.25, 0.0, d.data());
+          for (int64_t i = 0; i < n; ++i) {
+            const uint64_t e = first + static_cast<uint64_t>(i);
+            // Element 64 b + 16 w + l is word w of counter 16 b + l.
+            const bool kept = philox4x32({4, 2}, 16 * (e / 64) + e % 16)[(e / 16) % 4] < threshold;
+            CHECK(kept == keep32({4, 2}, e, threshold));
+            CHECK(f[i] == (kept ? 1.25f : 0.0f));
+            CHECK(d[i] == (kept ? 1.25 : 0.0));
+          }
         }
       }
-    }
     // The kept fraction over 2^20 elements: 0.8 within 5 standard deviations (0.0004 each).
     std::vector<float> m(1 << 20);
     keep32_block({7, 1}, 0, static_cast<int64_t>(m.size()), threshold, 1.0f, 0.0f, m.data());

@@ -161,18 +161,26 @@ TEST_SUITE("core_simd_dispatch") {
   }
 
   TEST_CASE("every runnable path draws the same Philox words") {
-    const RngKey key{12345, 678};
-    uint32_t want[4][16];
-    for (int l = 0; l < 16; ++l) {
-      const auto r = philox4x32(key, 1000 + l);
-      for (int w = 0; w < 4; ++w) want[w][l] = r[w];
-    }
-    for (const auto& path : runnable_paths()) {
-      CAPTURE(path.name);
-      alignas(64) uint32_t got[4][16];
-      path.vec.philox16(key, 1000, got);
-      for (int w = 0; w < 4; ++w)
-        for (int l = 0; l < 16; ++l) CHECK(got[w][l] == want[w][l]);
+    // Keys and counters with both 32-bit halves set, and 16 counters that carry into the high
+    // word (the AVX-512 path keeps each counter in a 64-bit lane).
+    const RngKey keys[] = {{12345, 678}, {0xFEDCBA9876543210ull, 0x0123456789ABCDEFull}};
+    const uint64_t firsts[] = {1000, (uint64_t{1} << 32) - 7, 0xFFFFFFFFFFFFFFF0ull};
+    for (const RngKey& key : keys) {
+      for (const uint64_t first : firsts) {
+        uint32_t want[4][16];
+        for (int l = 0; l < 16; ++l) {
+          const auto r = philox4x32(key, first + l);
+          for (int w = 0; w < 4; ++w) want[w][l] = r[w];
+        }
+        for (const auto& path : runnable_paths()) {
+          CAPTURE(path.name);
+          CAPTURE(first);
+          alignas(64) uint32_t got[4][16];
+          path.vec.philox16(key, first, got);
+          for (int w = 0; w < 4; ++w)
+            for (int l = 0; l < 16; ++l) CHECK(got[w][l] == want[w][l]);
+        }
+      }
     }
   }
 
