@@ -230,6 +230,29 @@ void keep32_block(
   keep32_block_impl(key, first, n, threshold, on, off, out);
 }
 
+Tensor keep32_mask(const Shape& shape, double p, double scale, RngKey key, DType dtype) {
+  ATTNLAB_CHECK(p >= 0.0 && p <= 1.0 && std::isfinite(scale),
+                ValueError,
+                "keep32_mask: expected a probability in [0, 1] and a finite scale, got p = ",
+                p,
+                ", scale = ",
+                scale);
+  const uint64_t threshold = keep32_threshold(p);
+  Tensor t = Tensor::empty(shape, dtype);
+  dispatch_float(dtype, "keep32_mask", [&](auto tag) {
+    using T = decltype(tag);
+    T* out = t.data<T>();
+    const T on = static_cast<T>(scale);
+    // Split in whole 64-element blocks, so that no counter is generated twice.
+    const int64_t n = t.numel();
+    parallel_for(0, (n + 63) / 64, 256, [&](int64_t b0, int64_t b1) {
+      const int64_t lo = 64 * b0, hi = std::min(n, 64 * b1);
+      keep32_block(key, static_cast<uint64_t>(lo), hi - lo, threshold, on, T(0), out + lo);
+    });
+  });
+  return t;
+}
+
 int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high) {
   ATTNLAB_CHECK(high > low, ValueError, "uniform_int: empty range [", low, ", ", high, ")");
   const auto r = philox4x32(key, index);

@@ -63,6 +63,10 @@ void keep32_block(
     RngKey key, uint64_t first, int64_t n, uint64_t threshold, float on, float off, float* out);
 void keep32_block(
     RngKey key, uint64_t first, int64_t n, uint64_t threshold, double on, double off, double* out);
+// A tensor of keep32 draws, element i (row-major) keeping `scale` iff keep32(key, i,
+// keep32_threshold(p)), else 0: a dropout mask with p = keep and scale = 1 / keep, a quarter of
+// bernoulli_scaled's Philox counters. Bit-identical for any thread count.
+Tensor keep32_mask(const Shape& shape, double p, double scale, RngKey key, DType dtype = kFloat32);
 // Uniform integer in [low, high) for element `index` (unbiased: rejection-free 128-bit method).
 int64_t uniform_int(RngKey key, uint64_t index, int64_t low, int64_t high);
 

@@ -54,7 +54,8 @@ class LayerNorm : public Module {
 
 // Inverted dropout: in training, zeroes each element with probability p and scales the rest by
 // 1 / (1 - p); in eval it is the identity. The mask comes from the shared generator (one fresh
-// stream per call), so runs are reproducible and resumable; the last mask can be inspected.
+// stream per call; element i kept iff keep32(stream, i), core/rng.hpp), so runs are reproducible
+// and resumable; the last mask can be inspected.
 class Dropout : public Module {
  public:
   Dropout(double p, std::shared_ptr<Generator> rng);

@@ -232,6 +232,25 @@ TEST_SUITE("core.rng") {
     }
   }
 
+  TEST_CASE("keep32_mask: element i is keep32(key, i), for any thread count") {
+    const uint64_t threshold = keep32_threshold(0.8);
+    const int saved = num_threads();
+    for (DType dt : {kFloat32, kFloat64}) {
+      // 3 x 7001 elements: several parallel chunks and a partial last block.
+      set_num_threads(1);
+      const Tensor one = keep32_mask({3, 7001}, 0.8, 1.25, RngKey{9, 4}, dt);
+      set_num_threads(2);
+      const Tensor two = keep32_mask({3, 7001}, 0.8, 1.25, RngKey{9, 4}, dt);
+      CHECK_CLOSE(one, two, 0, 0);
+      for (int64_t i = 0; i < 3 * 7001; ++i) {
+        const double want = keep32({9, 4}, static_cast<uint64_t>(i), threshold) ? 1.25 : 0.0;
+        REQUIRE(one.get({i / 7001, i % 7001}) == want);
+      }
+    }
+    set_num_threads(saved);
+    CHECK_THROWS_AS(keep32_mask({4}, 1.5, 1.0, RngKey{1, 1}, kFloat32), ValueError);
+  }
+
   TEST_CASE("bad parameters") {
     CHECK_THROWS_WITH_AS(
         bernoulli({2}, 1.5, RngKey{}), doctest::Contains("bernoulli: probability"), ValueError);
