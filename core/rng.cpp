@@ -184,9 +184,8 @@ bool keep32(RngKey key, uint64_t element, uint64_t threshold) {
 }
 
 namespace {
-// Block b (elements 64 b .. 64 b + 63) from counters 16 b .. 16 b + 15; whole blocks are written
-// word by word (16 contiguous elements per word), the partial first and last ones element by
-// element.
+// Block b (elements 64 b .. 64 b + 63) from counters 16 b .. 16 b + 15, written word by word (16
+// contiguous elements per word).
 template <class T>
 void keep32_block_impl(
     RngKey key, uint64_t first, int64_t n, uint64_t threshold, T on, T off, T* out) {
@@ -198,25 +197,27 @@ void keep32_block_impl(
                 n,
                 ") run past the end of the stream");
   alignas(64) uint32_t buf[4][16];
+  alignas(64) T partial[64];
+  const bool all = threshold > 0xFFFFFFFFu;  // p = 1: every word is below 2^32
+  // A 32-bit comparison, so that the loop vectorises (the 64-bit one did not).
+  const uint32_t below = static_cast<uint32_t>(std::min<uint64_t>(threshold, 0xFFFFFFFFu));
   const uint64_t end = first + static_cast<uint64_t>(n);
   for (uint64_t b = first >> 6; 64 * b < end; ++b) {
-    philox16(key, 16 * b, buf);
-    const uint64_t base = 64 * b;
-    if (base >= first && base + 64 <= end) {
-      T* o = out + (base - first);
-      if (threshold > 0xFFFFFFFFu) {  // p = 1: every word is below 2^32
-        std::fill(o, o + 64, on);
-        continue;
-      }
-      // A 32-bit comparison, so that the loop vectorises (the 64-bit one did not).
-      const uint32_t below = static_cast<uint32_t>(threshold);
+    const uint64_t base = 64 * b, lo = std::max(base, first), hi = std::min(base + 64, end);
+    // A whole block is written in place; a partial one (the ends of a row of attention weights)
+    // through a copy, with the same vector loop.
+    const bool whole = lo == base && hi == base + 64;
+    T* o = whole ? out + (base - first) : partial;
+    if (all) {
+      std::fill(o, o + 64, on);
+    } else {
+      philox16(key, 16 * b, buf);
       for (int w = 0; w < 4; ++w) {
         for (int l = 0; l < 16; ++l) o[16 * w + l] = buf[w][l] < below ? on : off;
       }
-      continue;
     }
-    for (uint64_t e = std::max(base, first); e < std::min(base + 64, end); ++e)
-      out[e - first] = buf[(e - base) >> 4][(e - base) & 15] < threshold ? on : off;
+    if (!whole)
+      std::copy(partial + (lo - base), partial + (hi - base), out + (lo - first));
   }
 }
 }  // namespace
