@@ -158,13 +158,17 @@ inline void transpose_block(simd::Batch<T>* rows) {
 }
 
 // Packs op(B)[k0 : k0+kc, j0 + s*NR ...] for slivers s in [s0, s1) into NR-column slivers:
-// sliver s holds, for each k, the NR values of its columns (zero-padded past nc).
+// sliver s holds, for each k, the NR values of its columns (zero-padded past nc). Only the rows
+// k in [kb, ke) of the slice are written (threads split a slice of few slivers by k; kb is a
+// multiple of W unless it is the slice's end).
 template <class T>
 void pack_b(const T* b,
             int64_t ldb,
             bool trans,
             int64_t k0,
             int64_t kc,
+            int64_t kb,
+            int64_t ke,
             int64_t j0,
             int64_t nc,
             int64_t s0,
@@ -178,9 +182,9 @@ void pack_b(const T* b,
     if (!trans) {  // op(B)(k, j) = b[k * ldb + j]: each k is a contiguous run of NR values
       const T* src = b + k0 * ldb + j0 + s * NR;
       if (cols == NR) {
-        for (int64_t k = 0; k < kc; ++k) std::memcpy(out + k * NR, src + k * ldb, sizeof(T) * NR);
+        for (int64_t k = kb; k < ke; ++k) std::memcpy(out + k * NR, src + k * ldb, sizeof(T) * NR);
       } else {
-        for (int64_t k = 0; k < kc; ++k) {
+        for (int64_t k = kb; k < ke; ++k) {
           for (int64_t c = 0; c < NR; ++c) out[k * NR + c] = c < cols ? src[k * ldb + c] : T(0);
         }
       }
@@ -191,16 +195,16 @@ void pack_b(const T* b,
     for (int64_t v = 0; v < NV; ++v) {
       const int64_t c0 = v * W, group = std::clamp<int64_t>(cols - c0, 0, W);
       const T* src = b + (j0 + s * NR + c0) * ldb + k0;
-      int64_t k = 0;
+      int64_t k = kb;
       if (group == W) {
-        for (; k + W <= kc; k += W) {
+        for (; k + W <= ke; k += W) {
           Vec rows[W];
           for (int64_t r = 0; r < W; ++r) rows[r] = Vec::load_unaligned(src + r * ldb + k);
           transpose_block<T>(rows);
           for (int64_t t = 0; t < W; ++t) rows[t].store_aligned(out + (k + t) * NR + c0);
         }
       }
-      for (; k < kc; ++k) {
+      for (; k < ke; ++k) {
         for (int64_t c = 0; c < W; ++c) out[k * NR + c0 + c] = c < group ? src[c * ldb + k] : T(0);
       }
     }
@@ -356,13 +360,18 @@ void gemm_impl(bool ta,
       const int64_t kc = std::min(KC, K - pc);
       T* bp = packed_b.get(n_slivers * NR * kc);
       const T beta_pc = pc == 0 ? beta : T(1);
-      auto pack = [&](int64_t s0, int64_t s1) {
-        pack_b(B, ldb, tb, pc, kc, jc, nc, s0, s1, bp);
-      };
-      if (threads > 1) {
-        parallel_for(0, n_slivers, 4, pack);
-      } else {
-        pack(0, n_slivers);
+      if (threads == 1) {
+        pack_b(B, ldb, tb, pc, kc, 0, kc, jc, nc, 0, n_slivers, bp);
+      } else if (n_slivers >= 2 * threads) {  // by slivers
+        parallel_for(0, n_slivers, 2, [&](int64_t s0, int64_t s1) {
+          pack_b(B, ldb, tb, pc, kc, 0, kc, jc, nc, s0, s1, bp);
+        });
+      } else {  // few slivers (N = 50 in a recommender's Linear backward): by rows of k, W at a
+                // time
+        constexpr int64_t W = Blk::W;
+        parallel_for(0, (kc + W - 1) / W, 4, [&](int64_t g0, int64_t g1) {
+          pack_b(B, ldb, tb, pc, kc, g0 * W, std::min(kc, g1 * W), jc, nc, 0, n_slivers, bp);
+        });
       }
       auto part = [&](int64_t p) {
         thread_local AlignedBuffer<T> packed_a;
@@ -413,8 +422,7 @@ void gemm_impl(bool ta,
 }  // namespace
 
 const GemmKernels& gemm_kernels() {
-  static constexpr GemmKernels kTable{&gemm_impl<float>,
-                                      &gemm_impl<double>};
+  static constexpr GemmKernels kTable{&gemm_impl<float>, &gemm_impl<double>};
   return kTable;
 }
 

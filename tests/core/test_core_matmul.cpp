@@ -264,6 +264,11 @@ TEST_SUITE("core.matmul") {
         {{8, 200}, {200, 3000}, false, false},
         {{3, 170, 170}, {170, 170}, false, false},
         {{5, 40, 70}, {70, 50}, false, false},
+        // A recommender's Linear backward (N = 50: two float slivers, packed by rows of k across
+        // the threads), with k not a multiple of the SIMD width.
+        {{2001, 50}, {2001, 50}, true, false},
+        {{6000, 50}, {50, 50}, false, true},
+        {{6000, 50}, {50, 50}, false, false},
     };
     uint64_t seed = 400;
     for (const Case& c : cases) {
