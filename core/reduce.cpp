@@ -61,7 +61,9 @@ void reduce_axis(const T* x, T* y, const AxisView& v, Kind kind) {
     return;
   }
   // Parallel over (outer, inner chunk) pairs; each output element is still summed in axis order.
-  constexpr int64_t kChunk = 256;
+  // Narrow chunks when there are fewer outer slices than threads: a column sum over the rows of
+  // one [rows, 50] matrix (a bias or layer-norm gradient) is then shared by the threads.
+  const int64_t kChunk = v.outer < num_threads() ? 16 : 256;
   const int64_t chunks = (v.inner + kChunk - 1) / kChunk;
   const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, v.n * kChunk));
   parallel_for(0, v.outer * chunks, grain, [&](int64_t lo, int64_t hi) {
@@ -197,7 +199,6 @@ Tensor arg_extreme(const Tensor& x, int axis, bool keepdim, const char* op) {
 }
 
 }  // namespace
-
 
 Tensor sum(const Tensor& x) {
   return reduce_all(x, Kind::Sum, "sum");

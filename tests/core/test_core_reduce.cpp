@@ -163,6 +163,27 @@ TEST_SUITE("core.reduce") {
     CHECK(one.item() == doctest::Approx(ref).epsilon(1e-6));
   }
 
+  TEST_CASE("column sums are summed in row order, for any thread count") {
+    // [30000, 50]: one outer slice, so the threads split the 50 columns; each column must still
+    // be the float sum of its rows in order (training results do not depend on the threads).
+    const int64_t rows = 30000, cols = 50;
+    Tensor x = random_tensor({rows, cols}, kFloat32, 6, -1, 1);
+    const std::vector<float> v = x.to_vector<float>();
+    std::vector<float> want(cols, 0.0f), want_max(cols, -INFINITY);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        want[c] += v[r * cols + c];
+        want_max[c] = std::max(want_max[c], v[r * cols + c]);
+      }
+    }
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      testing::ThreadCountGuard g(threads);
+      CHECK(sum(x, 0).to_vector<float>() == want);
+      CHECK(max(x, 0).to_vector<float>() == want_max);
+    }
+  }
+
   TEST_CASE("NaN propagates and argmax ties pick the lowest index") {
     Tensor x = from_vector(std::vector<double>{1, NAN, 3, 3, 3, 1}, {2, 3}, kFloat32);
     Tensor m = max(x, 1);
