@@ -118,6 +118,31 @@ double fma_peak_gflops(int threads, bool rough) {
   return total;
 }
 
+double stream_gbs(int64_t bytes, int threads, bool rough) {
+  const int64_t n = std::max<int64_t>(1024, bytes / 8) / 1024 * 1024;  // two arrays of n floats
+  std::vector<float> x(static_cast<std::size_t>(n), 1.0f), y(static_cast<std::size_t>(n), 0.0f);
+  const int saved = num_threads();
+  set_num_threads(threads);
+  const auto axpy = vec::fns<float>().axpy;
+  auto pass = [&] {
+    parallel_for(0, n / 1024, 1, [&](int64_t c0, int64_t c1) {
+      axpy(1e-7f, x.data() + c0 * 1024, y.data() + c0 * 1024, (c1 - c0) * 1024);
+    });
+  };
+  pass();  // warm-up: pages faulted in, caches filled
+  // At least 5 passes and 0.2 s (rough: 2 passes), the best pass.
+  double best = 0, spent = 0;
+  for (int run = 0; run < (rough ? 2 : 1000) && (run < 5 || spent < 0.2); ++run) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pass();
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spent += sec;
+    best = std::max(best, 12.0 * static_cast<double>(n) / sec / 1e9);
+  }
+  set_num_threads(saved);
+  return best;
+}
+
 int64_t peak_tensor_bytes(const std::function<void()>& fn) {
   const int64_t base = memory_stats().live_bytes;
   reset_peak_memory();

@@ -55,6 +55,14 @@ TimingPolicy timing_policy(const cli::Parser& parser, bool quick, double quick_b
 // the figure is not read and the full probe takes a minute under the sanitizers).
 double fma_peak_gflops(int threads, bool rough = false);
 
+// Memory bandwidth in GB/s for a working set of `bytes`: y += a x (vec::fns<float>().axpy, the
+// running SIMD path) over two float arrays of bytes / 2 each, split across `threads` threads,
+// counted as 12 bytes per element (two reads, one write: STREAM's convention, write-allocate
+// traffic not counted); the best of several passes after a warm-up. A working set beyond the
+// last-level cache measures DRAM; one that fits measures the cache that holds it, which is the
+// bandwidth a kernel with that working set can hope for.
+double stream_gbs(int64_t bytes, int threads, bool rough = false);
+
 // Peak bytes of live tensors above the level at the start of fn (attnlab's allocator tracks
 // every tensor; this excludes code, stacks and the allocator's own slack).
 int64_t peak_tensor_bytes(const std::function<void()>& fn);

@@ -74,6 +74,23 @@ LisaInputs lisa_inputs(int64_t batch, int64_t l, Codebook cb, int64_t d, DType d
   return in;
 }
 
+// The bytes a forward + backward must move through memory at least (hard queries): the
+// selections o [N, L, B, W] read and the histograms h written (lisa_histograms), h read with the
+// int64 codes [N, L, B] and the output y [N, L, D] written (attention forward); dy, h and the
+// codes read and dh written (attention backward); dh read and do written (histograms backward).
+// The [B, W, W] tables and [B, W, D] values stay in cache and are not counted.
+struct Traffic {
+  int64_t moved = 0;        // bytes read + written
+  int64_t working_set = 0;  // distinct bytes: o, h, dh, do, y, dy and the codes
+};
+
+Traffic traffic_model(int64_t batch, int64_t l, Codebook cb, int64_t d, DType dt) {
+  const int64_t item = static_cast<int64_t>(dtype_size(dt)), hist = batch * l * cb.b * cb.w,
+                out = batch * l * d;
+  const int64_t codes = batch * l * cb.b * 8;
+  return {item * (7 * hist + 2 * out) + 2 * codes, item * (4 * hist + 2 * out) + codes};
+}
+
 ag::Var lisa_forward(const LisaInputs& in,
                      const std::vector<ag::Var>& p,
                      double decay,
@@ -172,8 +189,18 @@ int run_bench_lisa(int argc, char** argv) {
   std::cout << "batch " << batch << ", D " << d << ", " << (causal ? "causal" : "bidirectional")
             << ", decay " << decay << ", " << dtype_name(dt) << "\n\n";
   const std::string stat = std::string(" (") + timing.headline_name() + ")";
-  cli::Table table(
-      {"kind", "B x W", "L", "threads", "fwd ms" + stat, "fwd+bwd ms" + stat, "peak MiB"});
+  cli::Table table({"kind",
+                    "B x W",
+                    "L",
+                    "threads",
+                    "fwd ms" + stat,
+                    "fwd+bwd ms" + stat,
+                    "peak MiB",
+                    "fwd+bwd GB/s",
+                    "% of bandwidth"});
+  // The fused rows' traffic (traffic_model below) against the bandwidth the machine reaches for
+  // the same working set (bench::stream_gbs), measured once per working set and thread count.
+  std::map<std::pair<int64_t, int64_t>, double> bandwidth;
   // (kind, B x W, threads) -> L -> measurement
   std::map<std::tuple<std::string, std::string, int64_t>, std::map<int64_t, Measured>> results;
   auto record = [&](const std::string& kind,
@@ -181,18 +208,30 @@ int run_bench_lisa(int argc, char** argv) {
                     int64_t l,
                     int64_t threads,
                     const std::function<void()>& fwd,
-                    const std::function<void()>& both) {
+                    const std::function<void()>& both,
+                    const Traffic* traffic = nullptr) {
     const double f = timing.headline(timing.run(fwd, 1));
     const double fb = timing.headline(timing.run(both, 1));
     const int64_t bytes = bench::peak_tensor_bytes(both);
     results[{kind, bw, threads}][l] = {f, fb, bytes};
+    cli::Cell rate("-"), share("-");
+    if (traffic) {
+      double& probe = bandwidth[{traffic->working_set, threads}];
+      if (probe == 0)
+        probe = bench::stream_gbs(traffic->working_set, static_cast<int>(threads), quick);
+      const double gbs = static_cast<double>(traffic->moved) / fb / 1e9;
+      rate = cli::Cell(gbs, 1);
+      share = cli::Cell(100.0 * gbs / probe, 1);
+    }
     table.add_row({kind,
                    bw,
                    l,
                    threads,
                    cli::Cell(f * 1e3, 2),
                    cli::Cell(fb * 1e3, 2),
-                   cli::Cell(bytes / 1048576.0, 1)});
+                   cli::Cell(bytes / 1048576.0, 1),
+                   rate,
+                   share});
     std::cerr << "." << std::flush;
   };
 
@@ -230,7 +269,8 @@ int run_bench_lisa(int argc, char** argv) {
                                    ag::param(in.sel)};
             lisa_forward(in, p, decay, causal, impl).backward(in.grad);
           };
-          record(kind, bw, l, threads, fwd, both);
+          const Traffic traffic = traffic_model(batch, l, cb, d, dt);
+          record(kind, bw, l, threads, fwd, both, impl == nn::LisaImpl::Fused ? &traffic : nullptr);
         }
       }
       if (!exact)
@@ -260,7 +300,13 @@ int run_bench_lisa(int argc, char** argv) {
   std::cerr << "\n";
   set_num_threads(all);
   table.print(std::cout);
-  std::cout << "\npeak MiB: live tensor bytes above the inputs during forward + backward.\n";
+  std::cout << "\npeak MiB: live tensor bytes above the inputs during forward + backward.\n"
+               "fwd+bwd GB/s (lisa-fused): the compulsory traffic of the O(L) tensors over the "
+               "time: 4 bytes x (7 N L B W + 2 N L D) + 16 N L B (selections read, histograms "
+               "written, read by the attention forward and backward; the histogram gradient "
+               "written and read, the selection gradient written; output and its gradient; the "
+               "int64 codes read twice); % of bandwidth: of y += a x over the same working set "
+               "(4 N L B W + 2 N L D floats and the codes) on as many threads.\n";
 
   // LISA against each exact kernel at every length both were measured at.
   cli::Table cmp({"kind",
