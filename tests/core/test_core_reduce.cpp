@@ -163,7 +163,7 @@ TEST_SUITE("core.reduce") {
     CHECK(one.item() == doctest::Approx(ref).epsilon(1e-6));
   }
 
-  TEST_CASE("column sums are summed in row order, for any thread count") {
+  TEST_CASE("column sums are summed in row order at any thread count") {
     // [30000, 50]: one outer slice, so the threads split the 50 columns; each column must still
     // be the float sum of its rows in order (training results do not depend on the threads).
     const int64_t rows = 30000, cols = 50;

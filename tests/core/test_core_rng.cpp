@@ -232,7 +232,7 @@ TEST_SUITE("core.rng") {
     }
   }
 
-  TEST_CASE("keep32_mask: element i is keep32(key, i), for any thread count") {
+  TEST_CASE("keep32_mask: element i is keep32 of the key and i at any thread count") {
     const uint64_t threshold = keep32_threshold(0.8);
     const int saved = num_threads();
     for (DType dt : {kFloat32, kFloat64}) {
