@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <fstream>
 #include <mutex>
 #include <system_error>
 #include <utility>
@@ -93,8 +94,7 @@ std::string read_file(const std::string& path) {
   // errno is saved at once: building the message may run code that changes it.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   int err = errno;
-  ATTNLAB_CHECK(
-      fd >= 0, IOError, "read_file: cannot open '", path, "': ", errno_text(err));
+  ATTNLAB_CHECK(fd >= 0, IOError, "read_file: cannot open '", path, "': ", errno_text(err));
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
@@ -103,12 +103,7 @@ std::string read_file(const std::string& path) {
   struct stat st {};
   const int stat_rc = ::fstat(fd, &st);
   err = errno;
-  ATTNLAB_CHECK(stat_rc == 0,
-                IOError,
-                "read_file: cannot stat '",
-                path,
-                "': ",
-                errno_text(err));
+  ATTNLAB_CHECK(stat_rc == 0, IOError, "read_file: cannot stat '", path, "': ", errno_text(err));
   ATTNLAB_CHECK(
       !S_ISDIR(st.st_mode), IOError, "read_file: cannot read '", path, "': it is a directory");
   std::string bytes;
@@ -124,8 +119,7 @@ std::string read_file(const std::string& path) {
       err = errno;
       if (err == EINTR)
         continue;
-      throw IOError(
-          detail::concat("read_file: cannot read '", path, "': ", errno_text(err)));
+      throw IOError(detail::concat("read_file: cannot read '", path, "': ", errno_text(err)));
     }
     if (n == 0)
       break;
@@ -233,6 +227,21 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
                 errno_text(err));
   file.release();
   fsync_dir(parent_dir(path));
+}
+
+void keep_lines_atomic(const std::string& path,
+                       const std::string& head,
+                       const std::function<bool(const std::string& line)>& keep) {
+  std::ifstream in(path);
+  if (!in)
+    return;
+  std::string kept = head, line;
+  while (std::getline(in, line)) {
+    if (keep(line))
+      kept += line + "\n";
+  }
+  in.close();
+  write_file_atomic(path, kept);
 }
 
 int remove_stale_temp_files(const std::string& path) {

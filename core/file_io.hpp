@@ -13,6 +13,12 @@ namespace attnlab {
 
 std::string read_file(const std::string& path);  // IOError if missing or unreadable
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// Rewrites the text file `path` atomically as `head` followed by its lines for which keep(line)
+// is true, each ending in a newline (a log cut back to a checkpoint on --resume). A missing file
+// stays missing.
+void keep_lines_atomic(const std::string& path,
+                       const std::string& head,
+                       const std::function<bool(const std::string& line)>& keep);
 
 // Removes the temporary files that write_file_atomic(path, ...) left behind when its process was
 // killed mid-write (SIGKILL cannot be caught): "<path>.tmp.<pid>.<n>" whose process no longer

@@ -32,21 +32,14 @@ void add_row(std::ostringstream& os,
 }  // namespace
 
 void truncate_shadow_log(const std::string& path, int64_t epoch) {
-  std::ifstream in(path);
-  if (!in)
-    return;
-  std::string kept = std::string(kHeader) + "\n", line;
   const int columns = 9;
-  while (std::getline(in, line)) {
+  keep_lines_atomic(path, std::string(kHeader) + "\n", [&](const std::string& line) {
     long long step = 0, line_epoch = 0;
     const bool whole = std::count(line.begin(), line.end(), ',') == columns - 1 && !line.empty() &&
                        line.back() != ',';
-    if (whole && std::sscanf(line.c_str(), "%lld,%lld,", &step, &line_epoch) == 2 &&
-        line_epoch >= 1 && line_epoch < epoch)
-      kept += line + "\n";
-  }
-  in.close();
-  write_file_atomic(path, kept);
+    return whole && std::sscanf(line.c_str(), "%lld,%lld,", &step, &line_epoch) == 2 &&
+           line_epoch >= 1 && line_epoch < epoch;
+  });
 }
 
 ShadowLog::ShadowLog(std::string path, bool resume) : path_(std::move(path)), resume_(resume) {}

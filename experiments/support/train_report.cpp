@@ -33,18 +33,12 @@ std::string epoch_log_line(const rec::EpochLog& e) {
 }
 
 void truncate_epoch_log(const std::string& path, int64_t last_epoch) {
-  std::ifstream in(path);
-  if (!in)
-    return;  // no log yet (e.g. the first run had no --log)
-  std::string kept, line;
-  while (std::getline(in, line)) {
+  // No log yet (the first run had no --log) stays so.
+  keep_lines_atomic(path, "", [&](const std::string& line) {
     long long epoch = 0;
-    if (std::sscanf(line.c_str(), "{\"epoch\": %lld,", &epoch) == 1 && epoch >= 1 &&
-        epoch <= last_epoch && line.back() == '}')
-      kept += line + "\n";
-  }
-  in.close();
-  write_file_atomic(path, kept);
+    return std::sscanf(line.c_str(), "{\"epoch\": %lld,", &epoch) == 1 && epoch >= 1 &&
+           epoch <= last_epoch && line.back() == '}';
+  });
 }
 
 TrainingReport::TrainingReport(std::string log_path, bool resume, bool progress_bar)

@@ -264,6 +264,20 @@ TEST_SUITE("core.file_io") {
     CHECK(dir.list() == std::vector<std::string>{"f.bin"});
   }
 
+  TEST_CASE(
+      "keep_lines_atomic keeps the head and the chosen lines - a missing file stays missing") {
+    npy_test::ScratchDir dir("keep_lines");
+    const std::string path = dir.file("log.csv");
+    keep_lines_atomic(path, "head\n", [](const std::string&) { return true; });
+    CHECK(dir.list().empty());
+    write_file_atomic(path, "old head\n1,a\n2,b\n3,c\n4,d");  // the last line unterminated
+    keep_lines_atomic(path, "head\n", [](const std::string& line) {
+      return line != "old head" && line[0] != '3';
+    });
+    CHECK(read_file(path) == "head\n1,a\n2,b\n4,d\n");
+    CHECK(dir.list() == std::vector<std::string>{"log.csv"});
+  }
+
   TEST_CASE("remove_stale_temp_files removes only the temporary files of dead writers") {
     npy_test::ScratchDir dir("stale");
     const std::string path = dir.file("f.bin");
