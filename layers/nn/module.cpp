@@ -420,4 +420,18 @@ int64_t restore_forward_state(const Module& m, const ForwardState& state) {
   return set;
 }
 
+namespace {
+thread_local bool g_traces_frozen = false;
+}  // namespace
+
+bool traces_frozen() {
+  return g_traces_frozen;
+}
+FreezeTracesGuard::FreezeTracesGuard() : saved_(g_traces_frozen) {
+  g_traces_frozen = true;
+}
+FreezeTracesGuard::~FreezeTracesGuard() {
+  g_traces_frozen = saved_;
+}
+
 }  // namespace attnlab::nn

@@ -213,6 +213,22 @@ ForwardState capture_forward_state(const Module& m);
 // changed shape since the capture. Returns how many buffers and generators were set.
 int64_t restore_forward_state(const Module& m, const ForwardState& state);
 
+// While a FreezeTracesGuard lives on this thread, the modules that keep a trace of their last
+// call for inspection (FavorKernel, SoftmaxKernel's reference path, LISA) leave that trace as it
+// is: an observer that replays a training step (rec::GradientShadow) does not replace the
+// step's intermediates, and their gradients, that the user inspects afterwards.
+bool traces_frozen();
+class FreezeTracesGuard {
+ public:
+  FreezeTracesGuard();
+  ~FreezeTracesGuard();
+  FreezeTracesGuard(const FreezeTracesGuard&) = delete;
+  FreezeTracesGuard& operator=(const FreezeTracesGuard&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // An ordered list of modules named "0", "1", ... (transformer blocks).
 class ModuleList : public Module {
  public:

@@ -315,6 +315,7 @@ void GradientShadow::observe(SequenceRecommender& model, const TrainStep& step) 
   };
   AttentionOutputs approx_outputs, exact_outputs;
   double exact_loss = 0;
+  const nn::FreezeTracesGuard keep_the_steps_traces;  // what the user inspects after the step
   try {
     {
       ag::NoGradGuard no_tape;

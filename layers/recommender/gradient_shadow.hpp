@@ -18,7 +18,9 @@
 //               to that layer against the exact output: the approximation's own error there);
 //   loss        |L_a - L_e| / |L_e|.
 // Afterwards the approximation, the gradients, the buffers and the generators are put back bit for
-// bit: the trained model is identical to one trained without the shadow (a test checks it).
+// bit: the trained model is identical to one trained without the shadow (a test checks it). Both
+// passes run under nn::FreezeTracesGuard, so the kernels' inspection traces (last_trace()) still
+// hold the training step's intermediates and their gradients.
 // Cost per shadow step: one tape-free forward of the approximation (for its attention outputs)
 // and one forward and backward of the exact model: about 1.3 steps every `every` steps for
 // SASRec; LISA's exact mode is O(L^2) where its histograms are O(L), so more there.

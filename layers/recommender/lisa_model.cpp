@@ -153,17 +153,20 @@ Var LISA::hidden(const Tensor& ids) {
 }
 
 Var LISA::attend(const QuantizedItems& items, const Tensor& keep) {
-  trace_ = LisaTrace{};
+  // A replay under nn::FreezeTracesGuard leaves the last trace alone.
+  LisaTrace replayed;
+  LisaTrace* trace = traces_frozen() ? &replayed : &trace_;
+  *trace = LisaTrace{};
   if (attention_mode_ == LisaAttentionMode::ExactUnquantized) {
     // The same layer over the r^b the codebooks quantize (lisa_histograms.md 8).
     ag::Scope scope(attention->name());
     attention_output_ = lisa_exact_attention(*attention, items.codebook_inputs, keep);
   } else if (items.selection.defined()) {
-    attention_output_ = attention(pq->codebooks, items.selection, items.codes, keep, &trace_);
+    attention_output_ = attention(pq->codebooks, items.selection, items.codes, keep, trace);
   } else {
     ag::Scope scope(attention->name());
     attention_output_ = attention->forward_items(
-        pq->codebooks, items.item_selection, items.inverse, items.codes, keep, &trace_);
+        pq->codebooks, items.item_selection, items.inverse, items.codes, keep, trace);
   }
   return attention_output_;
 }

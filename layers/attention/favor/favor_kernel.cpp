@@ -31,7 +31,11 @@ FavorKernel::FavorKernel(const FavorOptions& o) : AttentionKernel("FavorKernel")
 }
 
 Var FavorKernel::attend(const Var& q, const Var& k, const Var& v, const AttentionMask& mask) {
-  trace_ = {};  // release the previous call's tensors before allocating new ones
+  // A replay under FreezeTracesGuard leaves the last trace (and its gradients) alone.
+  const bool tracing = !traces_frozen();
+  const bool keep = keep_trace && tracing, with_gradients = trace_gradients && tracing;
+  if (tracing)
+    trace_ = {};  // release the previous call's tensors before allocating new ones
   Var w;
   if (features_) {
     ATTNLAB_CHECK(q.dim() == 4 && q.size(3) == options_.head_dim,
@@ -42,7 +46,7 @@ Var FavorKernel::attend(const Var& q, const Var& k, const Var& v, const Attentio
                   q.shape());
     const Tensor& p = features_->next();
     Tensor wt = p.dtype() == q.dtype() ? p : p.to(q.dtype());
-    w = trace_gradients ? ag::param(wt) : ag::constant(wt);
+    w = with_gradients ? ag::param(wt) : ag::constant(wt);
   }
   FavorAttentionOptions o;
   o.features = options_.features;
@@ -50,14 +54,14 @@ Var FavorKernel::attend(const Var& q, const Var& k, const Var& v, const Attentio
   o.key_stabilizer = options_.key_stabilizer;
   o.impl = options_.impl;
   FavorTrace tr;
-  Var out = favor_attention(q, k, v, w, mask, o, keep_trace || trace_gradients ? &tr : nullptr);
-  if (trace_gradients) {
+  Var out = favor_attention(q, k, v, w, mask, o, keep || with_gradients ? &tr : nullptr);
+  if (with_gradients) {
     for (const Var* x : {&tr.q_features, &tr.k_features, &tr.numerator, &tr.normalizer}) {
       if (x->requires_grad())
         x->retain_grad();
     }
   }
-  if (keep_trace || trace_gradients)
+  if (keep || with_gradients)
     trace_ = tr;
   return out;
 }

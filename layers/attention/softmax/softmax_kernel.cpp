@@ -19,7 +19,9 @@ Var SoftmaxKernel::attend(const Var& q, const Var& k, const Var& v, const Attent
   if (is_training() && dropout > 0)
     drop = {dropout, rng_->next()};
   if (impl == SoftmaxImpl::Reference) {
-    return softmax_attention_reference(q, k, v, mask, 0.0, drop, &trace_);
+    AttentionTrace replayed;  // a replay under FreezeTracesGuard leaves the last trace alone
+    return softmax_attention_reference(
+        q, k, v, mask, 0.0, drop, traces_frozen() ? &replayed : &trace_);
   }
   return softmax_attention_fused(q, k, v, mask, 0.0, drop);
 }

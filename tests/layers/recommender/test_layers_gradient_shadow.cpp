@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/core.hpp"
+#include "layers/attention/favor/favor_attention.hpp"
 #include "layers/recommender/gradient_shadow.hpp"
 #include "layers/recommender/lisa_model.hpp"
 #include "layers/recommender/sasrec.hpp"
@@ -165,6 +166,46 @@ TEST_SUITE("layers.gradient_shadow") {
       CHECK(plain.result.test.ndcg10 == shadowed.result.test.ndcg10);
       // 2 epochs of ceil(119 / 32) = 4 batches: steps 2, 4, 6, 8.
       CHECK(shadowed.records.size() == 4);
+    }
+  }
+
+  TEST_CASE("a kernel's trace after a shadow step is the training step's with its gradients") {
+    // FAVOR+ keeps the trace of its last call, and with trace_gradients the gradients the
+    // training backward sent through it. The shadow's replay of the step must not replace it
+    // (it did: the trace after a shadow step held the replay's tensors, without gradients).
+    auto last_trace = [](bool shadow) {
+      SASRec model(small_config(small_data().num_items, "favor"));
+      Module* m = &model;
+      for (const std::string name : {"blocks", "1", "attn", "kernel"}) {
+        for (const auto& [child_name, child] : m->named_children())
+          if (child_name == name)
+            m = child.get();
+      }
+      auto& kernel = dynamic_cast<FavorKernel&>(*m);
+      kernel.trace_gradients = true;
+      TrainConfig one_epoch = small_training();
+      one_epoch.epochs = 1;  // 4 steps: the last one (4) is a shadow step
+      const SplitDataset data = small_data();
+      ShadowOptions so;
+      so.every = 2;
+      GradientShadow g(model, so);
+      // The trace right after the last step (the evaluation that follows runs forwards too).
+      FavorTrace after_last_step;
+      TrainCallbacks callbacks;
+      callbacks.on_batch = [&](const BatchReport& b) {
+        if (b.batch == b.batches)
+          after_last_step = kernel.last_trace();
+      };
+      train_recommender(model, data, one_epoch, shadow ? g.install(callbacks) : callbacks);
+      CHECK(g.records().size() == (shadow ? 2u : 0u));
+      return after_last_step;
+    };
+    const FavorTrace plain = last_trace(false), shadowed = last_trace(true);
+    for (auto member : {&FavorTrace::q_features, &FavorTrace::k_features, &FavorTrace::numerator}) {
+      REQUIRE((plain.*member).grad().defined());
+      REQUIRE((shadowed.*member).grad().defined());
+      CHECK(attnlab::testing::bitwise_equal((plain.*member).value(), (shadowed.*member).value()));
+      CHECK(attnlab::testing::bitwise_equal((plain.*member).grad(), (shadowed.*member).grad()));
     }
   }
 
