@@ -209,6 +209,31 @@ TEST_SUITE("layers.gradient_shadow") {
     }
   }
 
+  TEST_CASE("LISA's trace after a shadow step is the training step's") {
+    // The exact mode's replay reset LISA's trace before nn::FreezeTracesGuard.
+    auto last_trace = [](bool shadow) {
+      LISA model(lisa_config(small_data().num_items));
+      TrainConfig one_epoch = small_training();
+      one_epoch.epochs = 1;  // 4 steps: the last one (4) is a shadow step
+      ShadowOptions so;
+      so.every = 2;
+      GradientShadow g(model, so);
+      LisaTrace after_last_step;
+      TrainCallbacks callbacks;
+      callbacks.on_batch = [&](const BatchReport& b) {
+        if (b.batch == b.batches)
+          after_last_step = model.last_trace();
+      };
+      train_recommender(model, small_data(), one_epoch, shadow ? g.install(callbacks) : callbacks);
+      return after_last_step;
+    };
+    const LisaTrace plain = last_trace(false), shadowed = last_trace(true);
+    REQUIRE(plain.histograms.defined());
+    REQUIRE(shadowed.histograms.defined());
+    CHECK(attnlab::testing::bitwise_equal(plain.histograms.value(), shadowed.histograms.value()));
+    CHECK(attnlab::testing::bitwise_equal(plain.tables.value(), shadowed.tables.value()));
+  }
+
   TEST_CASE("LISA with the shadow (its exact attention mode) trains bit-identically") {
     const Trained plain = train_lisa(false), shadowed = train_lisa(true);
     CHECK(same_state(plain.state, shadowed.state));
