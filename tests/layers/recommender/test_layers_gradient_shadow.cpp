@@ -132,6 +132,27 @@ bool same_state(const NamedTensors& a, const NamedTensors& b) {
   return true;
 }
 
+// Trains `model` for one epoch (4 steps; with `shadow`, steps 2 and 4 are shadow steps) and
+// returns what capture() reads right after the last step (the evaluation that follows runs
+// forwards too, which replace the traces).
+template <class Capture>
+auto after_last_step(SequenceRecommender& model, bool shadow, Capture capture) {
+  TrainConfig one_epoch = small_training();
+  one_epoch.epochs = 1;
+  ShadowOptions so;
+  so.every = 2;
+  GradientShadow g(model, so);
+  decltype(capture()) captured;
+  TrainCallbacks callbacks;
+  callbacks.on_batch = [&](const BatchReport& b) {
+    if (b.batch == b.batches)
+      captured = capture();
+  };
+  train_recommender(model, small_data(), one_epoch, shadow ? g.install(callbacks) : callbacks);
+  CHECK(g.records().size() == (shadow ? 2u : 0u));
+  return captured;
+}
+
 }  // namespace
 
 TEST_SUITE("layers.gradient_shadow") {
@@ -183,22 +204,7 @@ TEST_SUITE("layers.gradient_shadow") {
       }
       auto& kernel = dynamic_cast<FavorKernel&>(*m);
       kernel.trace_gradients = true;
-      TrainConfig one_epoch = small_training();
-      one_epoch.epochs = 1;  // 4 steps: the last one (4) is a shadow step
-      const SplitDataset data = small_data();
-      ShadowOptions so;
-      so.every = 2;
-      GradientShadow g(model, so);
-      // The trace right after the last step (the evaluation that follows runs forwards too).
-      FavorTrace after_last_step;
-      TrainCallbacks callbacks;
-      callbacks.on_batch = [&](const BatchReport& b) {
-        if (b.batch == b.batches)
-          after_last_step = kernel.last_trace();
-      };
-      train_recommender(model, data, one_epoch, shadow ? g.install(callbacks) : callbacks);
-      CHECK(g.records().size() == (shadow ? 2u : 0u));
-      return after_last_step;
+      return after_last_step(model, shadow, [&] { return kernel.last_trace(); });
     };
     const FavorTrace plain = last_trace(false), shadowed = last_trace(true);
     for (auto member : {&FavorTrace::q_features, &FavorTrace::k_features, &FavorTrace::numerator}) {
@@ -213,19 +219,7 @@ TEST_SUITE("layers.gradient_shadow") {
     // The exact mode's replay reset LISA's trace before nn::FreezeTracesGuard.
     auto last_trace = [](bool shadow) {
       LISA model(lisa_config(small_data().num_items));
-      TrainConfig one_epoch = small_training();
-      one_epoch.epochs = 1;  // 4 steps: the last one (4) is a shadow step
-      ShadowOptions so;
-      so.every = 2;
-      GradientShadow g(model, so);
-      LisaTrace after_last_step;
-      TrainCallbacks callbacks;
-      callbacks.on_batch = [&](const BatchReport& b) {
-        if (b.batch == b.batches)
-          after_last_step = model.last_trace();
-      };
-      train_recommender(model, small_data(), one_epoch, shadow ? g.install(callbacks) : callbacks);
-      return after_last_step;
+      return after_last_step(model, shadow, [&] { return model.last_trace(); });
     };
     const LisaTrace plain = last_trace(false), shadowed = last_trace(true);
     REQUIRE(plain.histograms.defined());
