@@ -63,13 +63,13 @@ void reduce_axis(const T* x, T* y, const AxisView& v, Kind kind) {
   // Parallel over (outer, inner chunk) pairs; each output element is still summed in axis order.
   // Narrow chunks when there are fewer outer slices than threads: a column sum over the rows of
   // one [rows, 50] matrix (a bias or layer-norm gradient) is then shared by the threads.
-  const int64_t kChunk = v.outer < num_threads() ? 16 : 256;
-  const int64_t chunks = (v.inner + kChunk - 1) / kChunk;
-  const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, v.n * kChunk));
+  const int64_t chunk = v.outer < num_threads() ? 16 : 256;
+  const int64_t chunks = (v.inner + chunk - 1) / chunk;
+  const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, v.n * chunk));
   parallel_for(0, v.outer * chunks, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t job = lo; job < hi; ++job) {
-      const int64_t o = job / chunks, c0 = (job % chunks) * kChunk;
-      const int64_t c1 = std::min(v.inner, c0 + kChunk);
+      const int64_t o = job / chunks, c0 = (job % chunks) * chunk;
+      const int64_t c1 = std::min(v.inner, c0 + chunk);
       T* out = y + o * v.inner;
       for (int64_t i = c0; i < c1; ++i) out[i] = init;
       for (int64_t a = 0; a < v.n; ++a) {

@@ -101,7 +101,7 @@ Tensor randn(const Shape& shape,
              double stddev = 1.0);  // normal (Box-Muller)
 Tensor bernoulli(const Shape& shape, double p, RngKey key, DType dtype = kFloat32);  // 1 w.p. p
 // `scale` with probability p, else 0: bernoulli(shape, p, key, dtype) * scale in one pass (the
-// same values; a dropout mask with p = keep and scale = 1 / keep).
+// same values). nn::Dropout draws its masks with keep32_mask, a quarter of the counters.
 Tensor bernoulli_scaled(const Shape& shape, double p, double scale, RngKey key, DType dtype);
 Tensor gumbel(const Shape& shape, RngKey key, DType dtype = kFloat32);      // -log(-log U)
 Tensor randint(const Shape& shape, int64_t low, int64_t high, RngKey key);  // int64 in [low, high)

@@ -302,7 +302,8 @@ int run_bench_lisa(int argc, char** argv) {
   table.print(std::cout);
   std::cout << "\npeak MiB: live tensor bytes above the inputs during forward + backward.\n"
                "fwd+bwd GB/s (lisa-fused): the compulsory traffic of the O(L) tensors over the "
-               "time: 4 bytes x (7 N L B W + 2 N L D) + 16 N L B (selections read, histograms "
+               "time: S x (7 N L B W + 2 N L D) + 16 N L B bytes, S the dtype's size (selections "
+               "read, histograms "
                "written, read by the attention forward and backward; the histogram gradient "
                "written and read, the selection gradient written; output and its gradient; the "
                "int64 codes read twice); % of bandwidth: of y += a x over the same working set "
