@@ -17,18 +17,21 @@
 // SIMD batches of output in registers (NB a template parameter: measured ~4x faster than a
 // runtime width) and streams the E rows of its state slice: per row, one FMA
 // updates the state and one accumulates the output; no horizontal reductions, no -ffast-math.
-// Two consecutive tokens share one pass over the state (half the loads and stores; 2 NB
-// independent accumulator chains hide the FMA latency) unless the log-scale changes between
-// them. Measured at L = 4096, m = 256, dv = 64 on one AVX-512 core: forward 2.4 ms with one
-// token per pass, 1.65 ms (~160 GFLOP/s) with two. Widths that are not a multiple of the SIMD
-// width are zero-padded into a scratch copy.
+// Four consecutive tokens share one pass over the state (a quarter of the loads and stores;
+// on paths with 32 vector registers, else two), unless the log-scale changes between them; every
+// grouping does the one-token arithmetic, so results do not depend on it. All column chunks of a
+// (batch, head) advance together, a group of tokens at a time, so that the rows of c and out are
+// read and written whole. Measured at L = 4096, m = 256, dv = 64 on one AVX-512 core
+// (2026-12-06, fifth session): the four sweeps of a forward + backward ran at 94-111 GFLOP/s with
+// two tokens per pass and one chunk at a time, 126-137 GFLOP/s now (the whole op 0.78x the time).
+// Widths that are not a multiple of the SIMD width are zero-padded into a scratch copy.
 // Measured and not adopted (2026-12-06): the chunked form (intra-chunk tiles and one state update
-// per chunk as core GEMMs) took 1.15-1.5x this kernel's CPU time (favor_causal_backward.md 9), and
-// four tokens per pass on 2-batch L1-resident slices moved the sweeps by -7 % to +3 %.
+// per chunk as core GEMMs) took 1.15-1.5x this kernel's CPU time (favor_causal_backward.md 9).
 //
-// Parallelism: tasks are (batch*head, column chunk); when batch*heads is below the thread count
-// the chunks are made narrower so every thread gets work. A column's arithmetic is the same in
-// every chunk width, so results are bit-identical for any thread count.
+// Parallelism: tasks are (batch*head, group of column chunks); when batch*heads is below the
+// thread count the chunks are made narrower and split into groups so every thread gets work. A
+// column's arithmetic is the same in every chunk width and group, so results are bit-identical
+// for any thread count.
 //
 // This file holds the custom op; the kernels are in
 // layers/attention/favor/favor_causal_kernels.cpp (compiled once per SIMD path:

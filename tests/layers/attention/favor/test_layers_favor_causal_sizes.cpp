@@ -1,8 +1,8 @@
 // The fused causal FAVOR+ op (layers/attention/favor/favor_causal_kernels.cpp) at the sizes where a
 // sweep can go wrong: L of 1, odd, and around 48 (a chunk of the chunked form,
 // favor_causal_backward.md 9), feature widths above 128 (state slices beyond L1) and odd widths
-// (partial SIMD batches, padded copies), the key log-scale with flat runs and jumps (one- and
-// two-token steps), and left padding (a -inf log-scale prefix) ending at several places. Values and
+// (partial SIMD batches, padded copies), the key log-scale with flat runs and jumps (one-, two- and
+// four-token steps), and left padding (a -inf log-scale prefix) ending at several places. Values and
 // gradients against the composed reference, and a float64 gradcheck over 140 positions.
 #include <doctest/doctest.h>
 
@@ -104,6 +104,39 @@ TEST_SUITE("layers.favor_causal_sizes") {
           const double scale = std::max(1.0, max_abs_diff(ref.all[i], zeros_like(ref.all[i])));
           CHECK_CLOSE(fus.all[i], ref.all[i], tol, tol * scale);
         }
+      }
+    }
+  }
+
+  // The sweep steps 4, 2 or 1 tokens per pass over its state, by how many tokens from the current
+  // one share its log-scale and by how many are left: a prefix of length n ends on a group of 1,
+  // 2 or 3 tokens where the longer sequence steps 4 (n = 6 is 4 + 2, inside L = 23 it is 4 + 4 ...).
+  // Every step kind must do the one-token arithmetic, so the prefix's outputs, and dQ' (also a
+  // forward sweep), are the first n rows of the long sequence's, bit for bit. (A one-ulp change
+  // in step_four's accumulation passes the reference comparisons above and fails here.)
+  TEST_CASE_TEMPLATE("a prefix's sums and dQ' are the longer sequence's first rows - bit for bit",
+                     T,
+                     float,
+                     double) {
+    const DType dt = dtype_of<T>();
+    const int64_t l = 23, r = 257, dv = 33;
+    for (int scaled = 0; scaled < 2; ++scaled) {
+      Tensor qf = uniform({1, 2, l, r}, 800, dt, 0, 1);
+      Tensor kf = uniform({1, 2, l, r}, 801, dt, 0, 1);
+      Tensor v = uniform({1, 2, l, dv}, 802, dt, -1, 1);
+      Tensor gn = uniform({1, 2, l, dv}, 803, dt, -1, 1);
+      Tensor gd = uniform({1, 2, l}, 804, dt, -1, 1);
+      Tensor ls = scaled ? stepped_log_scale(l, 805, dt) : Tensor();
+      const Sums full = run_sums(true, qf, kf, v, ls, gn, gd);
+      for (int64_t n : {1, 2, 3, 5, 6, 7, 10, 13, 22}) {
+        CAPTURE(scaled);
+        CAPTURE(n);
+        auto head = [n](const Tensor& x) { return x.defined() ? slice(x, 2, 0, n) : x; };
+        const Sums pre =
+            run_sums(true, head(qf), head(kf), head(v), head(ls), head(gn), head(gd));
+        CHECK(testing::bitwise_equal(pre.all[0], head(full.all[0])));  // N
+        CHECK(testing::bitwise_equal(pre.all[1], head(full.all[1])));  // D
+        CHECK(testing::bitwise_equal(pre.all[2], head(full.all[2])));  // dQ'
       }
     }
   }
