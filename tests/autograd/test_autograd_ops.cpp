@@ -208,6 +208,33 @@ TEST_SUITE("autograd.ops") {
     }
   }
 
+  // Batch invariance: a row's result must not depend on the rows around it or on how the rows
+  // are split between threads (a kernel that reduces several rows together, or splits a row's
+  // sums, must keep each row's order of operations).
+  TEST_CASE("layer_norm: each row's values and dx are those of the row alone - bit for bit") {
+    for (DType dt : {kFloat32, kFloat64}) {
+      for (int64_t d : {1, 7, 50, 64}) {
+        CAPTURE(d);
+        const int64_t rows = 37;
+        const Tensor x0 = rand({rows, d}, RngKey{65, 1}, dt, -3, 3);
+        const Tensor w0 = rand({d}, RngKey{65, 2}, dt, -2, 2);
+        const Tensor b0 = rand({d}, RngKey{65, 3}, dt, -1, 1);
+        const Tensor g = rand({rows, d}, RngKey{65, 4}, dt, -1, 1);
+        Var x = param(x0);
+        Var y = layer_norm(x, constant(w0), constant(b0), 1e-5);
+        y.backward(g);
+        for (int64_t r = 0; r < rows; ++r) {
+          CAPTURE(r);
+          Var xr = param(slice(x0, 0, r, r + 1));
+          Var yr = layer_norm(xr, constant(w0), constant(b0), 1e-5);
+          yr.backward(slice(g, 0, r, r + 1));
+          CHECK(testing::bitwise_equal(yr.value(), slice(y.value(), 0, r, r + 1)));
+          CHECK(testing::bitwise_equal(xr.grad(), slice(x.grad(), 0, r, r + 1)));
+        }
+      }
+    }
+  }
+
   TEST_CASE("softmax and log_softmax on every axis") {
     Tensor x = rnd({2, 3, 4}, 50, -3, 3);
     for (int axis : {0, 1, -1}) {
