@@ -17,6 +17,9 @@
 // SIMD batches of output in registers (NB a template parameter: measured ~4x faster than a
 // runtime width) and streams the E rows of its state slice: per row, one FMA
 // updates the state and one accumulates the output; no horizontal reductions, no -ffast-math.
+// (xsimd::fma is a fused multiply-add where the compiler contracts x * y + z, as GCC does in
+// every optimised build here; all step kinds are compiled alike, so within a build the grouping
+// of tokens never changes a result.)
 // Four consecutive tokens share one pass over the state (a quarter of the loads and stores;
 // on paths with 32 vector registers, else two), unless the log-scale changes between them; every
 // grouping does the one-token arithmetic, so results do not depend on it. All column chunks of a

@@ -103,8 +103,10 @@ inline void step_two(const T* at,
 // Four consecutive tokens (no rescale between them) in one pass over the state: again the
 // arithmetic of four step_one calls, with a quarter of the state's loads and stores. The state
 // slice (E rows of NB vectors) leaves L1 at E = 256 and NB = 4 (64 KiB), where the pass is
-// bound by the state's traffic. 4 NB accumulators and 4 NB column vectors: only on paths with
-// 32 vector registers (AVX-512; kFourTokens).
+// bound by the state's traffic. 4 NB accumulators and 4 NB column vectors: at NB = 4 that is
+// every register of AVX-512 and some column vectors are reloaded from L1 at each row (still
+// 1.4x two tokens per pass there); with 16 registers it would spill far more, so only on paths
+// with 32 (kFourTokens).
 template <class T, int NB>
 inline void step_four(const T* const* a, const T* const* b, const T* const* c, T* const* o,
                       T* state, int64_t E) {
@@ -270,6 +272,8 @@ void sweeps(int64_t bh,
             T* out,
             T* den,
             bool reverse) {
+  if (bh == 0)
+    return;
   constexpr int64_t Wd = simd::width<T>();
   const int64_t nb = (W + Wd - 1) / Wd, wp = nb * Wd;
   // Zero-padded copies when W is not a multiple of the SIMD width.
@@ -282,12 +286,16 @@ void sweeps(int64_t bh,
     cc = p;
     oo = opad.data();
   }
-  // Tasks: per (batch*head), one group of its column chunks (all of them unless there are fewer
-  // (batch*head) pairs than threads: then up to one group per thread).
-  const int64_t cb = chunk_batches(nb, bh);
+  // Tasks: per (batch*head), one group of its column chunks: all of them, unless there are fewer
+  // (batch*head) pairs than threads; then each pair's chunks are split into up to
+  // ceil(threads / pairs) groups so that every thread has work (the normaliser goes with the
+  // first group).
+  // No columns (W = 0): no chunks, and the sweep still forms the normaliser when it is wanted.
+  const int64_t cb = nb == 0 ? 1 : chunk_batches(nb, bh);
   const int64_t chunks = (nb + cb - 1) / cb;
   const int64_t threads = in_parallel_region() ? 1 : num_threads();
-  const int64_t groups = bh >= threads ? 1 : std::min(chunks, (threads + bh - 1) / bh);
+  const int64_t groups =
+      bh >= threads ? 1 : std::max<int64_t>(1, std::min(chunks, (threads + bh - 1) / bh));
   parallel_for(0, bh * groups, 1, [&](int64_t t0, int64_t t1) {
     simd::Scratch<T> state(((chunks + groups - 1) / groups) * E * cb * Wd), z(den ? E : 0);
     for (int64_t task = t0; task < t1; ++task) {

@@ -110,14 +110,17 @@ TEST_SUITE("layers.favor_causal_sizes") {
 
   // The sweep steps 4, 2 or 1 tokens per pass over its state, by how many tokens from the current
   // one share its log-scale and by how many are left: a prefix of length n ends on a group of 1,
-  // 2 or 3 tokens where the longer sequence steps 4 (n = 6 is 4 + 2, inside L = 23 it is 4 + 4 ...).
-  // Every step kind must do the one-token arithmetic, so the prefix's outputs, and dQ' (also a
-  // forward sweep), are the first n rows of the long sequence's, bit for bit. (A one-ulp change
-  // in step_four's accumulation passes the reference comparisons above and fails here.)
-  TEST_CASE_TEMPLATE("a prefix's sums and dQ' are the longer sequence's first rows - bit for bit",
-                     T,
-                     float,
-                     double) {
+  // 2 or 3 tokens where the longer sequence steps 4 (n = 6 is 4 + 2, inside L = 23 it is 4 + 4 ...),
+  // and so does a suffix in the reverse sweeps, which start from the last token. Every step kind
+  // must do the one-token arithmetic, so the prefix's forward-sweep outputs (N, D, dQ') are the
+  // first n rows of the long sequence's, and the suffix's reverse-sweep outputs (dK', dV: they
+  // depend only on the tokens from theirs on) its last n rows, bit for bit. (A one-ulp change in
+  // step_four's accumulation passes the reference comparisons above and fails here.)
+  TEST_CASE_TEMPLATE(
+      "a prefix's forward sweeps and a suffix's reverse sweeps are the longer sequence's rows",
+      T,
+      float,
+      double) {
     const DType dt = dtype_of<T>();
     const int64_t l = 23, r = 257, dv = 33;
     for (int scaled = 0; scaled < 2; ++scaled) {
@@ -132,12 +135,45 @@ TEST_SUITE("layers.favor_causal_sizes") {
         CAPTURE(scaled);
         CAPTURE(n);
         auto head = [n](const Tensor& x) { return x.defined() ? slice(x, 2, 0, n) : x; };
+        auto tail = [n, l](const Tensor& x) { return x.defined() ? slice(x, 2, l - n, l) : x; };
         const Sums pre =
             run_sums(true, head(qf), head(kf), head(v), head(ls), head(gn), head(gd));
         CHECK(testing::bitwise_equal(pre.all[0], head(full.all[0])));  // N
         CHECK(testing::bitwise_equal(pre.all[1], head(full.all[1])));  // D
         CHECK(testing::bitwise_equal(pre.all[2], head(full.all[2])));  // dQ'
+        const Sums suf =
+            run_sums(true, tail(qf), tail(kf), tail(v), tail(ls), tail(gn), tail(gd));
+        CHECK(testing::bitwise_equal(suf.all[3], tail(full.all[3])));  // dK'
+        CHECK(testing::bitwise_equal(suf.all[4], tail(full.all[4])));  // dV
       }
+    }
+  }
+
+  // Empty sizes the input checks allow: value width 0 (the normaliser D and the gradients of Q'
+  // and K' through it remain) and batch 0. Both divided by zero when the sweep split its
+  // columns into chunks.
+  TEST_CASE("value width 0 and batch 0 - the normaliser and its gradients and no crash") {
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      testing::ThreadCountGuard guard(threads);
+      Tensor qf = uniform({1, 2, 9, 5}, 900, kFloat64, 0, 1);
+      Tensor kf = uniform({1, 2, 9, 5}, 901, kFloat64, 0, 1);
+      Tensor v = zeros({1, 2, 9, 0}, kFloat64);
+      Tensor gn = zeros({1, 2, 9, 0}, kFloat64);
+      Tensor gd = uniform({1, 2, 9}, 902, kFloat64, -1, 1);
+      const Sums ref = run_sums(false, qf, kf, v, Tensor(), gn, gd);
+      const Sums fus = run_sums(true, qf, kf, v, Tensor(), gn, gd);
+      CHECK(fus.all[0].shape() == Shape({1, 2, 9, 0}));
+      CHECK(fus.all[4].shape() == Shape({1, 2, 9, 0}));
+      for (int i : {1, 2, 3}) {
+        CAPTURE(i);
+        CHECK_CLOSE(fus.all[i], ref.all[i], 1e-12, 1e-12);
+      }
+      Tensor q0 = zeros({0, 2, 9, 5}, kFloat64), v0 = zeros({0, 2, 9, 3}, kFloat64);
+      const Sums none =
+          run_sums(true, q0, q0, v0, Tensor(), zeros({0, 2, 9, 3}, kFloat64), zeros({0, 2, 9}, kFloat64));
+      CHECK(none.all[0].numel() == 0);
+      CHECK(none.all[2].numel() == 0);
     }
   }
 
