@@ -253,8 +253,13 @@ void score_grads(const Geometry& g,
 // buffer; the G buffers are summed in group order at the end. G depends only on the shapes (enough
 // groups for parallelism when batch*heads is small), so results never depend on the thread count,
 // and the extra memory is G * Lq * d per batch*head: O(L * d).
+// At least one group, also with no keys (k_tiles 0) or no (batch, head) pairs (bh 0: this
+// divided by zero).
 inline int64_t dq_groups(const Geometry& g) {
-  return std::min<int64_t>(k_tiles(g), std::max<int64_t>(1, (8 + bh(g) - 1) / bh(g)));
+  if (bh(g) == 0)
+    return 1;
+  return std::max<int64_t>(
+      1, std::min<int64_t>(k_tiles(g), std::max<int64_t>(1, (8 + bh(g) - 1) / bh(g))));
 }
 
 template <class T>

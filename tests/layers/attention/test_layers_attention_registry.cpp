@@ -18,6 +18,7 @@
 #include "layers/attention/softmax/softmax_kernel.hpp"
 #include "layers/recommender/model_registry.hpp"
 #include "layers/recommender/sasrec.hpp"
+#include "tests/test_helpers.hpp"
 
 using namespace attnlab;
 using namespace attnlab::nn;
@@ -215,6 +216,64 @@ TEST_SUITE("layers.attention_registry") {
         const Tensor out = kernel->attend(Var(q), Var(k), Var(v), mask).value();
         CHECK(out.shape() == Shape{2, 2, 7, 4});
         CHECK_FALSE(has_nonfinite(out));
+      }
+    }
+  }
+
+  // Sizes the input checks accept but no training run makes: no batch, no positions, values of
+  // width 0, and queries with no keys at all (bidirectional). Each kind either answers with the
+  // right shapes, forward and backward (queries without keys get zeros), or refuses with a
+  // clear error; nothing crashes, at one and two threads. (The fused exact backward and the
+  // causal FAVOR+ sweep divided by zero on a batch of 0, FAVOR+'s also on values of width 0.)
+  TEST_CASE("every kind on empty sizes - batch 0 and length 0 and value width 0 and no keys") {
+    struct Sizes {
+      int64_t b, lq, lk, dv;
+    };
+    for (int threads : {1, 2}) {
+      testing::ThreadCountGuard guard(threads);
+      for (const auto& kind : attention_kinds()) {
+        KernelContext ctx;
+        ctx.head_dim = 8;
+        auto kernel = kind.make_default(ctx);
+        REQUIRE(kernel != nullptr);
+        for (Sizes z :
+             {Sizes{0, 7, 7, 4}, Sizes{2, 0, 0, 4}, Sizes{2, 7, 7, 0}, Sizes{2, 7, 0, 4}}) {
+          for (int causal = 0; causal < 2; ++causal) {
+            if (!(causal ? kind.capabilities.causal : kind.capabilities.bidirectional))
+              continue;
+            if (causal && z.lq != z.lk)
+              continue;
+            CAPTURE(threads);
+            CAPTURE(kind.name);
+            CAPTURE(z.b);
+            CAPTURE(z.lq);
+            CAPTURE(z.lk);
+            CAPTURE(z.dv);
+            CAPTURE(causal);
+            AttentionMask mask;
+            mask.causal = causal == 1;
+            Var q = ag::param(registry_input({z.b, 2, z.lq, 8}, 1));
+            Var k = ag::param(registry_input({z.b, 2, z.lk, 8}, 2));
+            Var v = ag::param(registry_input({z.b, 2, z.lk, z.dv}, 3));
+            try {
+              Var out = kernel->attend(q, k, v, mask);
+              CHECK(out.shape() == Shape({z.b, 2, z.lq, z.dv}));
+              CHECK_FALSE(has_nonfinite(out.value()));
+              out.backward(ones(out.shape(), kFloat32));
+              for (const Var* x : {&q, &k, &v}) {
+                CHECK(x->grad().shape() == x->shape());
+                CHECK_FALSE(has_nonfinite(x->grad()));
+              }
+              if (z.lk == 0) {  // no keys: nothing to attend to, nothing flows back to q
+                CHECK(max_abs_diff(out.value(), zeros_like(out.value())) == 0);
+                CHECK(max_abs_diff(q.grad(), zeros_like(q.grad())) == 0);
+              }
+            } catch (const Error& e) {
+              // A refusal must say what it refuses.
+              CHECK(std::string(e.what()).size() > 10);
+            }
+          }
+        }
       }
     }
   }
