@@ -7,11 +7,17 @@
 # `sh ml1m_kinds.sh collect` to print the tables of whatever has finished.
 #
 #   ATTNLAB=build/attnlab DATA=../shared/data/ml-1m.txt sh experiments/studies/ml1m_kinds.sh
+#
+# Names after the action run (or collect) only those sweeps, e.g. `sh ml1m_kinds.sh run favor
+# cosformer`: a second instance can then fill a core the first leaves idle. Never give two
+# instances the same sweep (both would resume the same unfinished runs).
 set -eu
 ATTNLAB=${ATTNLAB:-attnlab}
 DATA=${DATA:-../shared/data/ml-1m.txt}
 ROOT=${ROOT:-studies/ml1m}
 ACTION=${1:-run}
+[ $# -gt 0 ] && shift
+ONLY="$*"
 SEEDS="seed=0,1,2"
 # The SASRec paper's settings (Kang & McAuley, ICDM 2018, Sec. IV-C) for the SASRec kinds.
 SASREC="--data $DATA --dim 50 --blocks 2 --heads 1 --maxlen 200 --dropout 0.2 --lr 0.001 \
@@ -26,6 +32,9 @@ TUNED="--data $DATA --dim 50 --maxlen 200 --dropout 0.2 --lr 0.002 --batch 128 -
 --eval-every 20 --full-ranking"
 
 sweep() {  # name grid args
+  if [ -n "$ONLY" ] && ! echo " $ONLY " | grep -q " $1 "; then
+    return 0
+  fi
   if [ "$ACTION" = collect ]; then
     echo "== $1"
     "$ATTNLAB" sweep --collect --dir "$ROOT/$1" --grid "$2" || true
