@@ -108,8 +108,8 @@ inline void step_two(const T* at,
 // 1.4x two tokens per pass there); with 16 registers it would spill far more, so only on paths
 // with 32 (kFourTokens).
 template <class T, int NB>
-inline void step_four(const T* const* a, const T* const* b, const T* const* c, T* const* o,
-                      T* state, int64_t E) {
+inline void step_four(
+    const T* const* a, const T* const* b, const T* const* c, T* const* o, T* state, int64_t E) {
   using B = simd::Batch<T>;
   constexpr int64_t Wd = simd::width<T>();
   constexpr int64_t CW = NB * Wd;
@@ -159,8 +159,8 @@ void step_group(int64_t group,
 }
 
 template <class T>
-using GroupFn = void (*)(int64_t, const T* const*, const T* const*, const T* const*, T* const*,
-                         T*, int64_t);
+using GroupFn =
+    void (*)(int64_t, const T* const*, const T* const*, const T* const*, T* const*, T*, int64_t);
 
 template <class T>
 GroupFn<T> group_kernel(int64_t nb) {
@@ -183,13 +183,8 @@ GroupFn<T> group_kernel(int64_t nb) {
 // the chunks (at m = 256, one chunk at a time read c and wrote out in 256-byte pieces of 1 KiB
 // rows: 0.8x the speed).
 template <class T>
-void sweep_chunks(const Sweep<T>& s,
-                  int64_t col0,
-                  int64_t chunks,
-                  int64_t cb,
-                  int64_t last_nb,
-                  T* state,
-                  T* z) {
+void sweep_chunks(
+    const Sweep<T>& s, int64_t col0, int64_t chunks, int64_t cb, int64_t last_nb, T* state, T* z) {
   using B = simd::Batch<T>;
   constexpr int64_t Wd = simd::width<T>();
   const int64_t L = s.L, E = s.E, cw = cb * Wd, span = E * cw;
@@ -247,9 +242,8 @@ void sweep_chunks(const Sweep<T>& s,
 // on AVX-512 in one pass; measured no better with narrower, L1-resident state slices at m = 256
 // or 1024), narrower only when there are fewer (batch, head) pairs than threads, so that every
 // thread gets a group of chunks.
-int64_t chunk_batches(int64_t nb, int64_t bh) {
+int64_t chunk_batches(int64_t nb, int64_t bh, int64_t threads) {
   int64_t cb = std::min(nb, kMaxBatches);
-  const int64_t threads = in_parallel_region() ? 1 : num_threads();
   if (bh < threads) {
     const int64_t per = (threads + bh - 1) / bh;  // chunks wanted per (batch, head)
     cb = std::min(cb, std::max<int64_t>(1, (nb + per - 1) / per));
@@ -291,9 +285,9 @@ void sweeps(int64_t bh,
   // ceil(threads / pairs) groups so that every thread has work (the normaliser goes with the
   // first group).
   // No columns (W = 0): no chunks, and the sweep still forms the normaliser when it is wanted.
-  const int64_t cb = nb == 0 ? 1 : chunk_batches(nb, bh);
-  const int64_t chunks = (nb + cb - 1) / cb;
   const int64_t threads = in_parallel_region() ? 1 : num_threads();
+  const int64_t cb = nb == 0 ? 1 : chunk_batches(nb, bh, threads);
+  const int64_t chunks = (nb + cb - 1) / cb;
   const int64_t groups =
       bh >= threads ? 1 : std::max<int64_t>(1, std::min(chunks, (threads + bh - 1) / bh));
   parallel_for(0, bh * groups, 1, [&](int64_t t0, int64_t t1) {

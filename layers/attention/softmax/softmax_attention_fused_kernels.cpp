@@ -258,8 +258,7 @@ void score_grads(const Geometry& g,
 inline int64_t dq_groups(const Geometry& g) {
   if (bh(g) == 0)
     return 1;
-  return std::max<int64_t>(
-      1, std::min<int64_t>(k_tiles(g), std::max<int64_t>(1, (8 + bh(g) - 1) / bh(g))));
+  return std::max<int64_t>(1, std::min<int64_t>(k_tiles(g), (8 + bh(g) - 1) / bh(g)));
 }
 
 template <class T>

@@ -2,8 +2,8 @@
 // sweep can go wrong: L of 1, odd, and around 48 (a chunk of the chunked form,
 // favor_causal_backward.md 9), feature widths above 128 (state slices beyond L1) and odd widths
 // (partial SIMD batches, padded copies), the key log-scale with flat runs and jumps (one-, two- and
-// four-token steps), and left padding (a -inf log-scale prefix) ending at several places. Values and
-// gradients against the composed reference, and a float64 gradcheck over 140 positions.
+// four-token steps), and left padding (a -inf log-scale prefix) ending at several places. Values
+// and gradients against the composed reference, and a float64 gradcheck over 140 positions.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -110,10 +110,10 @@ TEST_SUITE("layers.favor_causal_sizes") {
 
   // The sweep steps 4, 2 or 1 tokens per pass over its state, by how many tokens from the current
   // one share its log-scale and by how many are left: a prefix of length n ends on a group of 1,
-  // 2 or 3 tokens where the longer sequence steps 4 (n = 6 is 4 + 2, inside L = 23 it is 4 + 4 ...),
-  // and so does a suffix in the reverse sweeps, which start from the last token. Every step kind
-  // must do the one-token arithmetic, so the prefix's forward-sweep outputs (N, D, dQ') are the
-  // first n rows of the long sequence's, and the suffix's reverse-sweep outputs (dK', dV: they
+  // 2 or 3 tokens where the longer sequence steps 4 (n = 6 is 4 + 2, inside L = 23 it is 4 + 4
+  // ...), and so does a suffix in the reverse sweeps, which start from the last token. Every step
+  // kind must do the one-token arithmetic, so the prefix's forward-sweep outputs (N, D, dQ') are
+  // the first n rows of the long sequence's, and the suffix's reverse-sweep outputs (dK', dV: they
   // depend only on the tokens from theirs on) its last n rows, bit for bit. (A one-ulp change in
   // step_four's accumulation passes the reference comparisons above and fails here.)
   TEST_CASE_TEMPLATE(
@@ -134,15 +134,17 @@ TEST_SUITE("layers.favor_causal_sizes") {
       for (int64_t n : {1, 2, 3, 5, 6, 7, 10, 13, 22}) {
         CAPTURE(scaled);
         CAPTURE(n);
-        auto head = [n](const Tensor& x) { return x.defined() ? slice(x, 2, 0, n) : x; };
-        auto tail = [n, l](const Tensor& x) { return x.defined() ? slice(x, 2, l - n, l) : x; };
-        const Sums pre =
-            run_sums(true, head(qf), head(kf), head(v), head(ls), head(gn), head(gd));
+        auto head = [n](const Tensor& x) {
+          return x.defined() ? slice(x, 2, 0, n) : x;
+        };
+        auto tail = [n, l](const Tensor& x) {
+          return x.defined() ? slice(x, 2, l - n, l) : x;
+        };
+        const Sums pre = run_sums(true, head(qf), head(kf), head(v), head(ls), head(gn), head(gd));
         CHECK(testing::bitwise_equal(pre.all[0], head(full.all[0])));  // N
         CHECK(testing::bitwise_equal(pre.all[1], head(full.all[1])));  // D
         CHECK(testing::bitwise_equal(pre.all[2], head(full.all[2])));  // dQ'
-        const Sums suf =
-            run_sums(true, tail(qf), tail(kf), tail(v), tail(ls), tail(gn), tail(gd));
+        const Sums suf = run_sums(true, tail(qf), tail(kf), tail(v), tail(ls), tail(gn), tail(gd));
         CHECK(testing::bitwise_equal(suf.all[3], tail(full.all[3])));  // dK'
         CHECK(testing::bitwise_equal(suf.all[4], tail(full.all[4])));  // dV
       }
@@ -170,8 +172,8 @@ TEST_SUITE("layers.favor_causal_sizes") {
         CHECK_CLOSE(fus.all[i], ref.all[i], 1e-12, 1e-12);
       }
       Tensor q0 = zeros({0, 2, 9, 5}, kFloat64), v0 = zeros({0, 2, 9, 3}, kFloat64);
-      const Sums none =
-          run_sums(true, q0, q0, v0, Tensor(), zeros({0, 2, 9, 3}, kFloat64), zeros({0, 2, 9}, kFloat64));
+      const Sums none = run_sums(
+          true, q0, q0, v0, Tensor(), zeros({0, 2, 9, 3}, kFloat64), zeros({0, 2, 9}, kFloat64));
       CHECK(none.all[0].numel() == 0);
       CHECK(none.all[2].numel() == 0);
     }
