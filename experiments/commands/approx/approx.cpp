@@ -94,7 +94,10 @@ Gradients run_with_gradients(
   Var vq(q, true), vk(k, true), vv(v, true);
   Var out = attend(vq, vk, vv);
   ag::sum(ag::mul(out, Var(g))).backward();
-  return {out.value(), vq.grad(), vk.grad(), vv.grad()};
+  return {out.value(),
+          approx::gradient_or_zeros(vq),
+          approx::gradient_or_zeros(vk),
+          approx::gradient_or_zeros(vv)};
 }
 
 // Mean over query rows of KL(exact_i || approx_i); NaN when some approx weight is <= 0 where the
@@ -559,7 +562,7 @@ int run_approx(int argc, char** argv) {
 
 const cli::Register approx_command(
     "approx",
-    "approximation error of FAVOR+ against exact attention, in value and gradient",
+    "approximation error against exact attention, in value and gradient (FAVOR+, LISA, any kind)",
     run_approx,
     cli::Validates::Yes);
 

@@ -8,13 +8,21 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/var.hpp"
 #include "core/core.hpp"
 #include "experiments/support/cli.hpp"
+#include "layers/attention/attention_kernel.hpp"
 
 namespace attnlab::approx {
 
 inline double frobenius(const Tensor& x) {
   return std::sqrt(sum(x * x).item());
+}
+
+// A leaf's gradient after backward, or zeros when the output does not depend on it: a kind may
+// ignore q and k (a mean over the values), and then its gradient to them is zero, not missing.
+inline Tensor gradient_or_zeros(const ag::Var& leaf) {
+  return leaf.grad().defined() ? leaf.grad() : zeros_like(leaf.value());
 }
 
 // Cosine similarity and relative error of `approx` against `exact` (the gradient-agreement
@@ -50,6 +58,18 @@ struct KindsStudyOptions {
   DType dtype = kFloat32;
   uint64_t seed = 0;
 };
+
+// A kernel's output and dL/d(q, k, v) for L = sum(out . g), on fresh leaves (eval mode is the
+// caller's). An input the output does not depend on gets a zero gradient.
+struct KernelGradients {
+  Tensor out, dq, dk, dv;
+};
+KernelGradients attend_with_gradients(nn::AttentionKernel& kernel,
+                                      const Tensor& q,
+                                      const Tensor& k,
+                                      const Tensor& v,
+                                      const Tensor& g,
+                                      const nn::AttentionMask& mask);
 
 // Runs the kinds study and prints / writes its table (approx_kinds.csv in --out).
 int run_kinds_study(const cli::Parser& parser, const KindsStudyOptions& options);

@@ -18,24 +18,20 @@
 #include "layers/attention/attention_registry.hpp"
 
 namespace attnlab::approx {
-namespace {
 
-struct Outputs {
-  Tensor out, dq, dk, dv;
-};
-
-// The kernel's output and dL/d(q, k, v) for L = sum(out . g), on fresh leaves.
-Outputs attend_with_gradients(nn::AttentionKernel& kernel,
-                              const Tensor& q,
-                              const Tensor& k,
-                              const Tensor& v,
-                              const Tensor& g,
-                              const nn::AttentionMask& mask) {
+KernelGradients attend_with_gradients(nn::AttentionKernel& kernel,
+                                      const Tensor& q,
+                                      const Tensor& k,
+                                      const Tensor& v,
+                                      const Tensor& g,
+                                      const nn::AttentionMask& mask) {
   ag::Var vq(q, true), vk(k, true), vv(v, true);
   ag::Var out = kernel.attend(vq, vk, vv, mask);
   ag::sum(ag::mul(out, ag::Var(g))).backward();
-  return {out.value(), vq.grad(), vk.grad(), vv.grad()};
+  return {out.value(), gradient_or_zeros(vq), gradient_or_zeros(vk), gradient_or_zeros(vv)};
 }
+
+namespace {
 
 std::shared_ptr<nn::AttentionKernel> build(const std::string& kind,
                                            const KindsStudyOptions& o,
@@ -53,7 +49,7 @@ struct Sums {
   double mse = 0, rel = 0, cq = 0, rq = 0, ck = 0, rk = 0, cv = 0, rv = 0;
 };
 
-void add_sample(Sums& s, const Outputs& a, const Outputs& exact) {
+void add_sample(Sums& s, const KernelGradients& a, const KernelGradients& exact) {
   const Tensor diff = a.out - exact.out;
   s.mse += sum(diff * diff).item() / static_cast<double>(diff.numel());
   s.rel += frobenius(diff) / frobenius(exact.out);
@@ -104,7 +100,7 @@ int run_kinds_study(const cli::Parser& parser, const KindsStudyOptions& o) {
         const Tensor v = randn(shape, RngKey{o.seed, stream + 2}, o.dtype);
         const Tensor g = randn(shape, RngKey{o.seed, stream + 3}, o.dtype);
         const uint64_t seed = o.seed + static_cast<uint64_t>(i);
-        const Outputs exact =
+        const KernelGradients exact =
             attend_with_gradients(*build("softmax-fused", o, seed), q, k, v, g, mask);
         add_sample(s, attend_with_gradients(*build(kind, o, seed), q, k, v, g, mask), exact);
         progress.step(1, kind);
