@@ -194,6 +194,12 @@ void common_checks(Vjp& vjp, const Problem& p, const GradcheckOptions& o, Gradch
   }
 }
 
+// The output element of a Jacobian entry (slow mode; none for a vector-Jacobian product).
+struct OutputElement {
+  int64_t flat = -1;
+  Shape shape;
+};
+
 void record(GradcheckResult& r,
             const GradcheckOptions& o,
             int out,
@@ -202,7 +208,8 @@ void record(GradcheckResult& r,
             const Shape& shape,
             double a,
             double n,
-            std::vector<std::pair<double, GradcheckMismatch>>& bad) {
+            std::vector<std::pair<double, GradcheckMismatch>>& bad,
+            const OutputElement& at = {}) {
   const double err = std::fabs(a - n);
   const double excess = err - (o.atol + o.rtol * std::fabs(n));
   if (std::isnan(err) || err > r.max_abs_error)
@@ -215,8 +222,12 @@ void record(GradcheckResult& r,
   }
   if (std::isnan(excess) || excess > 0) {
     r.ok = false;
-    bad.push_back({std::isnan(excess) ? INFINITY : excess,
-                   GradcheckMismatch{out, in, flat, unravel(flat, shape), a, n}});
+    GradcheckMismatch m{out, in, flat, unravel(flat, shape), a, n};
+    if (at.flat >= 0) {
+      m.output_flat_index = at.flat;
+      m.output_index = unravel(at.flat, at.shape);
+    }
+    bad.push_back({std::isnan(excess) ? INFINITY : excess, std::move(m)});
   }
 }
 
@@ -285,7 +296,8 @@ GradcheckResult slow(const GradcheckFn& f, const Problem& p, const GradcheckOpti
                  t.shape(),
                  analytic,
                  numeric,
-                 bad);
+                 bad,
+                 OutputElement{e, outs[oi].shape()});
         }
       }
     }
@@ -475,10 +487,19 @@ std::string GradcheckResult::report() const {
      << max_abs_error << ", max rel error " << max_rel_error << "\n";
   for (const std::string& p : problems) os << "  - " << p << "\n";
   for (const GradcheckMismatch& m : worst) {
-    os << "  output " << m.output << " wrt input " << m.input << " at [";
-    for (std::size_t k = 0; k < m.index.size(); ++k) os << (k ? ", " : "") << m.index[k];
-    os << "] (flat " << m.flat_index << "): analytic " << m.analytic << ", numeric " << m.numeric
-       << "\n";
+    auto print_index = [&os](const std::vector<int64_t>& index, int64_t flat) {
+      os << "[";
+      for (std::size_t k = 0; k < index.size(); ++k) os << (k ? ", " : "") << index[k];
+      os << "] (flat " << flat << ")";
+    };
+    os << "  output " << m.output;
+    if (m.output_flat_index >= 0) {  // d out[e] / d in[j]: which e
+      os << " at ";
+      print_index(m.output_index, m.output_flat_index);
+    }
+    os << " wrt input " << m.input << " at ";
+    print_index(m.index, m.flat_index);
+    os << ": analytic " << m.analytic << ", numeric " << m.numeric << "\n";
   }
   return os.str();
 }

@@ -51,10 +51,14 @@ struct GradcheckOptions {
 struct GradcheckMismatch {
   int output = 0;
   int input = 0;
-  int64_t flat_index = 0;
-  std::vector<int64_t> index;
+  int64_t flat_index = 0;      // of the input element
+  std::vector<int64_t> index;  // of the input element
   double analytic = 0;
   double numeric = 0;
+  // The output element of the Jacobian entry (slow mode); -1 and empty in the modes that compare
+  // a vector-Jacobian product (one value per input element, not per pair).
+  int64_t output_flat_index = -1;
+  std::vector<int64_t> output_index;
 };
 
 struct GradcheckResult {

@@ -172,6 +172,11 @@ TEST_SUITE("autograd.inspect") {
     CHECK(slow.worst[0].analytic == doctest::Approx(-2.0));  // x instead of 2x
     CHECK(slow.worst[0].numeric == doctest::Approx(-4.0));
     CHECK(slow.report().find("FAIL") != std::string::npos);
+    // The Jacobian entry names its output element too (it named only the input's, so entries
+    // of different outputs printed alike).
+    CHECK(slow.worst[0].output_index == std::vector<int64_t>{2});
+    CHECK(slow.report().find("output 0 at [2] (flat 2) wrt input 0 at [2] (flat 2): analytic -2") !=
+          std::string::npos);
     GradcheckOptions fast;
     fast.fast_mode = true;
     const GradcheckResult fr = gradcheck(f, {x}, fast);
