@@ -138,7 +138,7 @@ cli::KindFlags add_options(cli::Parser& parser) {
       "causal, none, or both as a list (causal,none)")(
       "max-reference-length",
       cli::po::value<int64_t>()->default_value(16384),
-      "skip O(L^2) reference kinds above this length")(
+      "skip softmax-reference (it materialises the L x L weights) above this length")(
       "max-exact-length",
       cli::po::value<int64_t>()->default_value(65536),
       "skip softmax-fused above this length (its time grows as L^2)")(
@@ -350,17 +350,19 @@ std::map<Config, std::map<int64_t, Measured>> measure_all(const Study& st, cli::
               const double pk = threads < static_cast<int64_t>(peak.size())
                                     ? peak[threads] * (st.dtype == kFloat64 ? 0.5 : 1.0)
                                     : 0.0;
-              table.add_row({kind,
-                             m > 0 ? cli::Cell(m) : cli::Cell("-"),
-                             d,
-                             mask_name,
-                             l,
-                             threads,
-                             cli::Cell(r.fwd * 1e3, 2),
-                             cli::Cell(r.both * 1e3, 2),
-                             cli::Cell(r.bytes / 1048576.0, 1),
-                             cli::Cell(gflops, 1),
-                             pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
+              table.add_row(
+                  {kind,
+                   m > 0 ? cli::Cell(m) : cli::Cell("-"),
+                   d,
+                   mask_name,
+                   l,
+                   threads,
+                   cli::Cell(r.fwd * 1e3, 2),
+                   cli::Cell(r.both * 1e3, 2),
+                   cli::Cell(r.bytes / 1048576.0, 1),
+                   // No cost model (optional for a kind): no rate, not a rate of 0.
+                   flops > 0 ? cli::Cell(gflops, 1) : cli::Cell("-"),
+                   flops > 0 && pk > 0 ? cli::Cell(100 * gflops / pk, 1) : cli::Cell("-")});
               if (st.log != nullptr)
                 *st.log << "." << std::flush;
             }
