@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <new>
 #include <sstream>
 
@@ -44,6 +45,27 @@ void Parser::positional(const std::string& name, int max_count) {
   positional_.add(name.c_str(), max_count);
 }
 
+namespace {
+
+// Two options of one name make every use of the flag "ambiguous" (program_options' words) and
+// show twice in --help. It happens when an attention or model kind declares an option named like a
+// flag of the command or a common one (--dim, --seed, ...): a program-construction error, reported
+// once with both descriptions (a kind's ends with "[...; <its kinds>]").
+void refuse_duplicate_flags(const po::options_description& options, const std::string& command) {
+  std::map<std::string, std::string> seen;  // long name -> description
+  for (const auto& option : options.options()) {
+    const std::string name = option->long_name();
+    const auto [it, inserted] = seen.emplace(name, option->description());
+    if (!inserted) {
+      throw ValueError("--" + name + " is declared twice for '" + command + "': '" + it->second +
+                       "' and '" + option->description() +
+                       "' (an attention or model kind's option must not take the name of a flag)");
+    }
+  }
+}
+
+}  // namespace
+
 bool Parser::parse(int argc, char** argv) {
   po::options_description common("Common options");
   std::string dtype_text;
@@ -66,6 +88,7 @@ bool Parser::parse(int argc, char** argv) {
   if (validate_only_enabled_)
     hidden.add_options()("validate-only", "check the flags and values, then exit");
   parsed.add(all).add(hidden);
+  refuse_duplicate_flags(parsed, command_);
   try {
     po::store(po::command_line_parser(argc, argv).options(parsed).positional(positional_).run(),
               vm_);

@@ -1,6 +1,7 @@
 #include "experiments/support/kind_flags.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 
 #include "layers/attention/attention_registry.hpp"
@@ -9,15 +10,16 @@
 namespace attnlab::cli {
 namespace {
 
-// "favor kinds" when every kind of a family declares the option, else the kinds by name.
-std::string declared_by(const std::vector<KindOptionSet>& kinds, const std::string& name) {
-  std::map<std::string, std::pair<int, int>> per_family;  // family -> (declaring, all)
+// "favor kinds" when every kind of a family is chosen by `chosen`, else the chosen kinds by name.
+std::string describe_kinds(const std::vector<KindOptionSet>& kinds,
+                           const std::function<bool(const KindOptionSet&)>& chosen) {
+  std::map<std::string, std::pair<int, int>> per_family;  // family -> (chosen, all)
   std::vector<std::string> families, some;
   for (const auto& k : kinds) {
     auto& counts = per_family[k.family];
     if (counts.second++ == 0)
       families.push_back(k.family);
-    counts.first += k.options->find(name) != nullptr;
+    counts.first += chosen(k);
   }
   for (const auto& family : families) {
     const auto [declaring, all] = per_family[family];
@@ -25,13 +27,55 @@ std::string declared_by(const std::vector<KindOptionSet>& kinds, const std::stri
       some.push_back(family + " kinds");
     } else if (declaring > 0) {
       for (const auto& k : kinds)
-        if (k.family == family && k.options->find(name) != nullptr)
+        if (k.family == family && chosen(k))
           some.push_back(k.kind);
     }
   }
   std::string out;
   for (const auto& s : some) out += (out.empty() ? "" : ", ") + s;
   return out;
+}
+
+void add_unique(std::vector<std::string>& list, const std::string& item) {
+  if (std::find(list.begin(), list.end(), item) == list.end())
+    list.push_back(item);
+}
+
+std::string join(const std::vector<std::string>& items, const char* separator) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : separator) + s;
+  return out;
+}
+
+// The help line of option `name` from every kind that declares it. Kinds may declare one name
+// with different texts and defaults (FAVOR+'s --epsilon is 0 for favor, 1e-3 for favor-relu):
+// each default is listed with the kinds it belongs to, and each distinct text once.
+std::string kind_option_help(const std::vector<KindOptionSet>& kinds, const std::string& name) {
+  std::vector<std::string> texts, value_names, defaults;
+  auto default_of = [&](const KindOptionSet& k) {
+    const OptionSpec* spec = k.options->find(name);
+    return spec == nullptr ? std::string() : spec->get(k.options->defaults());
+  };
+  for (const auto& k : kinds) {
+    if (const OptionSpec* spec = k.options->find(name)) {
+      add_unique(texts, spec->help);
+      add_unique(value_names, spec->value_name);
+      add_unique(defaults, default_of(k));
+    }
+  }
+  std::string per_default;
+  for (const auto& d : defaults) {
+    const std::string who = describe_kinds(kinds, [&](const KindOptionSet& k) {
+      return k.options->find(name) != nullptr && default_of(k) == d;
+    });
+    per_default += (per_default.empty() ? "" : "; ") + std::string("default ") + d + ": " + who;
+  }
+  if (defaults.size() == 1) {  // "default 256; favor kinds"
+    per_default = "default " + defaults[0] + "; " + describe_kinds(kinds, [&](const auto& k) {
+                    return k.options->find(name) != nullptr;
+                  });
+  }
+  return join(texts, " / ") + " [" + join(value_names, " / ") + "; " + per_default + "]";
 }
 
 }  // namespace
@@ -45,9 +89,7 @@ KindFlags::KindFlags(Parser& parser,
           std::find(skip.begin(), skip.end(), spec.name) != skip.end())
         continue;
       names_.push_back(spec.name);
-      const std::string help = spec.help + " [" + spec.value_name + "; default " +
-                               spec.get(k.options->defaults()) + "; " +
-                               declared_by(kinds, spec.name) + "]";
+      const std::string help = kind_option_help(kinds, spec.name);
       parser.options().add_options()(spec.name.c_str(), po::value<std::string>(), help.c_str());
     }
   }

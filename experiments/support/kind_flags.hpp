@@ -1,8 +1,8 @@
 // The flags of the kinds' own options, built from the registry: one flag per option name that any
-// kind declares (the union; the first declaration's help), and for the chosen kind the values it
-// was given. A flag the chosen kind does not declare is a one-line UsageError naming the kind and
-// its options, never silently ignored (a "--tau 0.5" softmax run would otherwise be reported as
-// a tau study).
+// kind declares (the union; its help lists each distinct text and each default with the kinds it
+// belongs to), and for the chosen kind the values it was given. A flag the chosen kind does not
+// declare is a one-line UsageError naming the kind and its options, never silently ignored (a
+// "--tau 0.5" softmax run would otherwise be reported as a tau study).
 #pragma once
 
 #include <string>
