@@ -90,6 +90,39 @@ void fsync_dir(const std::string& dir) {
 
 }  // namespace
 
+void check_writable_path(const std::string& path, const std::string& what) {
+  ATTNLAB_CHECK(!path.empty(), IOError, what, ": the path is empty");
+  const std::string dir = parent_dir(path);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    throw IOError(what + ": cannot write '" + path + "': directory '" + dir +
+                  "': " + errno_text(err));
+  }
+  ATTNLAB_CHECK(S_ISDIR(st.st_mode),
+                IOError,
+                what,
+                ": cannot write '",
+                path,
+                "': '",
+                dir,
+                "' is not a directory");
+  ATTNLAB_CHECK(::access(dir.c_str(), W_OK) == 0,
+                IOError,
+                what,
+                ": cannot write '",
+                path,
+                "': directory '",
+                dir,
+                "' is not writable");
+  ATTNLAB_CHECK(::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode),
+                IOError,
+                what,
+                ": cannot write '",
+                path,
+                "': it is a directory");
+}
+
 std::string read_file(const std::string& path) {
   // errno is saved at once: building the message may run code that changes it.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -13,6 +13,11 @@ namespace attnlab {
 
 std::string read_file(const std::string& path);  // IOError if missing or unreadable
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// Checks, before a long computation, that write_file_atomic(path, ...) can succeed later: the
+// directory holding `path` exists and is writable, and `path` is not a directory. IOError
+// "<what>: cannot write '<path>': ..." otherwise (e.g. a training's checkpoint, checked before its
+// first epoch rather than at its first validation).
+void check_writable_path(const std::string& path, const std::string& what);
 // Rewrites the text file `path` atomically as `head` followed by its lines for which keep(line)
 // is true, each ending in a newline (a log cut back to a checkpoint on --resume). A missing file
 // stays missing.

@@ -18,9 +18,9 @@ struct CliRun {
   std::string out;  // stdout and stderr together
 };
 
-// Runs `attnlab <args>`; status is the exit code (-1 if it did not exit normally).
-inline CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string(ATTNLAB_CLI_PATH) + " " + args + " 2>&1";
+// Runs `<program> <args>`; status is the exit code (-1 if it did not exit normally).
+inline CliRun run_program(const std::string& program, const std::string& args) {
+  const std::string cmd = program + " " + args + " 2>&1";
   CliRun r{-1, ""};
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -29,6 +29,11 @@ inline CliRun run_cli(const std::string& args) {
   const int st = ::pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
+}
+
+// Runs `attnlab <args>`.
+inline CliRun run_cli(const std::string& args) {
+  return run_program(ATTNLAB_CLI_PATH, args);
 }
 
 // The whole file as a string (empty if it cannot be read).

@@ -22,6 +22,14 @@ SortedAttentionKinds& sorted_attention_kinds() {
   return s;
 }
 
+// The first kind refused at registration. Registrars run before main(), where an exception
+// aborts the program ("terminate called after ..."): the error waits here, and the registry's
+// lookups throw it, so the program's first use of the registry fails with its message.
+std::string& refused_registration() {
+  static std::string error;
+  return error;
+}
+
 }  // namespace
 
 std::string describe(const KindCapabilities& c) {
@@ -51,6 +59,8 @@ KernelFactory AttentionKind::factory(OptionValues values) const {
 }
 
 const std::vector<AttentionKind>& attention_kinds() {
+  if (!refused_registration().empty())
+    throw ValueError(refused_registration());
   SortedAttentionKinds& s = sorted_attention_kinds();
   if (s.source_size != registered_attention_kinds().size()) {
     s.kinds = registered_attention_kinds();
@@ -85,21 +95,19 @@ const AttentionKind& attention_kind(const std::string& name) {
 
 RegisterAttentionKind::RegisterAttentionKind(std::vector<AttentionKind> kinds) {
   for (auto& k : kinds) {
-    ATTNLAB_CHECK(!k.name.empty() && k.make,
-                  ValueError,
-                  "RegisterAttentionKind: a kind needs a name and a factory (family '",
-                  k.family,
-                  "')");
+    std::string error;
+    if (k.name.empty() || !k.make)
+      error =
+          "RegisterAttentionKind: a kind needs a name and a factory (family '" + k.family + "')";
     for (const auto& existing : registered_attention_kinds())
-      ATTNLAB_CHECK(existing.name != k.name,
-                    ValueError,
-                    "RegisterAttentionKind: kind '",
-                    k.name,
-                    "' is registered twice (families ",
-                    existing.family,
-                    " and ",
-                    k.family,
-                    ")");
+      if (error.empty() && existing.name == k.name)
+        error = "RegisterAttentionKind: kind '" + k.name + "' is registered twice (families " +
+                existing.family + " and " + k.family + ")";
+    if (!error.empty()) {
+      if (refused_registration().empty())
+        refused_registration() = error;
+      continue;
+    }
     registered_attention_kinds().push_back(std::move(k));
   }
 }

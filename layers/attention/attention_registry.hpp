@@ -36,8 +36,8 @@
 #include <vector>
 
 #include "core/option_binder.hpp"
-#include "layers/nn/gradcheck_case.hpp"
 #include "layers/attention/attention_kernel.hpp"
+#include "layers/nn/gradcheck_case.hpp"
 
 namespace attnlab::nn {
 
@@ -139,7 +139,11 @@ std::vector<GradcheckCase> gradcheck_cases(const AttentionKind& kind);
 // supported. Names: "kind/<name>/causal_padded", ...
 std::vector<GradcheckCase> kernel_gradcheck_cases(const AttentionKind& kind);
 
-// Registers kinds at static-initialisation time; ValueError (at start-up) for a duplicate name.
+// Registers kinds at static-initialisation time. It never throws (an exception before main()
+// aborts the program): a kind without a name or factory, or with a name already registered, is
+// left out, and from then on attention_kinds() and every lookup throw that ValueError
+// ("RegisterAttentionKind: kind 'favor' is registered twice (families mine and favor)"), which
+// the CLI prints as its one-line error.
 struct RegisterAttentionKind {
   explicit RegisterAttentionKind(std::vector<AttentionKind> kinds);
 };

@@ -11,6 +11,13 @@ std::vector<ModelKind>& registered_model_kinds() {
   return kinds;
 }
 
+// The first model kind refused at registration, thrown by every lookup (as for attention kinds:
+// layers/attention/attention_registry.hpp).
+std::string& refused_registration() {
+  static std::string error;
+  return error;
+}
+
 // SASRec (Kang & McAuley, ICDM 2018) with attention kind `a`: its options are the kind's.
 ModelKind sasrec_kind(const AttentionKind& a) {
   ModelKind m;
@@ -46,12 +53,24 @@ struct ModelKindCache {
 }  // namespace
 
 const std::vector<ModelKind>& model_kinds() {
+  if (!refused_registration().empty())
+    throw ValueError(refused_registration());
   static ModelKindCache cache;
   const auto& attention = attention_kinds();
   if (cache.attention != attention.size() || cache.models != registered_model_kinds().size()) {
     cache.kinds.clear();
     for (const auto& a : attention) cache.kinds.push_back(sasrec_kind(a));
-    for (const auto& m : registered_model_kinds()) cache.kinds.push_back(m);
+    for (const auto& m : registered_model_kinds()) {
+      // Every attention kind is also a model kind (SASRec with it): one name, one model.
+      ATTNLAB_CHECK(find_attention_kind(m.name) == nullptr,
+                    ValueError,
+                    "RegisterModelKind: kind '",
+                    m.name,
+                    "' is also an attention kind (SASRec with it is already the model kind '",
+                    m.name,
+                    "')");
+      cache.kinds.push_back(m);
+    }
     cache.attention = attention.size();
     cache.models = registered_model_kinds().size();
   }
@@ -80,17 +99,18 @@ const ModelKind& model_kind(const std::string& name) {
 
 RegisterModelKind::RegisterModelKind(std::vector<ModelKind> kinds) {
   for (auto& k : kinds) {
-    ATTNLAB_CHECK(!k.name.empty() && k.make,
-                  ValueError,
-                  "RegisterModelKind: a model kind needs a name and a factory (family '",
-                  k.family,
-                  "')");
+    std::string error;
+    if (k.name.empty() || !k.make)
+      error =
+          "RegisterModelKind: a model kind needs a name and a factory (family '" + k.family + "')";
     for (const auto& existing : registered_model_kinds())
-      ATTNLAB_CHECK(existing.name != k.name,
-                    ValueError,
-                    "RegisterModelKind: kind '",
-                    k.name,
-                    "' is registered twice");
+      if (error.empty() && existing.name == k.name)
+        error = "RegisterModelKind: kind '" + k.name + "' is registered twice";
+    if (!error.empty()) {
+      if (refused_registration().empty())
+        refused_registration() = error;
+      continue;
+    }
     registered_model_kinds().push_back(std::move(k));
   }
 }

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "core/option_binder.hpp"
+#include "layers/attention/transformer_block.hpp"
 #include "layers/nn/gradcheck_case.hpp"
 #include "layers/recommender/recommender.hpp"
-#include "layers/attention/transformer_block.hpp"
 
 namespace attnlab::rec {
 
@@ -67,6 +67,9 @@ const ModelKind* find_model_kind(const std::string& name);
 const ModelKind& model_kind(const std::string& name);
 std::string model_kind_names();
 
+// Registers model kinds before main(); never throws: a refused kind (no name or factory, a name
+// registered twice) makes every lookup throw its ValueError, as RegisterAttentionKind does. A name
+// that is also an attention kind's is refused at the first lookup.
 struct RegisterModelKind {
   explicit RegisterModelKind(std::vector<ModelKind> kinds);
 };

@@ -194,6 +194,9 @@ void check_config(const TrainConfig& c) {
   ATTNLAB_CHECK(!c.resume || !c.checkpoint.empty(),
                 ValueError,
                 "train_recommender: resume needs a checkpoint path");
+  // Now, not at the first validation (--eval-every epochs of work later).
+  if (!c.checkpoint.empty())
+    check_writable_path(c.checkpoint, "train_recommender: checkpoint");
 }
 
 // The users that give a training example: an input item and a next item to predict.

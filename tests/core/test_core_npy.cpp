@@ -347,4 +347,23 @@ TEST_SUITE("core.file_io") {
     CHECK_THROWS_WITH_AS(read_file(dir.str()), doctest::Contains("directory"), IOError);
     CHECK(dir.list().empty());
   }
+
+  TEST_CASE("check_writable_path refuses what write_file_atomic would refuse later") {
+    npy_test::ScratchDir dir("writable");
+    check_writable_path(dir.file("x.npz"), "probe");  // a new file in an existing directory
+    CHECK(dir.list().empty());                        // and nothing written
+    CHECK_THROWS_WITH_AS(check_writable_path(dir.file("no/such/x.npz"), "probe"),
+                         doctest::Contains("probe: cannot write '"),
+                         IOError);
+    CHECK_THROWS_WITH_AS(check_writable_path(dir.file("no/such/x.npz"), "probe"),
+                         doctest::Contains("No such file"),
+                         IOError);
+    CHECK_THROWS_WITH_AS(
+        check_writable_path(dir.str(), "probe"), doctest::Contains("it is a directory"), IOError);
+    write_file_atomic(dir.file("plain"), "x");
+    CHECK_THROWS_WITH_AS(check_writable_path(dir.file("plain/x.npz"), "probe"),
+                         doctest::Contains("is not a directory"),
+                         IOError);
+    CHECK_THROWS_AS(check_writable_path("", "probe"), IOError);
+  }
 }

@@ -88,6 +88,26 @@ void check_jsonl(const std::string& path) {
 }  // namespace
 
 TEST_SUITE("experiments.cli") {
+  TEST_CASE("a user kind under a built-in kind's name is a one-line error - not an abort") {
+    // tests/registry_refused/duplicate_kind.cpp registers a second "favor" before main(); a
+    // registrar that threw there aborted the program ("terminate called after throwing ...",
+    // exit 134) whatever the command, --help included.
+    for (const char* args :
+         {"kinds", "train --attention softmax-fused --epochs 0", "train --help"}) {
+      const Run r = attnlab_test::run_program(ATTNLAB_REFUSED_KIND_CLI_PATH, args);
+      CAPTURE(args);
+      CAPTURE(r.out);
+      CHECK(r.status == 1);
+      // (the families in registration order, which is the linker's: favor and mine, or mine and
+      // favor)
+      CHECK(
+          r.out.find("error: RegisterAttentionKind: kind 'favor' is registered twice (families ") !=
+          std::string::npos);
+      CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+      CHECK(r.out.find("terminate") == std::string::npos);
+    }
+  }
+
   TEST_CASE("sweep: runs a grid - resumes - emits jobs - collects") {
     const std::string dir = scratch_dir("sweep");
     const std::string base =
@@ -283,10 +303,11 @@ TEST_SUITE("experiments.cli") {
     CHECK(ok.out == "train: the flags are valid\n");
     CHECK(read(dir + "_log.jsonl").empty());
     CHECK(run("train --validate-only --attention nope").status == 2);
-    // Checks a run makes only when it builds the model: 3 heads do not divide dim 50.
+    // 3 heads do not divide dim 50 (now a flag check, exit 2; it was found when the model was
+    // built, which --validate-only also does).
     const Run heads = run("train --validate-only --heads 3");
-    CHECK(heads.status != 0);
-    CHECK(heads.out.find("multiple of heads 3") != std::string::npos);
+    CHECK(heads.status == 2);
+    CHECK(heads.out.find("--heads: must divide --dim (50), got 3") != std::string::npos);
     CHECK(run("train --validate-only --data " + dir + "_missing.txt").status == 2);
     CHECK(run("approx --validate-only --maps nope").status == 2);
     CHECK(run("approx --validate-only --study lisa --codebooks 8x1024").status == 2);
@@ -574,7 +595,14 @@ TEST_SUITE("experiments.cli") {
       std::string args, message;
     };
     for (const Case& c :
-         {Case{"train --epochs -1", "--blocks and --epochs"},
+         {Case{"train --epochs -1", "--epochs: must be >= 0, got -1"},
+          Case{"train --patience -1", "--patience: must be >= 0, got -1"},
+          // Checked with the flags (exit 2), not when the model is built after the data (exit 1).
+          Case{"train --heads 3", "--heads: must divide --dim (50), got 3"},
+          // Checked before the data are read, not at the first validation --eval-every epochs on.
+          Case{"train --checkpoint /nonexistent-attnlab/x.npz",
+               "--checkpoint: cannot write '/nonexistent-attnlab/x.npz'"},
+          Case{"lesson abc", "'abc' is not a lesson number (attnlab lesson --list)"},
           Case{"train --dropout 1.5", "--dropout"},
           Case{"train --bogus", "unrecognised option '--bogus'"},
           Case{"train --threads -2", "--threads"},
@@ -623,6 +651,32 @@ TEST_SUITE("experiments.cli") {
       CHECK(r.out.find(c.message) != std::string::npos);
       CHECK(std::count(r.out.begin(), r.out.end(), '\n') <= 1);  // one line
     }
+  }
+
+  TEST_CASE("synthetic data with fewer items than the generator's topics trains") {
+    // --synthetic-items 10 was refused with "synthetic_sequences: need ... topics in [1, items]",
+    // naming a setting (20 topics) no flag sets.
+    const Run r =
+        run("train --synthetic-users 30 --synthetic-items 10 --synthetic-max-length 12 "
+            "--maxlen 12 --dim 8 --blocks 1 --epochs 1 --eval-every 1 --threads 1");
+    CAPTURE(r.out);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("10 items") != std::string::npos);
+  }
+
+  TEST_CASE("train --epochs 0 shows no validation metrics - not zeros") {
+    const std::string dir = scratch_dir("epochs0");
+    const Run r =
+        run("train --synthetic-users 30 --synthetic-items 20 --synthetic-max-length 12 "
+            "--maxlen 12 --dim 8 --blocks 1 --epochs 0 --threads 1 --out " +
+            dir);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    const std::string csv = attnlab_test::read_text(dir + "/result.csv");
+    CAPTURE(csv);
+    // attention, best epoch 0, valid HR@10 and NDCG@10 "-" (they printed 0.0000), test metrics of
+    // the untrained model.
+    CHECK(csv.find("\nsoftmax-fused,0,-,-,0.") != std::string::npos);
   }
 
   TEST_CASE("options from a config file and the command line's precedence") {

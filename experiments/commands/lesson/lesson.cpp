@@ -3,15 +3,30 @@
 
 #include <algorithm>
 #include <iostream>
+#include <string>
 
 #include "experiments/support/cli.hpp"
 
 namespace attnlab {
 namespace {
 
+int lesson_number(const std::string& text) {
+  std::size_t used = 0;
+  int n = -1;
+  try {
+    n = std::stoi(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size())
+    throw cli::UsageError("'" + text + "' is not a lesson number (attnlab lesson --list)");
+  return n;
+}
+
 int run_lesson(int argc, char** argv) {
   cli::Parser p("lesson", "N [--quick]   (--list for the tour)");
-  p.options().add_options()("number", cli::po::value<int>(), "the lesson to run")(
+  // Text, not int: program_options would name a bad N "--number", a flag nobody typed.
+  p.options().add_options()("number", cli::po::value<std::string>(), "the lesson to run")(
       "quick", "small sizes (the test suite)")("list", "list the lessons");
   p.positional("number", 1);
   if (!p.parse(argc, argv))
@@ -24,7 +39,7 @@ int run_lesson(int argc, char** argv) {
     for (const auto& l : lessons) std::cout << "  " << l.number << "  " << l.title << "\n";
     return p.has("list") ? 0 : 2;
   }
-  const int n = p.get<int>("number");
+  const int n = lesson_number(p.get<std::string>("number"));
   for (const auto& l : lessons) {
     if (l.number != n)
       continue;

@@ -27,6 +27,9 @@ rec::SyntheticConfig synthetic_config(const cli::Parser& p) {
   sc.items = p.get<int64_t>("synthetic-items");
   sc.max_length = p.get<int64_t>("synthetic-max-length");
   sc.min_length = std::min<int64_t>(20, sc.max_length);
+  // Fewer items than the generator's 20 topics: one topic per item (the data stay well formed).
+  sc.topics = std::min<int64_t>(sc.topics, sc.items);
+  sc.favourite_topics = std::min<int64_t>(sc.favourite_topics, sc.topics);
   sc.seed = p.common().seed + 1;
   return sc;
 }
@@ -76,8 +79,11 @@ void check_flags(const cli::Parser& p) {
                         "eval-every"}) {
     positive(n);
   }
-  if (p.get<int64_t>("blocks") < 0 || p.get<int64_t>("epochs") < 0) {
-    throw cli::UsageError("--blocks and --epochs must be >= 0");
+  for (const char* n : {"blocks", "epochs", "patience"}) {
+    if (p.get<int64_t>(n) < 0) {
+      throw cli::UsageError(std::string("--") + n + ": must be >= 0, got " +
+                            std::to_string(p.get<int64_t>(n)));
+    }
   }
   const double dropout = p.get<double>("dropout");
   if (!(dropout >= 0 && dropout < 1))
@@ -89,6 +95,9 @@ void check_flags(const cli::Parser& p) {
   if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
     throw cli::UsageError("--resume needs --checkpoint FILE");
   }
+  // Before the data are read, not at the first validation (--eval-every epochs of work later).
+  if (!p.get<std::string>("checkpoint").empty())
+    check_writable_path(p.get<std::string>("checkpoint"), "--checkpoint");
   if (rec::find_model_kind(p.get<std::string>("attention")) == nullptr) {
     throw cli::UsageError("--attention: model kind '" + p.get<std::string>("attention") +
                           "' is unknown (known: " + rec::model_kind_names() + ")");
@@ -100,6 +109,13 @@ void check_flags(const cli::Parser& p) {
     throw cli::UsageError(e.what());
   }
   refuse_layer_flags(p);
+  // Multi-head attention splits the width into equal heads (checked here, not when the model is
+  // built after the data are loaded).
+  if (rec::model_kind(p.get<std::string>("attention")).stacked &&
+      p.get<int64_t>("dim") % p.get<int64_t>("heads") != 0) {
+    throw cli::UsageError("--heads: must divide --dim (" + std::to_string(p.get<int64_t>("dim")) +
+                          "), got " + std::to_string(p.get<int64_t>("heads")));
+  }
 }
 
 // The model's options from the flags (all but the item count, which the data gives), checked.
@@ -331,15 +347,19 @@ cli::Table result_table(const std::string& kind,
                      "s/epoch",
                      "peak MiB",
                      "peak RSS MiB"});
+  // No validation ran (--epochs 0): "-", not 0.0000.
+  auto validated = [&r](double value) {
+    return r.best_epoch > 0 ? cli::Cell(value, 4) : cli::Cell("-");
+  };
   result.add_row({kind,
                   r.best_epoch,
-                  cli::Cell(r.best_valid.hr10, 4),
-                  cli::Cell(r.best_valid.ndcg10, 4),
+                  validated(r.best_valid.hr10),
+                  validated(r.best_valid.ndcg10),
                   cli::Cell(r.test.hr10, 4),
                   cli::Cell(r.test.ndcg10, 4),
                   optional(r.test.full_hr10),
                   optional(r.test.full_ndcg10),
-                  cli::Cell(r.best_valid.tie_rate, 4),
+                  validated(r.best_valid.tie_rate),
                   cli::Cell(r.test.tie_rate, 4),
                   optional(r.test.full_tie_rate),
                   cli::Cell(r.mean_epoch_seconds, 2),

@@ -13,9 +13,9 @@
 #include "core/option_binder.hpp"
 #include "layers/attention/attention_registry.hpp"
 #include "layers/attention/favor/favor_attention.hpp"
-#include "layers/recommender/lisa_model.hpp"
 #include "layers/attention/softmax/softmax_attention.hpp"
 #include "layers/attention/softmax/softmax_kernel.hpp"
+#include "layers/recommender/lisa_model.hpp"
 #include "layers/recommender/model_registry.hpp"
 #include "layers/recommender/sasrec.hpp"
 #include "tests/test_helpers.hpp"
@@ -107,12 +107,6 @@ TEST_SUITE("layers.attention_registry") {
     CHECK_THROWS_WITH_AS(attention_kind("favour"), doctest::Contains("softmax-fused"), ValueError);
     CHECK_THROWS_WITH_AS(model_kind("lisa-huge"), doctest::Contains("lisa-mini"), ValueError);
     CHECK_THROWS_AS(make_attention_kernel("nope"), ValueError);
-  }
-
-  TEST_CASE("a kind registered twice is refused") {
-    AttentionKind dup = attention_kind("favor");
-    CHECK_THROWS_WITH_AS(
-        RegisterAttentionKind({dup}), doctest::Contains("'favor' is registered twice"), ValueError);
   }
 
   TEST_CASE("options - values and names and enums are checked with the flag name") {

@@ -10,8 +10,8 @@
 #include "layers/recommender/seqrec_data.hpp"
 #include "layers/recommender/seqrec_eval.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
-#include "tests/test_helpers.hpp"
 #include "tests/scratch_path.hpp"
+#include "tests/test_helpers.hpp"
 
 using namespace attnlab;
 using namespace attnlab::nn;
@@ -278,6 +278,20 @@ TEST_SUITE("layers.seqrec") {
     CHECK_THROWS_WITH_AS(train_recommender(model, data, tc),
                          doctest::Contains("resume needs a checkpoint"),
                          ValueError);
+    // A checkpoint that cannot be written is refused before the first epoch, not at the first
+    // validation (eval_every epochs of work later).
+    tc.resume = false;
+    tc.eval_every = 2;
+    tc.checkpoint = "/nonexistent-attnlab-dir/ckpt.npz";
+    int epochs_run = 0;
+    TrainCallbacks count;
+    count.on_epoch = [&](const EpochLog&) {
+      ++epochs_run;
+    };
+    CHECK_THROWS_WITH_AS(train_recommender(model, data, tc, count),
+                         doctest::Contains("checkpoint: cannot write '/nonexistent-attnlab-dir/"),
+                         IOError);
+    CHECK(epochs_run == 0);
     CHECK_THROWS_AS(SASRec(SASRecConfig{}), ValueError);
     CHECK_THROWS_AS(model.hidden(zeros({2, 40}, kInt64)), ShapeError);
   }
