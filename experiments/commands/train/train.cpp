@@ -95,9 +95,6 @@ void check_flags(const cli::Parser& p) {
   if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
     throw cli::UsageError("--resume needs --checkpoint FILE");
   }
-  // Before the data are read, not at the first validation (--eval-every epochs of work later).
-  if (!p.get<std::string>("checkpoint").empty())
-    check_writable_path(p.get<std::string>("checkpoint"), "--checkpoint");
   if (rec::find_model_kind(p.get<std::string>("attention")) == nullptr) {
     throw cli::UsageError("--attention: model kind '" + p.get<std::string>("attention") +
                           "' is unknown (known: " + rec::model_kind_names() + ")");
@@ -395,8 +392,11 @@ int train_command_main(int argc, char** argv) {
   check_flags(p);
   check_shadow_flags(p);
   const cli::ModelOptions mc = model_options(p, kind_flags);
-  if (p.validate_only())
+  if (p.validate_only())  // (a sweep validates before it makes the runs' directories)
     return validate_only(p, mc);
+  // Before the data are read, not at the first validation (--eval-every epochs of work later).
+  if (!p.get<std::string>("checkpoint").empty())
+    check_writable_path(p.get<std::string>("checkpoint"), "--checkpoint");
   commands::TrainOptions o;
   o.data = p.get<std::string>("data");
   o.synthetic = synthetic_config(p);
