@@ -7,8 +7,8 @@
 //
 // Semantics follow PyTorch: leaves (Vars created by the user with requires_grad) accumulate into
 // grad() across backward calls until zero_grad(); intermediate Vars keep their gradient only
-// after retain_grad(). See autograd/engine.hpp for backward and autograd/README in the project
-// README for the overview.
+// after retain_grad(). See autograd/engine.hpp for backward, and the README's "Autograd" section
+// for the overview.
 #pragma once
 
 #include <cstdint>

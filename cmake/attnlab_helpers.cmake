@@ -1,40 +1,12 @@
-# attnlab_add_library(<name> [WHOLE_ARCHIVE]): one library per top-level folder, built from every
-# .cpp in it (an INTERFACE library while a folder has headers only). Headers are included as
+# attnlab_add_library(<name>): one library per top-level folder (core, autograd), built from
+# every .cpp in it (an INTERFACE library while a folder has headers only). Headers are included as
 # "core/tensor.hpp": from the repository root in the tree, from <prefix>/include/attnlab once
-# installed.
-# WHOLE_ARCHIVE: for a folder whose files register themselves with static registrar objects (the
-# attention kinds, layers/attention/attention_registry.hpp), which a plain static library would drop unless
-# something references them. The objects go into the static library <name>_archive, and <name> is
-# an INTERFACE library linking it with --whole-archive, in the tree and from the install alike.
-# Use <name>_archive for target_link_libraries and attnlab_add_kernels on the folder itself
-# (ATTNLAB_LIBRARY_TARGET names it).
+# installed. (The layers libraries, whose kinds register themselves from static objects and so are
+# linked whole-archive, are made by cmake/attnlab_layers.cmake.)
 function(attnlab_add_library name)
-  cmake_parse_arguments(_arg "WHOLE_ARCHIVE" "" "" ${ARGN})
   file(GLOB _sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
   # SIMD kernel files are compiled per instruction set (attnlab_add_kernels), not here.
   list(FILTER _sources EXCLUDE REGEX "_kernels\\.cpp$")
-  if(_sources AND _arg_WHOLE_ARCHIVE)
-    if(CMAKE_VERSION VERSION_LESS 3.24)
-      message(FATAL_ERROR "attnlab needs CMake >= 3.24 ($<LINK_LIBRARY:WHOLE_ARCHIVE>)")
-    endif()
-    add_library(${name}_archive STATIC ${_sources})
-    set_target_properties(${name}_archive PROPERTIES OUTPUT_NAME attnlab_${name}
-                                                     POSITION_INDEPENDENT_CODE ON)
-    target_include_directories(${name}_archive PUBLIC
-      $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
-      $<INSTALL_INTERFACE:include/attnlab>)
-    add_library(attnlab::${name}_archive ALIAS ${name}_archive)
-    add_library(${name} INTERFACE)
-    add_library(attnlab::${name} ALIAS ${name})
-    # The exported name of the archive is attnlab::<name>_archive (the export's namespace).
-    target_link_libraries(${name} INTERFACE
-      "$<BUILD_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,${name}_archive>>"
-      "$<INSTALL_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,attnlab::${name}_archive>>")
-    set(ATTNLAB_LIBRARY_SCOPE PUBLIC PARENT_SCOPE)
-    set(ATTNLAB_LIBRARY_TARGET ${name}_archive PARENT_SCOPE)
-    return()
-  endif()
-  set(ATTNLAB_LIBRARY_TARGET ${name} PARENT_SCOPE)
   if(_sources)
     add_library(${name} STATIC ${_sources})
     set(_scope PUBLIC)

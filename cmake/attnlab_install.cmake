@@ -26,11 +26,15 @@ foreach(_dir core autograd layers)
           FILES_MATCHING PATTERN "*.hpp")
 endforeach()
 install(EXPORT attnlabTargets NAMESPACE attnlab:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/attnlab)
+# The package files are staged in <build>/install-package, not at the build tree's top: the build
+# tree is not a package (its targets are not exported there), and an attnlabConfig.cmake at its
+# top would let `-Dattnlab_DIR=<build>` half-work and fail on the missing attnlabTargets.cmake.
+set(_package_stage ${CMAKE_BINARY_DIR}/install-package)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/attnlabConfig.cmake.in
-  ${CMAKE_BINARY_DIR}/attnlabConfig.cmake
+  ${_package_stage}/attnlabConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/attnlab)
-write_basic_package_version_file(${CMAKE_BINARY_DIR}/attnlabConfigVersion.cmake
+write_basic_package_version_file(${_package_stage}/attnlabConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
-install(FILES ${CMAKE_BINARY_DIR}/attnlabConfig.cmake ${CMAKE_BINARY_DIR}/attnlabConfigVersion.cmake
+install(FILES ${_package_stage}/attnlabConfig.cmake ${_package_stage}/attnlabConfigVersion.cmake
               ${PROJECT_SOURCE_DIR}/cmake/attnlab_helpers.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/attnlab)

@@ -1,8 +1,8 @@
 # Run by CTest: installs the build into a scratch prefix, configures and builds
 # experiments/example_external against it with find_package(attnlab), and runs the results: the
-# standalone experiment my_study, and my_attnlab (attnlab_add_cli: the whole CLI plus the user's
-# attention kind relu-linear), which gradchecks, trains, compares (approx), benchmarks and sweeps
-# that kind.
+# standalone experiment my_study, my_training (train as a library function), and my_attnlab
+# (attnlab_add_cli: the whole CLI plus the user's attention kind relu-linear), which gradchecks,
+# trains, compares (approx), benchmarks and sweeps that kind.
 set(_prefix ${BUILD_DIR}/install_test/prefix)
 set(_ext ${BUILD_DIR}/install_test/external)
 file(REMOVE_RECURSE ${BUILD_DIR}/install_test)
@@ -102,6 +102,12 @@ execute_process(COMMAND ${_ext}/my_attnlab sweep --grid "seed=1,2"
 file(READ ${_ext}/sweep/jobs.txt _jobs)
 if(NOT _jobs MATCHES "/my_attnlab' train ")
   message(FATAL_ERROR "my_attnlab sweep should run my_attnlab train, its jobs are:\n${_jobs}")
+endif()
+# my_training: train as a library function (docs/extending.md 6, the snippet as a program).
+run(${_ext}/my_training)
+if(NOT last_output MATCHES "epoch 1: loss [0-9]" OR
+   NOT last_output MATCHES "trained [^\n]*relu-linear[^\n]*: test NDCG@10 [0-9]")
+  message(FATAL_ERROR "my_training should report its epoch and the trained model:\n${last_output}")
 endif()
 message(STATUS "external experiment built and ran:\n${_study_output}")
 
