@@ -66,11 +66,20 @@ void refuse_duplicate_flags(const po::options_description& options, const std::s
 
 }  // namespace
 
+void Parser::unused_common(const std::string& name, const std::string& why) {
+  ATTNLAB_CHECK(name != "help" && name != "config",
+                ValueError,
+                "Parser::unused_common: --",
+                name,
+                " is always available");
+  unused_common_.emplace_back(name, why);
+}
+
 bool Parser::parse(int argc, char** argv) {
-  po::options_description common("Common options");
+  po::options_description all_common;
   std::string dtype_text;
   int64_t seed = 0;
-  common.add_options()("help,h", "print this help and exit")(
+  all_common.add_options()("help,h", "print this help and exit")(
       "config",
       po::value<std::string>(&common_.config),
       "read options from FILE (program_options syntax: `name = value` lines; the command line "
@@ -82,9 +91,19 @@ bool Parser::parse(int argc, char** argv) {
       "out",
       po::value<std::string>(&common_.out),
       "directory for CSV / JSON-lines results and plots");
+  // The common flags this command uses are shown; the others are parsed (so that giving one is
+  // a clear error below, not "unrecognised option") but hidden.
+  auto unused = [this](const std::string& name) {
+    for (const auto& [flag, why] : unused_common_)
+      if (flag == name)
+        return true;
+    return false;
+  };
+  po::options_description common("Common options"), hidden, parsed;
+  for (const auto& option : all_common.options())
+    (unused(option->long_name()) ? hidden : common).add(option);
   po::options_description all;
   all.add(own_).add(common);
-  po::options_description hidden, parsed;
   if (validate_only_enabled_)
     hidden.add_options()("validate-only", "check the flags and values, then exit");
   parsed.add(all).add(hidden);
@@ -108,6 +127,10 @@ bool Parser::parse(int argc, char** argv) {
     throw UsageError(SafeMessage(e).text());
   } catch (const po::error& e) {
     throw UsageError(e.what());
+  }
+  for (const auto& [flag, why] : unused_common_) {
+    if (given(flag))
+      throw UsageError("--" + flag + ": not used by " + command_ + " (" + why + ")");
   }
   if (seed < 0)
     throw UsageError("--seed: must be >= 0, got " + std::to_string(seed));

@@ -67,6 +67,10 @@ class Parser {
   // before parse(); the command must be registered with Validates::Yes.
   void enable_validate_only() { validate_only_enabled_ = true; }
   bool validate_only() const { return vm_.count("validate-only") > 0; }
+  // A common flag the command has no use for (`gradcheck --dtype`: it always runs in float64):
+  // left out of --help, and a one-line UsageError "--dtype: not used by gradcheck (<why>)" when
+  // given, rather than silently ignored. Call before parse(); not for --help or --config.
+  void unused_common(const std::string& name, const std::string& why);
 
  private:
   std::string command_, usage_;
@@ -76,6 +80,7 @@ class Parser {
   po::variables_map vm_;
   Common common_;
   bool validate_only_enabled_ = false;
+  std::vector<std::pair<std::string, std::string>> unused_common_;  // (flag, why)
 };
 
 // Splits "a,b,c" into {"a", "b", "c"} (for list-valued flags); empty items are a UsageError.

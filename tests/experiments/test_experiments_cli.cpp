@@ -591,6 +591,7 @@ TEST_SUITE("experiments.cli") {
   }
 
   TEST_CASE("bad flags and values: one line and a non-zero exit") {
+    ::rmdir("/tmp/attnlab-kinds-out-refused");
     struct Case {
       std::string args, message;
     };
@@ -603,6 +604,14 @@ TEST_SUITE("experiments.cli") {
           Case{"train --checkpoint /nonexistent-attnlab/x.npz",
                "--checkpoint: cannot write '/nonexistent-attnlab/x.npz'"},
           Case{"lesson abc", "'abc' is not a lesson number (attnlab lesson --list)"},
+          // Common flags a command has no use for: refused, not silently ignored (gradcheck ran
+          // in float64 whatever --dtype said; kinds --out made an empty directory).
+          Case{"gradcheck --dtype float32",
+               "--dtype: not used by gradcheck (its checks run in float64)"},
+          Case{"kinds --out /tmp/attnlab-kinds-out-refused", "--out: not used by kinds"},
+          Case{"sweep --seed 3 --grid seed=1 --dir /tmp/attnlab-sweep-seed-refused",
+               "--seed: not used by sweep (give the runs' seeds in --grid"},
+          Case{"bench tape --dtype float64", "--dtype: not used by bench tape"},
           Case{"train --dropout 1.5", "--dropout"},
           Case{"train --bogus", "unrecognised option '--bogus'"},
           Case{"train --threads -2", "--threads"},
@@ -651,6 +660,7 @@ TEST_SUITE("experiments.cli") {
       CHECK(r.out.find(c.message) != std::string::npos);
       CHECK(std::count(r.out.begin(), r.out.end(), '\n') <= 1);  // one line
     }
+    CHECK(::access("/tmp/attnlab-kinds-out-refused", F_OK) != 0);  // the refused --out made nothing
   }
 
   TEST_CASE("synthetic data with fewer items than the generator's topics trains") {

@@ -137,6 +137,8 @@ int run_case_bench(int argc, char** argv) {
       cli::po::value<int64_t>()->default_value(0),
       "sasrec-epoch: time N single batches (0: time whole epochs)")(
       "reps", cli::po::value<int>()->default_value(5), "timed repetitions after one warm-up");
+  parser.unused_common("dtype", "its workloads run in float32");
+  parser.unused_common("out", "it prints one JSON line");
   if (!parser.parse(argc, argv))
     return 0;
   CaseConfig c;

@@ -150,6 +150,8 @@ int run_compare_bench(int argc, char** argv) {
       "baselines",
       cli::po::value<std::string>()->default_value(ATTNLAB_SOURCE_DIR "/experiments/baselines"),
       "the folder of bench_case.py");
+  parser.unused_common("seed", "each case has its own inputs");
+  parser.unused_common("dtype", "the cases run in float32");
   if (!parser.parse(argc, argv))
     return 0;
   const std::string against = parser.get<std::string>("against");

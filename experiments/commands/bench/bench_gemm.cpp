@@ -18,6 +18,7 @@ int run_gemm_bench(int argc, char** argv) {
       cli::po::value<std::string>()->default_value("64,128,256,512,1024,2048"),
       "square matrix sizes")("quick", "small sizes and short timings (the test suite's smoke run)");
   bench::add_timing_options(parser);
+  parser.unused_common("seed", "its matrices do not depend on one");
   if (!parser.parse(argc, argv))
     return 0;
   const bool quick = parser.has("quick");

@@ -228,6 +228,7 @@ void write_outputs(const std::string& dir, const cli::Table& table, const cli::T
 int run_model_bench(int argc, char** argv) {
   cli::Parser parser("bench model", "[--kinds a,b] [--lengths 200,...] [options]");
   add_options(parser);
+  parser.unused_common("dtype", "its models run in float32");
   if (!parser.parse(argc, argv))
     return 0;
   if (parser.has("stream"))

@@ -49,6 +49,8 @@ int run_tape_bench(int argc, char** argv) {
       cli::po::value<int>()->default_value(10),
       "repetitions (the best and the median total are reported)")("quick",
                                                                   "a short run for the test suite");
+  parser.unused_common("seed", "its graph does not depend on one");
+  parser.unused_common("dtype", "its graph is float32");
   if (!parser.parse(argc, argv))
     return 0;
   const int64_t n = parser.has("quick") ? 2000 : parser.get<int64_t>("ops");

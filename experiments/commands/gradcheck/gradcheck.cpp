@@ -20,6 +20,7 @@ int run_gradcheck(int argc, char** argv) {
       "slow (full Jacobians, every case) or fast (random projections, every case); "
       "straight-through cases are checked against their surrogate's gradient in either mode "
       "(mode column: straight-through)")("list", "list the cases and exit");
+  p.unused_common("dtype", "its checks run in float64");
   if (!p.parse(argc, argv))
     return 0;
   const std::string mode = p.get<std::string>("mode");

@@ -29,6 +29,9 @@ int run_lesson(int argc, char** argv) {
   p.options().add_options()("number", cli::po::value<std::string>(), "the lesson to run")(
       "quick", "small sizes (the test suite)")("list", "list the lessons");
   p.positional("number", 1);
+  p.unused_common("seed", "each lesson has its own");
+  p.unused_common("dtype", "each lesson has its own");
+  p.unused_common("out", "a lesson prints its checks");
   if (!p.parse(argc, argv))
     return 0;
   auto& lessons = lessons::registry();

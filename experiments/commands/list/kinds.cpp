@@ -23,6 +23,10 @@ const char* const kKindsHeader =
 int run_kinds(int argc, char** argv) {
   cli::Parser p("kinds", "[--markdown]");
   p.options().add_options()("markdown", "print docs/kinds.md (a markdown table)");
+  p.unused_common("seed", "it lists the registry");
+  p.unused_common("dtype", "it lists the registry");
+  p.unused_common("threads", "it lists the registry");
+  p.unused_common("out", "it lists the registry; --markdown prints the table");
   if (!p.parse(argc, argv))
     return 0;
   if (p.has("markdown"))

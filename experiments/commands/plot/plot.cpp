@@ -99,6 +99,8 @@ int run_plot(int argc, char** argv) {
       "title", cli::po::value<std::string>(), "title (default: \"Y against X (filters)\")")(
       "x-label", cli::po::value<std::string>(), "x axis label (default: the column)")(
       "y-label", cli::po::value<std::string>(), "y axis label (default: the column)");
+  p.unused_common("seed", "it draws results already measured");
+  p.unused_common("dtype", "it draws results already measured");
   if (!p.parse(static_cast<int>(args.size()), args.data()))
     return 0;
   if (!p.common().out.empty())

@@ -312,6 +312,8 @@ int sweep_command_main(int argc, char** argv) {
       "checkpoints",
       "train: each run checkpoints to runs/<k>/checkpoint.npz at every validation and continues "
       "from it when the sweep is started again");
+  p.unused_common("seed", "give the runs' seeds in --grid, e.g. seed=0,1,2, or in --args");
+  p.unused_common("dtype", "give the runs' --dtype in --args");
   if (!p.parse(argc, argv))
     return 0;
   if (!p.has("grid"))
