@@ -197,7 +197,7 @@ void common_checks(Vjp& vjp, const Problem& p, const GradcheckOptions& o, Gradch
 // The output element of a Jacobian entry (slow mode; none for a vector-Jacobian product).
 struct OutputElement {
   int64_t flat = -1;
-  Shape shape;
+  const Shape* shape = nullptr;  // the output's (not copied per entry)
 };
 
 void record(GradcheckResult& r,
@@ -222,10 +222,16 @@ void record(GradcheckResult& r,
   }
   if (std::isnan(excess) || excess > 0) {
     r.ok = false;
-    GradcheckMismatch m{out, in, flat, unravel(flat, shape), a, n};
+    GradcheckMismatch m;
+    m.output = out;
+    m.input = in;
+    m.flat_index = flat;
+    m.index = unravel(flat, shape);
+    m.analytic = a;
+    m.numeric = n;
     if (at.flat >= 0) {
       m.output_flat_index = at.flat;
-      m.output_index = unravel(at.flat, at.shape);
+      m.output_index = unravel(at.flat, *at.shape);
     }
     bad.push_back({std::isnan(excess) ? INFINITY : excess, std::move(m)});
   }
@@ -297,7 +303,7 @@ GradcheckResult slow(const GradcheckFn& f, const Problem& p, const GradcheckOpti
                  analytic,
                  numeric,
                  bad,
-                 OutputElement{e, outs[oi].shape()});
+                 OutputElement{e, &outs[oi].shape()});
         }
       }
     }

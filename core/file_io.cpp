@@ -107,7 +107,7 @@ void check_writable_path(const std::string& path, const std::string& what) {
                 "': '",
                 dir,
                 "' is not a directory");
-  ATTNLAB_CHECK(::access(dir.c_str(), W_OK) == 0,
+  ATTNLAB_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0,  // creating a file needs both
                 IOError,
                 what,
                 ": cannot write '",

@@ -49,8 +49,9 @@ namespace {
 
 // Two options of one name make every use of the flag "ambiguous" (program_options' words) and
 // show twice in --help. It happens when an attention or model kind declares an option named like a
-// flag of the command or a common one (--dim, --seed, ...): a program-construction error, reported
-// once with both descriptions (a kind's ends with "[...; <its kinds>]").
+// flag of the command or a common one (--dim, --seed, ...), or a program declares a common flag
+// again: a program-construction error, reported once with both descriptions (a kind's ends with
+// "[...; <its kinds>]").
 void refuse_duplicate_flags(const po::options_description& options, const std::string& command) {
   std::map<std::string, std::string> seen;  // long name -> description
   for (const auto& option : options.options()) {
@@ -59,27 +60,34 @@ void refuse_duplicate_flags(const po::options_description& options, const std::s
     if (!inserted) {
       throw ValueError("--" + name + " is declared twice for '" + command + "': '" + it->second +
                        "' and '" + option->description() +
-                       "' (an attention or model kind's option must not take the name of a flag)");
+                       "' (an option, a kind's included, must not take the name of another flag)");
     }
   }
 }
 
+constexpr const char* kRefusableCommon[] = {"seed", "threads", "dtype", "out"};
+
 }  // namespace
 
 void Parser::unused_common(const std::string& name, const std::string& why) {
-  ATTNLAB_CHECK(name != "help" && name != "config",
+  ATTNLAB_CHECK(std::find(std::begin(kRefusableCommon), std::end(kRefusableCommon), name) !=
+                    std::end(kRefusableCommon),
                 ValueError,
                 "Parser::unused_common: --",
                 name,
-                " is always available");
+                " is not a common flag a command may refuse (seed, threads, dtype, out)");
   unused_common_.emplace_back(name, why);
 }
 
-bool Parser::parse(int argc, char** argv) {
-  po::options_description all_common;
-  std::string dtype_text;
-  int64_t seed = 0;
-  all_common.add_options()("help,h", "print this help and exit")(
+bool Parser::is_unused_common(const std::string& name) const {
+  for (const auto& [flag, why] : unused_common_)
+    if (flag == name)
+      return true;
+  return false;
+}
+
+void Parser::add_common_options(po::options_description& to, std::string& dtype, int64_t& seed) {
+  to.add_options()("help,h", "print this help and exit")(
       "config",
       po::value<std::string>(&common_.config),
       "read options from FILE (program_options syntax: `name = value` lines; the command line "
@@ -87,60 +95,33 @@ bool Parser::parse(int argc, char** argv) {
       "threads",
       po::value<int>(&common_.threads)->default_value(0),
       "kernel threads (0: all cores)")(
-      "dtype", po::value<std::string>(&dtype_text)->default_value("float32"), "float32 or float64")(
+      "dtype", po::value<std::string>(&dtype)->default_value("float32"), "float32 or float64")(
       "out",
       po::value<std::string>(&common_.out),
       "directory for CSV / JSON-lines results and plots");
-  // The common flags this command uses are shown; the others are parsed (so that giving one is
-  // a clear error below, not "unrecognised option") but hidden.
-  auto unused = [this](const std::string& name) {
-    for (const auto& [flag, why] : unused_common_)
-      if (flag == name)
-        return true;
-    return false;
-  };
-  po::options_description common("Common options"), hidden, parsed;
-  for (const auto& option : all_common.options())
-    (unused(option->long_name()) ? hidden : common).add(option);
-  po::options_description all;
-  all.add(own_).add(common);
-  if (validate_only_enabled_)
-    hidden.add_options()("validate-only", "check the flags and values, then exit");
-  parsed.add(all).add(hidden);
-  refuse_duplicate_flags(parsed, command_);
-  try {
-    po::store(po::command_line_parser(argc, argv).options(parsed).positional(positional_).run(),
-              vm_);
-    if (vm_.count("help")) {
-      std::cout << usage_line() << "\n\n" << all << "\n";
-      return false;
-    }
-    if (vm_.count("config")) {
-      const std::string path = vm_["config"].as<std::string>();
-      std::ifstream in(path);
-      if (!in)
-        throw UsageError("--config: cannot open '" + path + "'");
-      po::store(po::parse_config_file(in, parsed), vm_);
-    }
-    po::notify(vm_);
-  } catch (const po::error_with_option_name& e) {
-    throw UsageError(SafeMessage(e).text());
-  } catch (const po::error& e) {
-    throw UsageError(e.what());
-  }
+}
+
+// A common flag the command has no use for, typed on the command line: refused. From a --config
+// file (one shared by several commands) it is ignored instead.
+void Parser::refuse_unused_common_given() const {
   for (const auto& [flag, why] : unused_common_) {
     if (given(flag))
       throw UsageError("--" + flag + ": not used by " + command_ + " (" + why + ")");
   }
+}
+
+void Parser::check_common(int64_t seed, const std::string& dtype) {
+  if (is_unused_common("out"))
+    common_.out.clear();  // a --config file's value: no directory to make
   if (seed < 0)
     throw UsageError("--seed: must be >= 0, got " + std::to_string(seed));
   common_.seed = static_cast<uint64_t>(seed);
-  if (dtype_text == "float32" || dtype_text == "f32") {
+  if (dtype == "float32" || dtype == "f32") {
     common_.dtype = kFloat32;
-  } else if (dtype_text == "float64" || dtype_text == "f64") {
+  } else if (dtype == "float64" || dtype == "f64") {
     common_.dtype = kFloat64;
   } else {
-    throw UsageError("--dtype: expected float32 or float64, got '" + dtype_text + "'");
+    throw UsageError("--dtype: expected float32 or float64, got '" + dtype + "'");
   }
   if (common_.threads < 0) {
     throw UsageError("--threads: must be >= 0, got " + std::to_string(common_.threads));
@@ -154,6 +135,46 @@ bool Parser::parse(int argc, char** argv) {
       throw UsageError(std::string("--out: ") + e.what());
     }
   }
+}
+
+bool Parser::parse(int argc, char** argv) {
+  po::options_description all_common;
+  std::string dtype_text;
+  int64_t seed = 0;
+  add_common_options(all_common, dtype_text, seed);
+  // The common flags this command uses are shown; the others are parsed (so that giving one is
+  // a clear error, not "unrecognised option") but hidden.
+  po::options_description common("Common options"), hidden, parsed;
+  for (const auto& option : all_common.options())
+    (is_unused_common(option->long_name()) ? hidden : common).add(option);
+  po::options_description all;
+  all.add(own_).add(common);
+  if (validate_only_enabled_)
+    hidden.add_options()("validate-only", "check the flags and values, then exit");
+  parsed.add(all).add(hidden);
+  refuse_duplicate_flags(parsed, command_);
+  try {
+    po::store(po::command_line_parser(argc, argv).options(parsed).positional(positional_).run(),
+              vm_);
+    if (vm_.count("help")) {
+      std::cout << usage_line() << "\n\n" << all << "\n";
+      return false;
+    }
+    refuse_unused_common_given();
+    if (vm_.count("config")) {
+      const std::string path = vm_["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in)
+        throw UsageError("--config: cannot open '" + path + "'");
+      po::store(po::parse_config_file(in, parsed), vm_);
+    }
+    po::notify(vm_);
+  } catch (const po::error_with_option_name& e) {
+    throw UsageError(SafeMessage(e).text());
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  check_common(seed, dtype_text);
   return true;
 }
 

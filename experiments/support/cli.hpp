@@ -1,6 +1,7 @@
 // The conventions every `attnlab` subcommand shares: registration, the common flags
-// (--help, --config FILE, --seed, --threads, --dtype, --out DIR) on Boost.Program_options, and
-// one-line errors with a non-zero exit for bad flags or values.
+// (--help, --config FILE, --seed, --threads, --dtype, --out DIR; a command refuses those it has
+// no use for, Parser::unused_common) on Boost.Program_options, and one-line errors with a non-zero
+// exit for bad flags or values.
 #pragma once
 
 #include <boost/program_options.hpp>
@@ -67,9 +68,10 @@ class Parser {
   // before parse(); the command must be registered with Validates::Yes.
   void enable_validate_only() { validate_only_enabled_ = true; }
   bool validate_only() const { return vm_.count("validate-only") > 0; }
-  // A common flag the command has no use for (`gradcheck --dtype`: it always runs in float64):
-  // left out of --help, and a one-line UsageError "--dtype: not used by gradcheck (<why>)" when
-  // given, rather than silently ignored. Call before parse(); not for --help or --config.
+  // A common flag (seed, threads, dtype, out) the command has no use for (`kinds --out`: it only
+  // lists): left out of --help, and a one-line UsageError "--out: not used by kinds (<why>)" when
+  // typed, rather than silently ignored; a --config file's value (a file several commands share)
+  // is ignored. Call before parse().
   void unused_common(const std::string& name, const std::string& why);
 
  private:
@@ -81,6 +83,11 @@ class Parser {
   Common common_;
   bool validate_only_enabled_ = false;
   std::vector<std::pair<std::string, std::string>> unused_common_;  // (flag, why)
+
+  bool is_unused_common(const std::string& name) const;
+  void add_common_options(po::options_description& to, std::string& dtype, int64_t& seed);
+  void refuse_unused_common_given() const;
+  void check_common(int64_t seed, const std::string& dtype);
 };
 
 // Splits "a,b,c" into {"a", "b", "c"} (for list-valued flags); empty items are a UsageError.

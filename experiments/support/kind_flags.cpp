@@ -64,16 +64,17 @@ std::string kind_option_help(const std::vector<KindOptionSet>& kinds, const std:
     }
   }
   std::string per_default;
-  for (const auto& d : defaults) {
-    const std::string who = describe_kinds(kinds, [&](const KindOptionSet& k) {
-      return k.options->find(name) != nullptr && default_of(k) == d;
-    });
-    per_default += (per_default.empty() ? "" : "; ") + std::string("default ") + d + ": " + who;
-  }
   if (defaults.size() == 1) {  // "default 256; favor kinds"
     per_default = "default " + defaults[0] + "; " + describe_kinds(kinds, [&](const auto& k) {
                     return k.options->find(name) != nullptr;
                   });
+  } else {  // "default 0: favor, favor-iid; default 0.001: favor-relu"
+    for (const auto& d : defaults) {
+      const std::string who = describe_kinds(kinds, [&](const KindOptionSet& k) {
+        return k.options->find(name) != nullptr && default_of(k) == d;
+      });
+      per_default += (per_default.empty() ? "" : "; ") + std::string("default ") + d + ": " + who;
+    }
   }
   return join(texts, " / ") + " [" + join(value_names, " / ") + "; " + per_default + "]";
 }

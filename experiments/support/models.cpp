@@ -1,5 +1,7 @@
 #include "experiments/support/models.hpp"
 
+#include <algorithm>
+
 #include "core/error.hpp"
 #include "experiments/support/cli.hpp"
 #include "layers/recommender/lisa_model.hpp"
@@ -22,8 +24,14 @@ std::pair<int64_t, int64_t> parse_codebooks(const std::string& text, const std::
 
 rec::SequenceDataset load_sequences(const std::string& source,
                                     const rec::SyntheticConfig& synthetic) {
-  if (source == "synthetic")
-    return rec::synthetic_sequences(synthetic);
+  if (source == "synthetic") {
+    // Fewer items than the generator's topics (20 by default): one topic per item, so that
+    // --synthetic-items 10 gives data, not an error about a setting no flag sets.
+    rec::SyntheticConfig c = synthetic;
+    c.topics = std::min(c.topics, c.items);
+    c.favourite_topics = std::min(c.favourite_topics, c.topics);
+    return rec::synthetic_sequences(c);
+  }
   const std::string suffix = "ratings.dat";
   if (source.size() >= suffix.size() &&
       source.compare(source.size() - suffix.size(), suffix.size(), suffix) == 0)

@@ -88,24 +88,65 @@ void check_jsonl(const std::string& path) {
 }  // namespace
 
 TEST_SUITE("experiments.cli") {
-  TEST_CASE("a user kind under a built-in kind's name is a one-line error - not an abort") {
-    // tests/registry_refused/duplicate_kind.cpp registers a second "favor" before main(); a
-    // registrar that threw there aborted the program ("terminate called after throwing ...",
+  TEST_CASE("a user kind the registry refuses is a one-line error - not an abort") {
+    // tests/user_kinds/refused_kinds.cpp registers, before main(), the kind the scenario names.
+    // A registrar that threw there aborted the program ("terminate called after throwing ...",
     // exit 134) whatever the command, --help included.
-    for (const char* args :
-         {"kinds", "train --attention softmax-fused --epochs 0", "train --help"}) {
-      const Run r = attnlab_test::run_program(ATTNLAB_REFUSED_KIND_CLI_PATH, args);
-      CAPTURE(args);
-      CAPTURE(r.out);
-      CHECK(r.status == 1);
-      // (the families in registration order, which is the linker's: favor and mine, or mine and
-      // favor)
-      CHECK(
-          r.out.find("error: RegisterAttentionKind: kind 'favor' is registered twice (families ") !=
-          std::string::npos);
-      CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
-      CHECK(r.out.find("terminate") == std::string::npos);
+    struct Scenario {
+      std::string name, message;
+    };
+    for (const Scenario& s :
+         {Scenario{"attention-duplicate",
+                   // (the families in registration order, which is the linker's)
+                   "error: RegisterAttentionKind: kind 'favor' is registered twice (families "},
+          Scenario{"attention-nameless",
+                   "error: RegisterAttentionKind: a kind needs a name and a factory (family "
+                   "'mine')"},
+          Scenario{"model-duplicate",
+                   "error: RegisterModelKind: kind 'lisa-base' is registered "
+                   "twice"},
+          Scenario{"model-clash",
+                   "error: RegisterModelKind: kind 'favor' is also an attention kind"}}) {
+      for (const char* args :
+           {"kinds", "train --attention softmax-fused --epochs 0", "train --help"}) {
+        const Run r = attnlab_test::run_program(
+            "ATTNLAB_TEST_REFUSED=" + s.name + " " + ATTNLAB_REFUSED_KINDS_CLI_PATH, args);
+        CAPTURE(s.name);
+        CAPTURE(args);
+        CAPTURE(r.out);
+        CHECK(r.status == 1);
+        CHECK(r.out.find(s.message) != std::string::npos);
+        CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+        CHECK(r.out.find("terminate") == std::string::npos);
+      }
     }
+    // Without a scenario the same program is attnlab.
+    const Run plain = attnlab_test::run_program(ATTNLAB_REFUSED_KINDS_CLI_PATH, "kinds");
+    CHECK(plain.status == 0);
+  }
+
+  TEST_CASE("bench attention: a kind without a cost model has no GFLOP/s - not 0") {
+    // tests/user_kinds/no_cost_kind.cpp: softmax-fused as "no-cost", without AttentionKind::cost;
+    // its rate was printed as 0.0 GFLOP/s and 0.0 % of peak.
+    const std::string dir = scratch_dir("no_cost");
+    const Run r = attnlab_test::run_program(
+        ATTNLAB_NO_COST_KIND_CLI_PATH,
+        "bench attention --kind no-cost --lengths 16 --head-dim 8 --thread-counts 1 --reps 1 "
+        "--quick --no-crossover --out " +
+            dir);
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    std::istringstream csv(read(dir + "/attention.csv"));
+    std::string header, row;
+    std::getline(csv, header);
+    std::getline(csv, row);
+    if (!row.empty() && row.back() == '\r')  // CSV lines end in CRLF (RFC 4180)
+      row.pop_back();
+    CAPTURE(row);
+    CHECK(row.rfind("no-cost,", 0) == 0);
+    // ..., peak MiB, fwd+bwd GFLOP/s, % of peak
+    CHECK(row.size() > 4);
+    CHECK(row.substr(row.size() - 4) == ",-,-");
   }
 
   TEST_CASE("sweep: runs a grid - resumes - emits jobs - collects") {
@@ -597,19 +638,20 @@ TEST_SUITE("experiments.cli") {
     };
     for (const Case& c :
          {Case{"train --epochs -1", "--epochs: must be >= 0, got -1"},
-          Case{"train --patience -1", "--patience: must be >= 0, got -1"},
+          // (tiny sizes and no epochs: a regression fails fast instead of training for long)
+          Case{"train --patience -1 --epochs 0 --synthetic-users 30 --synthetic-items 20",
+               "--patience: must be >= 0, got -1"},
           // Checked with the flags (exit 2), not when the model is built after the data (exit 1).
           Case{"train --heads 3", "--heads: must divide --dim (50), got 3"},
           // Checked before the data are read, not at the first validation --eval-every epochs on.
-          Case{"train --checkpoint /nonexistent-attnlab/x.npz",
+          Case{"train --checkpoint /nonexistent-attnlab/x.npz --epochs 0 --synthetic-users 30",
                "--checkpoint: cannot write '/nonexistent-attnlab/x.npz'"},
           Case{"lesson abc", "'abc' is not a lesson number (attnlab lesson --list)"},
           // Common flags a command has no use for: refused, not silently ignored (gradcheck ran
           // in float64 whatever --dtype said; kinds --out made an empty directory).
-          Case{"gradcheck --dtype float32",
-               "--dtype: not used by gradcheck (its checks run in float64)"},
+          Case{"gradcheck --dtype float32", "--dtype: gradcheck runs in float64 only"},
           Case{"kinds --out /tmp/attnlab-kinds-out-refused", "--out: not used by kinds"},
-          Case{"sweep --seed 3 --grid seed=1 --dir /tmp/attnlab-sweep-seed-refused",
+          Case{"sweep --seed 3 --grid seed=1 --emit-jobs --dir /tmp/attnlab-sweep-seed-refused",
                "--seed: not used by sweep (give the runs' seeds in --grid"},
           Case{"bench tape --dtype float64", "--dtype: not used by bench tape"},
           Case{"train --dropout 1.5", "--dropout"},
@@ -687,6 +729,22 @@ TEST_SUITE("experiments.cli") {
     // attention, best epoch 0, valid HR@10 and NDCG@10 "-" (they printed 0.0000), test metrics of
     // the untrained model.
     CHECK(csv.find("\nsoftmax-fused,0,-,-,0.") != std::string::npos);
+  }
+
+  TEST_CASE("a config file's common flags that a command does not use are ignored") {
+    // One file for several commands: kinds uses none of --seed, --dtype, --out; typed on the
+    // command line they are refused (the bad-flags test), from the file they are ignored.
+    const std::string dir = scratch_dir("shared_config");
+    ::mkdir(dir.c_str(), 0755);
+    {
+      std::ofstream cfg(dir + "/shared.cfg");
+      cfg << "seed = 3\ndtype = float64\nout = " << dir << "/kinds_out\n";
+    }
+    const Run r = run("kinds --config " + dir + "/shared.cfg");
+    CAPTURE(r.out);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("softmax-fused") != std::string::npos);
+    CHECK(::access((dir + "/kinds_out").c_str(), F_OK) != 0);  // no --out directory made
   }
 
   TEST_CASE("options from a config file and the command line's precedence") {

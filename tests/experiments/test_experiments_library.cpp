@@ -10,7 +10,6 @@
 #include "experiments/commands/bench/bench_attention.hpp"
 #include "experiments/commands/sweep/sweep.hpp"
 #include "experiments/commands/train/train.hpp"
-#include "layers/attention/attention_registry.hpp"
 #include "tests/scratch_path.hpp"
 
 namespace {
@@ -95,32 +94,6 @@ TEST_SUITE("experiments.library") {
     CHECK(r.table.rows() == 4);  // (favor, softmax-fused) x (16, 32)
     REQUIRE(r.crossover.rows() == 1);
     CHECK(r.crossover.row(0)[0].text == "favor");
-  }
-
-  TEST_CASE("run_bench_attention: a kind without a cost model has no GFLOP/s - not 0") {
-    // A user's kind may leave AttentionKind::cost unset; its rate was printed as 0.0 GFLOP/s and
-    // 0.0 % of peak. Registered at run time under a name of its own: softmax-fused by another name.
-    if (nn::find_attention_kind("test-no-cost") == nullptr) {
-      nn::AttentionKind k = nn::attention_kind("softmax-fused");
-      k.name = "test-no-cost";
-      k.family = "test";
-      k.cost = nullptr;
-      const nn::RegisterAttentionKind registered({k});
-    }
-    commands::AttentionBenchOptions o;
-    o.kinds = {"test-no-cost"};
-    o.lengths = {16};
-    o.head_dims = {8};
-    o.thread_counts = {1};
-    o.timing.reps = 1;
-    o.quick = true;
-    o.crossover = false;
-    const commands::AttentionBenchReport r = commands::run_bench_attention(o);
-    REQUIRE(r.table.rows() == 1);
-    const auto& row = r.table.row(0);
-    CHECK(row[0].text == "test-no-cost");
-    CHECK(row[row.size() - 2].text == "-");  // fwd+bwd GFLOP/s
-    CHECK(row[row.size() - 1].text == "-");  // % of peak
   }
 
   TEST_CASE("run_bench_attention: bad options are UsageErrors naming the flag") {

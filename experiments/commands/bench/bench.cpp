@@ -36,10 +36,9 @@ int run_bench_command(int argc, char** argv) {
   throw cli::UsageError("unknown mode '" + mode + "' (one of: " + names + ")");
 }
 
-const cli::Register bench_command(
-    "bench",
-    "speed and memory benchmarks (attention, case, compare, gemm, lisa, model, tape)",
-    run_bench_command);
+const cli::Register bench_command("bench",
+                                  "speed and memory benchmarks (bench --help lists the modes)",
+                                  run_bench_command);
 
 }  // namespace
 }  // namespace attnlab

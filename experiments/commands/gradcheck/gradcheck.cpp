@@ -20,9 +20,11 @@ int run_gradcheck(int argc, char** argv) {
       "slow (full Jacobians, every case) or fast (random projections, every case); "
       "straight-through cases are checked against their surrogate's gradient in either mode "
       "(mode column: straight-through)")("list", "list the cases and exit");
-  p.unused_common("dtype", "its checks run in float64");
   if (!p.parse(argc, argv))
     return 0;
+  // Finite differences need float64: another --dtype is refused, not silently replaced.
+  if (p.given("dtype") && p.common().dtype != kFloat64)
+    throw cli::UsageError("--dtype: gradcheck runs in float64 only");
   const std::string mode = p.get<std::string>("mode");
   if (mode != "slow" && mode != "fast") {
     throw cli::UsageError("--mode: expected slow or fast, got '" + mode + "'");

@@ -19,7 +19,8 @@ int lesson_number(const std::string& text) {
     used = 0;
   }
   if (used == 0 || used != text.size())
-    throw cli::UsageError("'" + text + "' is not a lesson number (attnlab lesson --list)");
+    throw cli::UsageError("'" + text + "' is not a lesson number (" + cli::program_name() +
+                          " lesson --list)");
   return n;
 }
 
@@ -51,7 +52,8 @@ int run_lesson(int argc, char** argv) {
     std::cout << "\nlesson " << n << (ok ? ": every check holds\n" : ": a check FAILED\n");
     return ok ? 0 : 1;
   }
-  throw cli::UsageError("no lesson " + std::to_string(n) + " (attnlab lesson --list)");
+  throw cli::UsageError("no lesson " + std::to_string(n) + " (" + cli::program_name() +
+                        " lesson --list)");
 }
 
 const cli::Register lesson_command("lesson",

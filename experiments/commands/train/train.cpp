@@ -27,9 +27,6 @@ rec::SyntheticConfig synthetic_config(const cli::Parser& p) {
   sc.items = p.get<int64_t>("synthetic-items");
   sc.max_length = p.get<int64_t>("synthetic-max-length");
   sc.min_length = std::min<int64_t>(20, sc.max_length);
-  // Fewer items than the generator's 20 topics: one topic per item (the data stay well formed).
-  sc.topics = std::min<int64_t>(sc.topics, sc.items);
-  sc.favourite_topics = std::min<int64_t>(sc.favourite_topics, sc.topics);
   sc.seed = p.common().seed + 1;
   return sc;
 }
@@ -395,8 +392,13 @@ int train_command_main(int argc, char** argv) {
   if (p.validate_only())  // (a sweep validates before it makes the runs' directories)
     return validate_only(p, mc);
   // Before the data are read, not at the first validation (--eval-every epochs of work later).
-  if (!p.get<std::string>("checkpoint").empty())
-    check_writable_path(p.get<std::string>("checkpoint"), "--checkpoint");
+  if (!p.get<std::string>("checkpoint").empty()) {
+    try {
+      check_writable_path(p.get<std::string>("checkpoint"), "--checkpoint");
+    } catch (const IOError& e) {
+      throw cli::UsageError(e.what());  // a path flag, as --data and --out: exit 2
+    }
+  }
   commands::TrainOptions o;
   o.data = p.get<std::string>("data");
   o.synthetic = synthetic_config(p);
