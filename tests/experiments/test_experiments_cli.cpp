@@ -654,6 +654,8 @@ TEST_SUITE("experiments.cli") {
           Case{"sweep --seed 3 --grid seed=1 --emit-jobs --dir /tmp/attnlab-sweep-seed-refused",
                "--seed: not used by sweep (give the runs' seeds in --grid"},
           Case{"bench tape --dtype float64", "--dtype: not used by bench tape"},
+          Case{"approx --study lisa --dtype float32",
+               "--dtype: approx --study lisa runs in float64 only"},
           Case{"train --dropout 1.5", "--dropout"},
           Case{"train --bogus", "unrecognised option '--bogus'"},
           Case{"train --threads -2", "--threads"},

@@ -73,8 +73,8 @@ TEST_SUITE("experiments.kind_flags") {
     const cli::KindFlags flags(own, {{"probe-dim", "probe", &dim}});
     CHECK_THROWS_WITH_AS(parses(own, {"train", "--dim", "8"}),
                          "--dim is declared twice for 'train': 'hidden size' and 'probe: width "
-                         "[INT; default 4; probe kinds]' (an attention or model kind's option "
-                         "must not take the name of a flag)",
+                         "[INT; default 4; probe kinds]' (an option, a kind's included, must not "
+                         "take the name of another flag)",
                          ValueError);
     // The common flags too (--seed, --threads, --out, ...).
     struct SeedOptions {

@@ -544,6 +544,9 @@ int run_approx(int argc, char** argv) {
     return p.validate_only() ? flags_are_valid() : approx::run_kinds_study(p, ko);
   }
   if (study == "lisa") {
+    // The LISA study computes in float64 throughout: another --dtype is refused, not ignored.
+    if (p.given("dtype") && p.common().dtype != kFloat64)
+      throw cli::UsageError("--dtype: approx --study lisa runs in float64 only");
     const approx::LisaStudyOptions lo = parse_lisa_study(p);
     return p.validate_only() ? flags_are_valid() : approx::run_lisa_study(p, lo);
   }
