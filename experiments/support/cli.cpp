@@ -192,19 +192,26 @@ std::vector<std::string> split_list(const std::string& text, const std::string& 
   return items;
 }
 
+std::optional<int64_t> parse_integer(const std::string& text) {
+  std::size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {  // not a number, or out of range
+    return std::nullopt;
+  }
+  if (used != text.size())
+    return std::nullopt;
+  return v;
+}
+
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
   std::vector<int64_t> values;
   for (const std::string& item : split_list(text, flag)) {
-    std::size_t used = 0;
-    int64_t v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size())
+    const std::optional<int64_t> v = parse_integer(item);
+    if (!v)
       throw UsageError(flag + ": '" + item + "' is not an integer");
-    values.push_back(v);
+    values.push_back(*v);
   }
   return values;
 }

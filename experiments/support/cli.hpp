@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -90,6 +91,8 @@ class Parser {
   void check_common(int64_t seed, const std::string& dtype);
 };
 
+// The integer that is the whole of `text` ("12", "-3"), or nothing ("", "12x", "abc", overflow).
+std::optional<int64_t> parse_integer(const std::string& text);
 // Splits "a,b,c" into {"a", "b", "c"} (for list-valued flags); empty items are a UsageError.
 std::vector<std::string> split_list(const std::string& text, const std::string& flag);
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag);

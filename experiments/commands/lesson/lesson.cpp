@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <string>
 
 #include "experiments/support/cli.hpp"
@@ -11,17 +13,11 @@ namespace attnlab {
 namespace {
 
 int lesson_number(const std::string& text) {
-  std::size_t used = 0;
-  int n = -1;
-  try {
-    n = std::stoi(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size())
+  const std::optional<int64_t> n = cli::parse_integer(text);
+  if (!n || *n < std::numeric_limits<int>::min() || *n > std::numeric_limits<int>::max())
     throw cli::UsageError("'" + text + "' is not a lesson number (" + cli::program_name() +
                           " lesson --list)");
-  return n;
+  return static_cast<int>(*n);
 }
 
 int run_lesson(int argc, char** argv) {

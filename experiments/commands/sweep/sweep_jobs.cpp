@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <regex>
 #include <sstream>
 
@@ -61,16 +62,10 @@ std::string flag_value(const std::string& words, const std::string& name) {
 }
 
 int thread_count(const std::string& text, const std::string& where) {
-  std::size_t used = 0;
-  int n = -1;
-  try {
-    n = std::stoi(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || n < 0)
+  const std::optional<int64_t> n = cli::parse_integer(text);
+  if (!n || *n < 0 || *n > std::numeric_limits<int>::max())
     throw cli::UsageError(where + ": expected a number of threads >= 0, got '" + text + "'");
-  return n;
+  return static_cast<int>(*n);
 }
 
 // Runs `command`; its exit status (-1 if it did not exit) and its output (stdout and stderr).
