@@ -2,13 +2,15 @@
 
 #include <algorithm>
 
+#include "layers/nn/kind_registration.hpp"
+
 namespace attnlab::nn {
 namespace {
 
-// Registration order as it happened (static initialisation: link order).
-std::vector<AttentionKind>& registered_attention_kinds() {
-  static std::vector<AttentionKind> kinds;
-  return kinds;
+// Registration order as it happened (static initialisation: link order), and the first refusal.
+KindRegistration<AttentionKind>& registration() {
+  static KindRegistration<AttentionKind> r("RegisterAttentionKind");
+  return r;
 }
 
 // The public order: by family name, then each family's own order, so that the listing does not
@@ -20,14 +22,6 @@ struct SortedAttentionKinds {
 SortedAttentionKinds& sorted_attention_kinds() {
   static SortedAttentionKinds s;
   return s;
-}
-
-// The first kind refused at registration. Registrars run before main(), where an exception
-// aborts the program ("terminate called after ..."): the error waits here, and the registry's
-// lookups throw it, so the program's first use of the registry fails with its message.
-std::string& refused_registration() {
-  static std::string error;
-  return error;
 }
 
 }  // namespace
@@ -59,15 +53,14 @@ KernelFactory AttentionKind::factory(OptionValues values) const {
 }
 
 const std::vector<AttentionKind>& attention_kinds() {
-  if (!refused_registration().empty())
-    throw ValueError(refused_registration());
+  const std::vector<AttentionKind>& registered = registration().kinds();  // throws a refusal
   SortedAttentionKinds& s = sorted_attention_kinds();
-  if (s.source_size != registered_attention_kinds().size()) {
-    s.kinds = registered_attention_kinds();
+  if (s.source_size != registered.size()) {
+    s.kinds = registered;
     std::stable_sort(s.kinds.begin(), s.kinds.end(), [](const auto& a, const auto& b) {
       return a.family < b.family;
     });
-    s.source_size = registered_attention_kinds().size();
+    s.source_size = registered.size();
   }
   return s.kinds;
 }
@@ -94,22 +87,7 @@ const AttentionKind& attention_kind(const std::string& name) {
 }
 
 RegisterAttentionKind::RegisterAttentionKind(std::vector<AttentionKind> kinds) {
-  for (auto& k : kinds) {
-    std::string error;
-    if (k.name.empty() || !k.make)
-      error =
-          "RegisterAttentionKind: a kind needs a name and a factory (family '" + k.family + "')";
-    for (const auto& existing : registered_attention_kinds())
-      if (error.empty() && existing.name == k.name)
-        error = "RegisterAttentionKind: kind '" + k.name + "' is registered twice (families " +
-                existing.family + " and " + k.family + ")";
-    if (!error.empty()) {
-      if (refused_registration().empty())
-        refused_registration() = error;
-      continue;
-    }
-    registered_attention_kinds().push_back(std::move(k));
-  }
+  registration().add(std::move(kinds));
 }
 
 std::shared_ptr<AttentionKernel> make_attention_kernel(

@@ -1,21 +1,17 @@
 #include "layers/recommender/model_registry.hpp"
 
 #include "layers/attention/attention_registry.hpp"
+#include "layers/nn/kind_registration.hpp"
 #include "layers/recommender/sasrec.hpp"
 
 namespace attnlab::rec {
 namespace {
 
-std::vector<ModelKind>& registered_model_kinds() {
-  static std::vector<ModelKind> kinds;
-  return kinds;
-}
-
-// The first model kind refused at registration, thrown by every lookup (as for attention kinds:
-// layers/attention/attention_registry.hpp).
-std::string& refused_registration() {
-  static std::string error;
-  return error;
+// The registered model kinds in registration order, and the first refusal
+// (layers/nn/kind_registration.hpp).
+nn::KindRegistration<ModelKind>& registration() {
+  static nn::KindRegistration<ModelKind> r("RegisterModelKind");
+  return r;
 }
 
 // SASRec (Kang & McAuley, ICDM 2018) with attention kind `a`: its options are the kind's.
@@ -53,14 +49,13 @@ struct ModelKindCache {
 }  // namespace
 
 const std::vector<ModelKind>& model_kinds() {
-  if (!refused_registration().empty())
-    throw ValueError(refused_registration());
+  const std::vector<ModelKind>& registered = registration().kinds();  // throws a refusal
   static ModelKindCache cache;
   const auto& attention = attention_kinds();
-  if (cache.attention != attention.size() || cache.models != registered_model_kinds().size()) {
+  if (cache.attention != attention.size() || cache.models != registered.size()) {
     cache.kinds.clear();
     for (const auto& a : attention) cache.kinds.push_back(sasrec_kind(a));
-    for (const auto& m : registered_model_kinds()) {
+    for (const auto& m : registered) {
       // Every attention kind is also a model kind (SASRec with it): one name, one model.
       ATTNLAB_CHECK(find_attention_kind(m.name) == nullptr,
                     ValueError,
@@ -72,7 +67,7 @@ const std::vector<ModelKind>& model_kinds() {
       cache.kinds.push_back(m);
     }
     cache.attention = attention.size();
-    cache.models = registered_model_kinds().size();
+    cache.models = registered.size();
   }
   return cache.kinds;
 }
@@ -98,21 +93,7 @@ const ModelKind& model_kind(const std::string& name) {
 }
 
 RegisterModelKind::RegisterModelKind(std::vector<ModelKind> kinds) {
-  for (auto& k : kinds) {
-    std::string error;
-    if (k.name.empty() || !k.make)
-      error =
-          "RegisterModelKind: a model kind needs a name and a factory (family '" + k.family + "')";
-    for (const auto& existing : registered_model_kinds())
-      if (error.empty() && existing.name == k.name)
-        error = "RegisterModelKind: kind '" + k.name + "' is registered twice";
-    if (!error.empty()) {
-      if (refused_registration().empty())
-        refused_registration() = error;
-      continue;
-    }
-    registered_model_kinds().push_back(std::move(k));
-  }
+  registration().add(std::move(kinds));
 }
 
 }  // namespace attnlab::rec
