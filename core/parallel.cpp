@@ -1,5 +1,7 @@
 #include "core/parallel.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -17,12 +19,7 @@ namespace {
 
 thread_local bool t_in_parallel = false;
 
-int default_threads() {
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(hc);
-}
-
-std::atomic<int> g_num_threads{default_threads()};
+std::atomic<int> g_num_threads{available_cores()};
 
 #ifdef ATTNLAB_THREADS
 class ThreadPool {
@@ -150,6 +147,15 @@ void set_num_threads(int n) {
 
 int num_threads() {
   return g_num_threads.load(std::memory_order_relaxed);
+}
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
 }
 
 bool in_parallel_region() {

@@ -17,9 +17,13 @@
 
 namespace attnlab {
 
-// Threads used by kernels (default: std::thread::hardware_concurrency()). n >= 1.
+// Threads used by kernels (default: available_cores()). n >= 1. More threads than cores is
+// allowed (results are the same for any count) but slow: the workers spin while they wait.
 void set_num_threads(int n);
 int num_threads();
+// The cores this process may run on: its CPU affinity mask (taskset, cgroup cpusets), else
+// std::thread::hardware_concurrency(), at least 1.
+int available_cores();
 // True inside a parallel_for body: nested parallel_for calls then run serially.
 bool in_parallel_region();
 

@@ -94,7 +94,7 @@ void Parser::add_common_options(po::options_description& to, std::string& dtype,
       "wins)")("seed", po::value<int64_t>(&seed)->default_value(0), "random seed")(
       "threads",
       po::value<int>(&common_.threads)->default_value(0),
-      "kernel threads (0: all cores)")(
+      "kernel threads (0: every core this process may run on)")(
       "dtype", po::value<std::string>(&dtype)->default_value("float32"), "float32 or float64")(
       "out",
       po::value<std::string>(&common_.out),
@@ -128,6 +128,13 @@ void Parser::check_common(int64_t seed, const std::string& dtype) {
   }
   if (common_.threads > 0)
     set_num_threads(common_.threads);
+  const int cores = available_cores();
+  if (common_.threads > cores) {  // allowed (the results are the same), but the workers spin
+    std::cerr << "note: --threads " << common_.threads << " is more than the " << cores
+              << (cores == 1 ? " core" : " cores")
+              << " this process may run on: the kernels' workers will share cores (slower, same "
+                 "results)\n";
+  }
   if (!common_.out.empty()) {
     try {
       make_directories(common_.out);

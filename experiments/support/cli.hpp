@@ -27,7 +27,7 @@ class UsageError : public std::runtime_error {
 // The common options, filled by Parser::parse.
 struct Common {
   uint64_t seed = 0;
-  int threads = 0;  // 0: all cores
+  int threads = 0;  // 0: every core this process may run on (available_cores())
   DType dtype = kFloat32;
   std::string out;  // output directory; empty: no files
   std::string config;

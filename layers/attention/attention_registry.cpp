@@ -38,6 +38,8 @@ std::string describe(const KindCapabilities& c) {
   add(c.distance_decay, "decay");
   add(c.dropout, "dropout");
   add(c.random_features, "random-features");
+  add(c.quadratic_memory, "O(L^2)-memory");
+  add(c.quadratic_time && !c.quadratic_memory, "O(L^2)-time");
   return out;
 }
 

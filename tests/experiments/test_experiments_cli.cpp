@@ -1,6 +1,7 @@
 // The attnlab CLI as a user runs it: every subcommand in a tiny configuration, its output files,
 // and bad flags (a one-line message and a non-zero exit).
 #include <doctest/doctest.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/parallel.hpp"
 #include "experiments/support/shadow_log.hpp"
 #include "tests/cli_test_helpers.hpp"
 #include "tests/scratch_path.hpp"
@@ -45,6 +47,26 @@ class WorkingDirectory {
 
  private:
   std::array<char, 4096> previous_{};
+};
+
+// Pins the calling thread to the first CPU of its affinity mask, and restores the mask.
+class PinnedToOneCpu {
+ public:
+  PinnedToOneCpu() {
+    REQUIRE(::sched_getaffinity(0, sizeof(saved_), &saved_) == 0);
+    int first = 0;
+    while (!CPU_ISSET(first, &saved_)) ++first;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    REQUIRE(::sched_setaffinity(0, sizeof(one), &one) == 0);
+  }
+  ~PinnedToOneCpu() { CHECK(::sched_setaffinity(0, sizeof(saved_), &saved_) == 0); }
+  PinnedToOneCpu(const PinnedToOneCpu&) = delete;
+  PinnedToOneCpu& operator=(const PinnedToOneCpu&) = delete;
+
+ private:
+  cpu_set_t saved_{};
 };
 
 // CSV: a header with the expected first column, and at least one data row with as many fields.
@@ -147,6 +169,54 @@ TEST_SUITE("experiments.cli") {
     // ..., peak MiB, fwd+bwd GFLOP/s, % of peak
     CHECK(row.size() > 4);
     CHECK(row.substr(row.size() - 4) == ",-,-");
+  }
+
+  TEST_CASE("bench attention skips a user's O(L^2) kinds by their declared capabilities") {
+    // tests/user_kinds/no_cost_kind.cpp: "no-cost" declares quadratic_time, "no-cost-weights"
+    // quadratic_memory too. The skips went by the names softmax-reference and softmax-fused, so
+    // a user's quadratic kind ran at every length.
+    const std::string dir = scratch_dir("quadratic_kinds");
+    const Run r = attnlab_test::run_program(
+        ATTNLAB_NO_COST_KIND_CLI_PATH,
+        "bench attention --kind no-cost,no-cost-weights --head-dim 8 --thread-counts 1 --reps 1 "
+        "--quick --no-crossover --max-reference-length 32 --max-exact-length 64 --out " +
+            dir);  // --quick: L = 32, 64
+    CAPTURE(r.out);
+    REQUIRE(r.status == 0);
+    std::istringstream csv(read(dir + "/attention.csv"));
+    std::string line;
+    std::getline(csv, line);        // the header
+    std::vector<std::string> runs;  // "kind L"
+    while (std::getline(csv, line)) {
+      std::istringstream cells(line);
+      std::string kind, m, d, mask, l;  // the CSV's first columns
+      for (std::string* cell : {&kind, &m, &d, &mask, &l}) std::getline(cells, *cell, ',');
+      runs.push_back(kind + " " + l);
+    }
+    CHECK(runs == std::vector<std::string>{"no-cost 32", "no-cost 64", "no-cost-weights 32"});
+    const Run kinds = attnlab_test::run_program(ATTNLAB_NO_COST_KIND_CLI_PATH, "kinds");
+    CHECK(kinds.out.find("O(L^2)-memory") != std::string::npos);
+  }
+
+  TEST_CASE("--threads above the cores this process may run on is a note - not silence") {
+    const std::string train =
+        "train --synthetic-users 30 --synthetic-items 30 --synthetic-max-length 12 --maxlen 8 "
+        "--blocks 1 --epochs 0 --threads ";
+    const int cores = attnlab::available_cores();
+    REQUIRE(cores >= 1);
+    const Run fits = run(train + std::to_string(cores));
+    CHECK(fits.status == 0);
+    CHECK(fits.out.find("note: --threads") == std::string::npos);
+    const Run over = run(train + std::to_string(cores + 1));
+    CAPTURE(over.out);
+    CHECK(over.status == 0);  // the results do not depend on the thread count: only slower
+    CHECK(over.out.find("note: --threads " + std::to_string(cores + 1) + " is more than the " +
+                        std::to_string(cores) + " core") != std::string::npos);
+    // Pinned to one CPU (what `taskset -c 0` does; a child inherits the calling thread's mask).
+    PinnedToOneCpu pin;
+    CHECK(attnlab::available_cores() == 1);
+    const Run pinned = run(train + "2");
+    CHECK(pinned.out.find("note: --threads 2 is more than the 1 core this") != std::string::npos);
   }
 
   TEST_CASE("sweep: runs a grid - resumes - emits jobs - collects") {

@@ -1,6 +1,7 @@
-// The attnlab CLI plus a user's attention kind without a cost model (AttentionKind::cost is
-// optional): softmax-fused under the name "no-cost". `bench attention` must show no GFLOP/s for
-// it, not 0.0 (tests/experiments/test_experiments_cli.cpp).
+// The attnlab CLI plus two user attention kinds without a cost model (AttentionKind::cost is
+// optional): softmax-fused under the name "no-cost" and softmax-reference under "no-cost-weights".
+// `bench attention` must show no GFLOP/s for them, not 0.0, and skip them at the lengths their
+// declared O(L^2) capabilities name (tests/experiments/test_experiments_cli.cpp).
 #include "experiments/commands/main/cli_main.hpp"
 #include "layers/attention/attention_registry.hpp"
 
@@ -8,19 +9,22 @@ namespace {
 
 using namespace attnlab;
 
-nn::AttentionKind no_cost_kind() {
+nn::AttentionKind no_cost_kind(const std::string& name, const std::string& builtin) {
   nn::AttentionKind k;
-  k.name = "no-cost";
+  k.name = name;
   k.family = "mine";
-  k.summary = "softmax-fused without a cost model";
+  k.summary = builtin + " without a cost model";
   k.capabilities.causal = k.capabilities.bidirectional = k.capabilities.key_padding = true;
-  k.make = [](const OptionValues&, const nn::KernelContext& c) {
-    return nn::make_attention_kernel("softmax-fused", c);
+  k.capabilities.quadratic_time = true;
+  k.capabilities.quadratic_memory = builtin == "softmax-reference";
+  k.make = [builtin](const OptionValues&, const nn::KernelContext& c) {
+    return nn::make_attention_kernel(builtin, c);
   };
   return k;
 }
 
-const nn::RegisterAttentionKind registered{{no_cost_kind()}};
+const nn::RegisterAttentionKind registered{{no_cost_kind("no-cost", "softmax-fused"),
+                                            no_cost_kind("no-cost-weights", "softmax-reference")}};
 
 }  // namespace
 

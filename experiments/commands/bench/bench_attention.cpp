@@ -138,11 +138,12 @@ cli::KindFlags add_options(cli::Parser& parser) {
       "causal, none, or both as a list (causal,none)")(
       "max-reference-length",
       cli::po::value<int64_t>()->default_value(16384),
-      "skip softmax-reference (it materialises the L x L weights) above this length")(
+      "skip kinds that materialise the L x L weights (softmax-reference; capabilities."
+      "quadratic_memory) above this length")(
       "max-exact-length",
       cli::po::value<int64_t>()->default_value(65536),
-      "skip softmax-fused above this length (its time grows as L^2)")(
-      "no-crossover", "do not add softmax-fused for the crossover table")(
+      "skip every O(L^2)-time kind (softmax-fused; capabilities.quadratic_time) above this "
+      "length")("no-crossover", "do not add softmax-fused for the crossover table")(
       "decay",
       cli::po::value<double>()->default_value(0.0),
       "exact kinds: distance bias -decay * |i - j| on the logits (ALiBi-style; LISA's decay)")(
@@ -279,9 +280,12 @@ std::shared_ptr<nn::AttentionKernel> make_kernel(const Study& st,
   return kernel;
 }
 
+// By what the kind declares (softmax-reference materialises its weights, softmax-fused is O(L^2)
+// in time only), so that a user's quadratic kind is skipped like the built-in ones.
 bool skipped(const Study& st, const std::string& kind, int64_t l) {
-  return (kind == "softmax-reference" && l > st.max_reference_length) ||
-         (kind == kExactBaseline && l > st.max_exact_length);
+  const nn::KindCapabilities& c = nn::attention_kind(kind).capabilities;
+  return (c.quadratic_memory && l > st.max_reference_length) ||
+         (c.quadratic_time && l > st.max_exact_length);
 }
 
 // Times forward alone and forward + backward of one kernel at one length.

@@ -26,8 +26,8 @@ struct AttentionBenchOptions {
   std::vector<int64_t> features{256};  // m, for the kinds with random projections
   std::vector<int64_t> thread_counts;  // empty: 1 and all cores
   int64_t heads = 1, batch = 1;
-  int64_t max_reference_length = 16384;  // O(L^2) reference kinds are skipped above
-  int64_t max_exact_length = 65536;      // softmax-fused is skipped above
+  int64_t max_reference_length = 16384;  // kinds with capabilities.quadratic_memory: skipped above
+  int64_t max_exact_length = 65536;      // kinds with capabilities.quadratic_time: skipped above
   bool crossover = true;  // add softmax-fused for the crossover table when a linear kind runs
   double decay = 0;       // exact kinds: the distance bias -decay * |i - j|
   // Per kind, its own options as (name, text) pairs over its defaults (e.g. {"favor",

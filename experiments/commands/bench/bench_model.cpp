@@ -24,6 +24,7 @@
 #include "experiments/support/models.hpp"
 #include "experiments/support/plot.hpp"
 #include "experiments/support/table.hpp"
+#include "layers/attention/attention_registry.hpp"
 #include "layers/optim/optim.hpp"
 #include "layers/recommender/seqrec_trainer.hpp"
 
@@ -60,8 +61,8 @@ void add_options(cli::Parser& parser) {
       "codebooks", cli::po::value<std::string>()->default_value("8x16"), "LISA: B x W")(
       "max-reference-length",
       cli::po::value<int64_t>()->default_value(4096),
-      "skip the materialised softmax-reference above this L (its memory grows as L^2)")(
-      "quick", "tiny sizes for the test suite");
+      "skip kinds that materialise the L x L weights above this L (softmax-reference; "
+      "capabilities.quadratic_memory)")("quick", "tiny sizes for the test suite");
   bench::add_timing_options(parser, 1.0);
   bench::add_model_stream_options(parser);
 }
@@ -143,11 +144,18 @@ Measured measure_one(const Study& st, const std::string& kind, int64_t l) {
 
 using Results = std::map<std::string, std::map<int64_t, Measured>>;
 
+// A SASRec kind whose attention keeps the L x L weights (softmax-reference, or a user's kind that
+// declares capabilities.quadratic_memory); model kinds (LISA) are linear in L.
+bool materialises_weights(const std::string& kind) {
+  const nn::AttentionKind* attention = nn::find_attention_kind(kind);
+  return attention && attention->capabilities.quadratic_memory;
+}
+
 Results measure_all(const Study& st, cli::Table& table) {
   Results results;
   for (const std::string& kind : st.kinds) {
     for (int64_t l : st.lengths) {
-      if (kind == "softmax-reference" && l > st.max_reference_length)
+      if (materialises_weights(kind) && l > st.max_reference_length)
         continue;
       const Measured m = measure_one(st, kind, l);
       results[kind][l] = m;

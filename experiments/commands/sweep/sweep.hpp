@@ -37,7 +37,7 @@ struct Sweep {
   std::vector<Axis> axes;
   std::vector<std::vector<std::string>> configurations;  // one value per axis, last axis fastest
   std::string dir;                                       // absolute
-  int threads = 0;  // kernel threads of each run (0: all cores), sizes a Slurm task
+  int threads = 0;  // kernel threads of each run (0: all available cores), sizes a Slurm task
   // --checkpoints (train only): each run checkpoints to <run dir>/checkpoint.npz at every
   // validation and, when that file exists as the run starts, continues from it (--resume), so an
   // interrupted sweep loses at most one validation interval of each unfinished run.

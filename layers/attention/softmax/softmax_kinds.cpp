@@ -26,6 +26,8 @@ AttentionCost softmax_cost(const AttentionShape& s, const OptionValues&) {
 AttentionKind softmax_kind(const std::string& name, SoftmaxImpl impl, const std::string& summary) {
   KindCapabilities caps;
   caps.causal = caps.bidirectional = caps.key_padding = caps.distance_decay = caps.dropout = true;
+  caps.quadratic_time = true;
+  caps.quadratic_memory = impl == SoftmaxImpl::Reference;  // [Lq, Lk] weights on the tape
   AttentionKind kind = AttentionKind::with_options<NoOptions>(
       name,
       "softmax",
