@@ -219,6 +219,26 @@ TEST_SUITE("experiments.cli") {
     CHECK(pinned.out.find("note: --threads 2 is more than the 1 core this") != std::string::npos);
   }
 
+  TEST_CASE("train's optimizer flags reach Adam - and the defaults are SASRec's betas") {
+    auto loss_line = [](const std::string& flags) {
+      const Run r = run(
+          "train --synthetic-users 60 --synthetic-items 30 --synthetic-max-length 12 --maxlen 8 "
+          "--blocks 1 --epochs 2 --batch 16 --eval-every 2 --eval-users 10 " +
+          flags);
+      CAPTURE(flags);
+      CAPTURE(r.out);
+      CHECK(r.status == 0);
+      const size_t at = r.out.find("epoch 2: loss ");
+      REQUIRE(at != std::string::npos);
+      return r.out.substr(at, r.out.find(',', at) - at);  // "epoch 2: loss 0.693..."
+    };
+    const std::string defaults = loss_line("");
+    CHECK(loss_line("--adam-betas 0.9,0.98 --weight-decay 0 --clip-norm 0") == defaults);
+    CHECK(loss_line("--adam-betas 0.5,0.9") != defaults);
+    CHECK(loss_line("--weight-decay 0.5") != defaults);
+    CHECK(loss_line("--clip-norm 1e-4") != defaults);
+  }
+
   TEST_CASE("sweep: runs a grid - resumes - emits jobs - collects") {
     const std::string dir = scratch_dir("sweep");
     const std::string base =
@@ -727,6 +747,11 @@ TEST_SUITE("experiments.cli") {
           Case{"approx --study lisa --dtype float32",
                "--dtype: approx --study lisa runs in float64 only"},
           Case{"train --dropout 1.5", "--dropout"},
+          Case{"train --adam-betas 0.9", "--adam-betas: expected two numbers in [0, 1), got '0.9'"},
+          Case{"train --adam-betas 0.9,1", "--adam-betas: expected two numbers in [0, 1)"},
+          Case{"train --adam-betas 0.9,0.98x", "--adam-betas: expected two numbers in [0, 1)"},
+          Case{"train --weight-decay -0.1", "--weight-decay: must be >= 0"},
+          Case{"train --clip-norm nan", "--clip-norm: must be >= 0"},
           Case{"train --bogus", "unrecognised option '--bogus'"},
           Case{"train --threads -2", "--threads"},
           Case{"train --dtype float16", "--dtype"},

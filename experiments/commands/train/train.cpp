@@ -2,9 +2,14 @@
 // (SASRec format or raw ratings.dat) or on the built-in synthetic data, with the SASRec protocol.
 #include "experiments/commands/train/train.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "core/core.hpp"
 #include "experiments/support/bench.hpp"
@@ -58,6 +63,27 @@ std::string non_finite_note(const rec::RankingMetrics& m) {
          std::to_string(m.users) + " users";
 }
 
+// --adam-betas "b1,b2": two numbers in [0, 1).
+std::pair<double, double> adam_betas(const cli::Parser& p) {
+  const std::string text = p.get<std::string>("adam-betas");
+  std::vector<double> betas;
+  for (const std::string& item : cli::split_list(text, "--adam-betas")) {
+    size_t used = 0;
+    double beta = -1;
+    try {
+      beta = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || !(beta >= 0 && beta < 1))
+      throw cli::UsageError("--adam-betas: expected two numbers in [0, 1), got '" + text + "'");
+    betas.push_back(beta);
+  }
+  if (betas.size() != 2)
+    throw cli::UsageError("--adam-betas: expected two numbers in [0, 1), got '" + text + "'");
+  return {betas[0], betas[1]};
+}
+
 // The flags' values, checked before any data is read.
 void check_flags(const cli::Parser& p) {
   auto positive = [&](const char* name) {
@@ -87,6 +113,12 @@ void check_flags(const cli::Parser& p) {
     throw cli::UsageError("--dropout: must be in [0, 1)");
   if (!(p.get<double>("lr") > 0))
     throw cli::UsageError("--lr: must be positive");
+  adam_betas(p);
+  for (const char* n : {"weight-decay", "clip-norm"}) {
+    const double v = p.get<double>(n);
+    if (!(v >= 0 && std::isfinite(v)))
+      throw cli::UsageError(std::string("--") + n + ": must be >= 0, got " + std::to_string(v));
+  }
   if (p.get<int64_t>("eval-users") < -1)
     throw cli::UsageError("--eval-users: must be >= 0, or -1 for all users");
   if (p.has("resume") && p.get<std::string>("checkpoint").empty()) {
@@ -172,6 +204,15 @@ void add_training_options(cli::Parser& p) {
   p.options().add_options()("epochs", cli::po::value<int64_t>()->default_value(200), "epochs")(
       "batch", cli::po::value<int64_t>()->default_value(128), "users per batch")(
       "lr", cli::po::value<double>()->default_value(1e-3), "Adam learning rate")(
+      "adam-betas",
+      cli::po::value<std::string>()->default_value("0.9,0.98"),
+      "Adam's beta1,beta2 (0.9,0.98: the SASRec and LISA code's)")(
+      "weight-decay",
+      cli::po::value<double>()->default_value(0.0),
+      "L2 penalty: weight-decay * p added to each gradient (Adam's coupled form)")(
+      "clip-norm",
+      cli::po::value<double>()->default_value(0.0),
+      "scale the gradients down to this global L2 norm when above it (0: never)")(
       "loss",
       cli::po::value<std::string>()->default_value("bce"),
       enum_names(rec::LossKind{}).help().c_str())(
@@ -276,6 +317,9 @@ rec::TrainConfig training_config(const cli::Parser& p) {
   tc.epochs = p.get<int64_t>("epochs");
   tc.batch_size = p.get<int64_t>("batch");
   tc.lr = p.get<double>("lr");
+  std::tie(tc.beta1, tc.beta2) = adam_betas(p);
+  tc.weight_decay = p.get<double>("weight-decay");
+  tc.clip_norm = p.get<double>("clip-norm");
   tc.loss = enum_names(rec::LossKind{}).parse(p.get<std::string>("loss"), "--loss");
   tc.eval_every = p.get<int64_t>("eval-every");
   tc.patience = p.get<int64_t>("patience");
