@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 #include <unordered_set>
 
 #include "autograd/engine.hpp"
@@ -13,6 +14,15 @@
 #include "layers/optim/optim.hpp"
 
 namespace attnlab::rec {
+std::string describe(const TrainConfig& c) {
+  std::ostringstream os;
+  os << "Adam(lr=" << c.lr << ", betas=(" << c.beta1 << ", " << c.beta2
+     << "), weight_decay=" << c.weight_decay << "), clip_norm=" << c.clip_norm << ", batch "
+     << c.batch_size << ", " << c.epochs << " epochs, loss " << enum_names(LossKind{}).name(c.loss)
+     << ", seed " << c.seed;
+  return os.str();
+}
+
 namespace {
 
 // Counter-based keys: everything an epoch draws depends only on (seed, epoch), so a resumed run

@@ -50,11 +50,15 @@ struct TrainConfig {
   int64_t patience = 0;     // evaluations without improvement before stopping (0: never stop)
   int64_t eval_negatives = 100;
   std::optional<int64_t> eval_max_users;  // validate and test only the first users (unset: all)
-  bool full_ranking = false;  // also compute full-ranking metrics
-  uint64_t seed = 0;          // data order, negatives, evaluation negatives
-  std::string checkpoint;     // path of the checkpoint written at each evaluation ("" = none)
-  bool resume = false;        // continue from `checkpoint`
+  bool full_ranking = false;              // also compute full-ranking metrics
+  uint64_t seed = 0;                      // data order, negatives, evaluation negatives
+  std::string checkpoint;  // path of the checkpoint written at each evaluation ("" = none)
+  bool resume = false;     // continue from `checkpoint`
 };
+
+// "Adam(lr=0.001, betas=(0.9, 0.98), weight_decay=0), clip_norm=0, batch 128, 200 epochs, loss
+// bce, seed 0": what a run's log should say it trained with.
+std::string describe(const TrainConfig& c);
 
 struct EpochLog {
   int64_t epoch = 0;

@@ -220,7 +220,7 @@ TEST_SUITE("experiments.cli") {
   }
 
   TEST_CASE("train's optimizer flags reach Adam - and the defaults are SASRec's betas") {
-    auto loss_line = [](const std::string& flags) {
+    auto train = [](const std::string& flags) {
       const Run r = run(
           "train --synthetic-users 60 --synthetic-items 30 --synthetic-max-length 12 --maxlen 8 "
           "--blocks 1 --epochs 2 --batch 16 --eval-every 2 --eval-users 10 " +
@@ -228,15 +228,23 @@ TEST_SUITE("experiments.cli") {
       CAPTURE(flags);
       CAPTURE(r.out);
       CHECK(r.status == 0);
-      const size_t at = r.out.find("epoch 2: loss ");
-      REQUIRE(at != std::string::npos);
-      return r.out.substr(at, r.out.find(',', at) - at);  // "epoch 2: loss 0.693..."
+      return r.out;
     };
-    const std::string defaults = loss_line("");
-    CHECK(loss_line("--adam-betas 0.9,0.98 --weight-decay 0 --clip-norm 0") == defaults);
-    CHECK(loss_line("--adam-betas 0.5,0.9") != defaults);
-    CHECK(loss_line("--weight-decay 0.5") != defaults);
-    CHECK(loss_line("--clip-norm 1e-4") != defaults);
+    auto loss_line = [](const std::string& out) {  // "epoch 2: loss 1.19..."
+      const size_t at = out.find("epoch 2: loss ");
+      REQUIRE(at != std::string::npos);
+      return out.substr(at, out.find(',', at) - at);
+    };
+    const std::string defaults = train("");
+    CHECK(defaults.find("training: Adam(lr=0.001, betas=(0.9, 0.98), weight_decay=0), "
+                        "clip_norm=0, batch 16, 2 epochs") != std::string::npos);
+    CHECK(loss_line(train("--adam-betas 0.9,0.98 --weight-decay 0 --clip-norm 0")) ==
+          loss_line(defaults));
+    const std::string betas = train("--adam-betas 0.5,0.9");
+    CHECK(betas.find("betas=(0.5, 0.9)") != std::string::npos);
+    CHECK(loss_line(betas) != loss_line(defaults));
+    CHECK(loss_line(train("--weight-decay 0.5")) != loss_line(defaults));
+    CHECK(loss_line(train("--clip-norm 1e-4")) != loss_line(defaults));
   }
 
   TEST_CASE("sweep: runs a grid - resumes - emits jobs - collects") {

@@ -336,6 +336,7 @@ rec::TrainConfig training_config(const cli::Parser& p) {
 void print_setup(const commands::TrainSetup& s) {
   std::cout << "data: " << s.data_summary << "\n";
   std::cout << "model: " << s.model_description << ", " << s.parameters << " parameters\n";
+  std::cout << "training: " << s.training_description << "\n";
 }
 
 // The evaluation callback: a line per validation while training runs (the tables come at the end).
@@ -482,7 +483,10 @@ commands::TrainReport commands::run_train(const TrainOptions& options) {
   TrainReport r;
   r.model = cli::make_model(mc);
   r.model->to(options.dtype);
-  r.setup = {data.summary(), r.model->describe(), r.model->parameter_count()};
+  r.setup = {data.summary(),
+             r.model->describe(),
+             rec::describe(options.training),
+             r.model->parameter_count()};
   if (options.on_start)
     options.on_start(r.setup);
   std::optional<rec::GradientShadow> shadow;

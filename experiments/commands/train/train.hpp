@@ -28,8 +28,9 @@ namespace attnlab::commands {
 
 // What run_train knows once the data is read and the model built, before the first epoch.
 struct TrainSetup {
-  std::string data_summary;       // SequenceDataset::summary()
-  std::string model_description;  // the model's describe()
+  std::string data_summary;          // SequenceDataset::summary()
+  std::string model_description;     // the model's describe()
+  std::string training_description;  // rec::describe(TrainConfig): optimizer, batch, epochs, ...
   int64_t parameters = 0;
 };
 
