@@ -91,13 +91,11 @@ NamedTensors checkpoint_entries(const nn::Module& model,
                                 const NamedScalars& scalars) {
   check_names(rngs, scalars, "save_checkpoint");
   NamedTensors out;
-  out.emplace_back("checkpoint_version",
-                   int_scalar(kVersion));
+  out.emplace_back("checkpoint_version", int_scalar(kVersion));
   out.emplace_back("step", int_scalar(step));
   for (auto& [n, t] : model.state_dict()) out.emplace_back("model." + n, t);
   for (auto& [n, t] : opt.state_dict()) out.emplace_back("optim." + n, t);
-  for (const auto& [n, g] : rngs)
-    out.emplace_back("rng." + n, generator_state(*g));
+  for (const auto& [n, g] : rngs) out.emplace_back("rng." + n, generator_state(*g));
   for (const auto& [n, v] : scalars) out.emplace_back("scalar." + n, scalar_tensor(v, kFloat64));
   return out;
 }
@@ -155,8 +153,7 @@ int64_t load_checkpoint_entries(const NamedTensors& entries,
         ValueError,
         "missing entry 'checkpoint_version': not an attnlab checkpoint (a file written by "
         "Module::save holds only a model: read it with Module::load)");
-    const int64_t version =
-        *scalar_entry(top, "checkpoint_version", kInt64).data<int64_t>();
+    const int64_t version = *scalar_entry(top, "checkpoint_version", kInt64).data<int64_t>();
     ATTNLAB_CHECK(version == kVersion,
                   ValueError,
                   "entry 'checkpoint_version' is ",
@@ -188,7 +185,7 @@ int64_t load_checkpoint_entries(const NamedTensors& entries,
                   "' (no generator of that name was passed to load_checkpoint)");
   });
   with_context(context + "optimizer (entries 'optim.*'): ",
-                                  [&] { opt.check_state_dict(optim_state); });
+               [&] { opt.check_state_dict(optim_state); });
 
   // 2. The model checks everything before it changes anything; the optimizer's state was checked
   // above, so its load cannot fail on content. Keep a copy of the model anyway so that no error
@@ -196,7 +193,7 @@ int64_t load_checkpoint_entries(const NamedTensors& entries,
   NamedTensors backup;
   for (auto& [n, t] : model.state_dict()) backup.emplace_back(n, t.clone());
   with_context(context + "model (entries 'model.*'): ",
-                                  [&] { model.load_state_dict(model_state); });
+               [&] { model.load_state_dict(model_state); });
   try {
     opt.load_state_dict(optim_state);
   } catch (...) {
@@ -213,15 +210,18 @@ int64_t load_checkpoint_entries(const NamedTensors& entries,
   return step;
 }
 
+NamedTensors read_checkpoint(const std::string& path) {
+  NamedTensors entries;
+  with_context("load_checkpoint '" + path + "': ", [&] { entries = load_npz(path); });
+  return entries;
+}
+
 int64_t load_checkpoint(const std::string& path,
                         nn::Module& model,
                         Optimizer& opt,
                         const NamedGenerators& rngs,
                         NamedScalars* scalars) {
-  NamedTensors entries;
-  with_context("load_checkpoint '" + path + "': ",
-                                  [&] { entries = load_npz(path); });
-  return load_checkpoint_entries(entries, path, model, opt, rngs, scalars);
+  return load_checkpoint_entries(read_checkpoint(path), path, model, opt, rngs, scalars);
 }
 
 }  // namespace attnlab::optim

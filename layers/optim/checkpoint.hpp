@@ -47,13 +47,14 @@ int64_t load_checkpoint(const std::string& path,
                         const NamedGenerators& rngs = {},
                         NamedScalars* scalars = nullptr);
 
-// The in-memory forms: the entries save_checkpoint writes, and the loader of such entries
-// (`source` names them in error messages).
+// The in-memory forms: the entries save_checkpoint writes (read_checkpoint reads them from a
+// file, unchecked), and the loader of such entries (`source` names them in error messages).
 NamedTensors checkpoint_entries(const nn::Module& model,
                                 const Optimizer& opt,
                                 int64_t step,
                                 const NamedGenerators& rngs = {},
                                 const NamedScalars& scalars = {});
+NamedTensors read_checkpoint(const std::string& path);
 int64_t load_checkpoint_entries(const NamedTensors& entries,
                                 const std::string& source,
                                 nn::Module& model,

@@ -231,6 +231,71 @@ struct RunState {
   double total_seconds = 0;
 };
 
+// The settings a resumed run must share with the run that wrote its checkpoint: those that shape
+// the trajectory (the optimizer, the batches, the random draws, the loss) and the validations
+// that choose the best model. The epochs, the validation interval, the patience and the final
+// full ranking may change (to extend a run). Saved as the checkpoint's "setting.*" scalars.
+optim::NamedScalars resume_settings(const TrainConfig& c) {
+  return {{"setting.lr", c.lr},
+          {"setting.beta1", c.beta1},
+          {"setting.beta2", c.beta2},
+          {"setting.weight_decay", c.weight_decay},
+          {"setting.clip_norm", c.clip_norm},
+          {"setting.batch_size", static_cast<double>(c.batch_size)},
+          {"setting.loss", static_cast<double>(c.loss)},
+          {"setting.seed_high", static_cast<double>(c.seed >> 32)},  // exact as doubles
+          {"setting.seed_low", static_cast<double>(c.seed & 0xffffffffu)},
+          {"setting.eval_negatives", static_cast<double>(c.eval_negatives)},
+          {"setting.eval_max_users", static_cast<double>(c.eval_max_users.value_or(-1))}};
+}
+
+// A resume under other settings would continue another run's trajectory under this run's name
+// (and Adam would keep the checkpoint's learning rate whatever --lr says): refused, naming each
+// difference. Checkpoints written before these settings were saved are not checked.
+void check_resume_settings(const TrainConfig& c, const optim::NamedScalars& saved) {
+  auto find = [&](const std::string& name) -> std::optional<double> {
+    for (const auto& [saved_name, value] : saved) {
+      if (saved_name == name)
+        return value;
+    }
+    return std::nullopt;
+  };
+  std::string differences;
+  auto differ = [&](const std::string& name, const auto& there, const auto& here) {
+    differences += ::attnlab::detail::concat(
+        differences.empty() ? "" : ", ", name, " ", there, " there, ", here, " here");
+  };
+  for (const auto& [name, value] : resume_settings(c)) {
+    const std::optional<double> there = find(name);
+    if (there && *there != value && name.rfind("setting.seed_", 0) != 0)
+      differ(name.substr(8), *there, value);
+  }
+  const std::optional<double> high = find("setting.seed_high"), low = find("setting.seed_low");
+  if (high && low) {
+    const uint64_t seed = (static_cast<uint64_t>(*high) << 32) | static_cast<uint64_t>(*low);
+    if (seed != c.seed)
+      differ("seed", seed, c.seed);
+  }
+  ATTNLAB_CHECK(differences.empty(),
+                ValueError,
+                "train_recommender: cannot resume from '",
+                c.checkpoint,
+                "': it was trained with other settings (",
+                differences,
+                "); resume with the same settings, or start a new run without resume");
+}
+
+// The run's state (its best validation so far) and its settings.
+optim::NamedScalars checkpoint_scalars(const TrainConfig& c, const RunState& s) {
+  optim::NamedScalars scalars{{"best_epoch", static_cast<double>(s.result.best_epoch)},
+                              {"best_ndcg10", s.best_ndcg},
+                              {"best_hr10", s.result.best_valid.hr10},
+                              {"best_tie_rate", s.result.best_valid.tie_rate},
+                              {"bad_evals", static_cast<double>(s.bad_evals)}};
+  for (const auto& setting : resume_settings(c)) scalars.push_back(setting);
+  return scalars;
+}
+
 // --resume: the model and optimizer from the checkpoint, the best-model bookkeeping from its
 // scalars, and the best model from its ".best.npz" companion.
 void restore_from_checkpoint(const TrainConfig& c,
@@ -238,7 +303,14 @@ void restore_from_checkpoint(const TrainConfig& c,
                              optim::Optimizer& opt,
                              RunState& s) {
   optim::NamedScalars scalars;
-  s.start_epoch = optim::load_checkpoint(c.checkpoint, model, opt, {}, &scalars);
+  const NamedTensors entries = optim::read_checkpoint(c.checkpoint);
+  for (const auto& [name, value] : entries) {  // checked before anything is restored
+    if (name.rfind("scalar.setting.", 0) == 0 && value.numel() == 1)
+      scalars.emplace_back(name.substr(7), value.to(kFloat64).item());
+  }
+  check_resume_settings(c, scalars);
+  scalars.clear();
+  s.start_epoch = optim::load_checkpoint_entries(entries, c.checkpoint, model, opt, {}, &scalars);
   for (const auto& [name, value] : scalars) {
     if (name == "best_epoch")
       s.result.best_epoch = static_cast<int64_t>(value);
@@ -377,16 +449,7 @@ void save_checkpoint_state(SequenceRecommender& model,
                            RunState& s) {
   if (!e.evaluated || c.checkpoint.empty())
     return;
-  optim::save_checkpoint(c.checkpoint,
-                         model,
-                         opt,
-                         e.epoch,
-                         {},
-                         {{"best_epoch", static_cast<double>(s.result.best_epoch)},
-                          {"best_ndcg10", s.best_ndcg},
-                          {"best_hr10", s.result.best_valid.hr10},
-                          {"best_tie_rate", s.result.best_valid.tie_rate},
-                          {"bad_evals", static_cast<double>(s.bad_evals)}});
+  optim::save_checkpoint(c.checkpoint, model, opt, e.epoch, {}, checkpoint_scalars(c, s));
   s.checkpoint_epoch = e.epoch;
 }
 

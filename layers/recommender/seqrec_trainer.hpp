@@ -53,7 +53,10 @@ struct TrainConfig {
   bool full_ranking = false;              // also compute full-ranking metrics
   uint64_t seed = 0;                      // data order, negatives, evaluation negatives
   std::string checkpoint;  // path of the checkpoint written at each evaluation ("" = none)
-  bool resume = false;     // continue from `checkpoint`
+  // Continue from `checkpoint`. Its training settings must be these (lr, betas, weight decay,
+  // clipping, batch size, seed, loss, validation negatives and users: a ValueError names each
+  // difference); epochs, eval_every, patience and full_ranking may change.
+  bool resume = false;
 };
 
 // "Adam(lr=0.001, betas=(0.9, 0.98), weight_decay=0), clip_norm=0, batch 128, 200 epochs, loss

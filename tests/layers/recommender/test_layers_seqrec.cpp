@@ -256,6 +256,53 @@ TEST_SUITE("layers.seqrec") {
     std::remove((ckpt + ".best.npz").c_str());
   }
 
+  TEST_CASE("a resume under other training settings is refused - not run with the old lr") {
+    // Adam restores its learning rate from the checkpoint: a resume with another lr ran on with
+    // the old one, and a resume with another seed or batch size continued another trajectory.
+    const SplitDataset data = tiny_synthetic();
+    const std::string ckpt = scratch("ckpt_settings.npz");
+    TrainConfig tc;
+    tc.epochs = 2;
+    tc.batch_size = 64;
+    tc.eval_every = 2;
+    tc.seed = 8;
+    tc.checkpoint = ckpt;
+    SASRec first(tiny_config(data.num_items));
+    train_recommender(first, data, tc);
+
+    SASRec resumed(tiny_config(data.num_items));
+    const auto before = resumed.parameters();
+    std::vector<Tensor> initial;
+    for (const auto& p : before) initial.push_back(p.value().clone());
+    TrainConfig rest = tc;
+    rest.resume = true;
+    rest.epochs = 4;
+    rest.lr = 2e-3;
+    rest.seed = 9;
+    const std::string refused = "cannot resume from '" + ckpt +
+                                "': it was trained with other settings (lr 0.001 there, 0.002 "
+                                "here, seed 8 there, 9 here)";
+    CHECK_THROWS_WITH_AS(
+        train_recommender(resumed, data, rest), doctest::Contains(refused.c_str()), ValueError);
+    for (std::size_t i = 0; i < before.size(); ++i)  // refused before anything was restored
+      CHECK(testing::bitwise_equal(before[i].value(), initial[i]));
+    rest.lr = tc.lr;
+    rest.seed = tc.seed;
+    rest.batch_size = 32;
+    CHECK_THROWS_WITH_AS(train_recommender(resumed, data, rest),
+                         doctest::Contains("(batch_size 64 there, 32 here)"),
+                         ValueError);
+    // What may change: more epochs, another validation interval and patience, full ranking.
+    rest.batch_size = tc.batch_size;
+    rest.eval_every = 1;
+    rest.patience = 5;
+    rest.full_ranking = true;
+    const TrainResult more = train_recommender(resumed, data, rest);
+    CHECK(more.epochs.size() == 2);
+    std::remove(ckpt.c_str());
+    std::remove((ckpt + ".best.npz").c_str());
+  }
+
   TEST_CASE("full softmax loss trains too and bad configurations are refused") {
     const SplitDataset data = tiny_synthetic();
     SASRec model(tiny_config(data.num_items));
