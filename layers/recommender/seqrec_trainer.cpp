@@ -232,10 +232,11 @@ struct RunState {
 };
 
 // The settings a resumed run must share with the run that wrote its checkpoint: those that shape
-// the trajectory (the optimizer, the batches, the random draws, the loss) and the validations
-// that choose the best model. The epochs, the validation interval, the patience and the final
-// full ranking may change (to extend a run). Saved as the checkpoint's "setting.*" scalars.
-optim::NamedScalars resume_settings(const TrainConfig& c) {
+// the trajectory (the optimizer, the batches, the random draws, the loss, the model's settings)
+// and the validations that choose the best model. The epochs, the validation interval, the
+// patience and the final full ranking may change (to extend a run). Saved as the checkpoint's
+// "setting.*" scalars.
+optim::NamedScalars training_settings(const TrainConfig& c) {
   return {{"setting.lr", c.lr},
           {"setting.beta1", c.beta1},
           {"setting.beta2", c.beta2},
@@ -247,6 +248,27 @@ optim::NamedScalars resume_settings(const TrainConfig& c) {
           {"setting.seed_low", static_cast<double>(c.seed & 0xffffffffu)},
           {"setting.eval_negatives", static_cast<double>(c.eval_negatives)},
           {"setting.eval_max_users", static_cast<double>(c.eval_max_users.value_or(-1))}};
+}
+
+// A model setting as a number: its value when the text is one ("0.2", "256"), else a 32-bit
+// FNV-1a hash of the text ("chi", "true"), exact in a double, under "setting.model_text.".
+std::pair<std::string, double> model_setting(const std::string& name, const std::string& text) {
+  try {
+    size_t used = 0;
+    const double value = std::stod(text, &used);
+    if (used == text.size())
+      return {"setting.model." + name, value};
+  } catch (const std::exception&) {
+  }
+  uint32_t hash = 2166136261u;
+  for (unsigned char ch : text) hash = (hash ^ ch) * 16777619u;
+  return {"setting.model_text." + name, static_cast<double>(hash)};
+}
+
+optim::NamedScalars resume_settings(const TrainConfig& c) {
+  optim::NamedScalars settings = training_settings(c);
+  for (const auto& [name, text] : c.model_settings) settings.push_back(model_setting(name, text));
+  return settings;
 }
 
 // A resume under other settings would continue another run's trajectory under this run's name
@@ -267,7 +289,11 @@ void check_resume_settings(const TrainConfig& c, const optim::NamedScalars& save
   };
   for (const auto& [name, value] : resume_settings(c)) {
     const std::optional<double> there = find(name);
-    if (there && *there != value && name.rfind("setting.seed_", 0) != 0)
+    if (!there || *there == value || name.rfind("setting.seed_", 0) == 0)
+      continue;
+    if (name.rfind("setting.model_text.", 0) == 0)  // a hash: no value to show
+      differences += (differences.empty() ? "model." : ", model.") + name.substr(19) + " differs";
+    else
       differ(name.substr(8), *there, value);
   }
   const std::optional<double> high = find("setting.seed_high"), low = find("setting.seed_low");

@@ -23,6 +23,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/enum_names.hpp"
@@ -54,9 +55,13 @@ struct TrainConfig {
   uint64_t seed = 0;                      // data order, negatives, evaluation negatives
   std::string checkpoint;  // path of the checkpoint written at each evaluation ("" = none)
   // Continue from `checkpoint`. Its training settings must be these (lr, betas, weight decay,
-  // clipping, batch size, seed, loss, validation negatives and users: a ValueError names each
-  // difference); epochs, eval_every, patience and full_ranking may change.
+  // clipping, batch size, seed, loss, validation negatives and users, model_settings: a
+  // ValueError names each difference); epochs, eval_every, patience and full_ranking may change.
   bool resume = false;
+  // What the model was built with, as (name, value as text) pairs (`attnlab train`: the kind,
+  // width, depth, dropout, ... and the kind's options), saved with each checkpoint so that a
+  // resume under other model settings is refused. Empty: not checked.
+  std::vector<std::pair<std::string, std::string>> model_settings;
 };
 
 // "Adam(lr=0.001, betas=(0.9, 0.98), weight_decay=0), clip_norm=0, batch 128, 200 epochs, loss

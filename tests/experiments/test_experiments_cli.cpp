@@ -247,6 +247,26 @@ TEST_SUITE("experiments.cli") {
     CHECK(loss_line(train("--clip-norm 1e-4")) != loss_line(defaults));
   }
 
+  TEST_CASE("train --resume under other model settings is refused - naming them") {
+    // The checkpoint's shapes catch --dim or --features; --dropout or a kind's --feature-norm
+    // resumed silently as the new run.
+    const std::string dir = scratch_dir("resume_settings");
+    ::mkdir(dir.c_str(), 0755);
+    const std::string base =
+        "train --synthetic-users 40 --synthetic-items 30 --synthetic-max-length 12 --maxlen 8 "
+        "--blocks 1 --attention favor --features 16 --eval-every 1 --checkpoint " +
+        dir + "/c.npz";
+    REQUIRE(run(base + " --epochs 2").status == 0);
+    const Run changed = run(base + " --epochs 3 --resume --dropout 0.1 --feature-norm sqrt-d");
+    CAPTURE(changed.out);
+    CHECK(changed.status == 1);
+    CHECK(changed.out.find("it was trained with other settings (model.dropout 0.2 there, 0.1 "
+                           "here, model.feature-norm differs)") != std::string::npos);
+    const Run same = run(base + " --epochs 3 --resume --full-ranking");
+    CAPTURE(same.out);
+    CHECK(same.status == 0);
+  }
+
   TEST_CASE("sweep: runs a grid - resumes - emits jobs - collects") {
     const std::string dir = scratch_dir("sweep");
     const std::string base =

@@ -474,6 +474,27 @@ const cli::Register train_command("train",
 
 }  // namespace
 
+namespace {
+
+// The model's settings, for the checkpoint's resume check (TrainConfig::model_settings).
+std::vector<std::pair<std::string, std::string>> model_settings(const cli::ModelOptions& m) {
+  std::vector<std::pair<std::string, std::string>> settings{
+      {"attention", m.kind},
+      {"maxlen", std::to_string(m.max_length)},
+      {"dim", std::to_string(m.dim)},
+      {"blocks", std::to_string(m.blocks)},
+      {"heads", std::to_string(m.heads)},
+      {"dropout", ::attnlab::detail::concat(m.dropout)},
+      {"norm", enum_names(m.norm).name(m.norm)}};
+  const rec::ModelKind& kind = rec::model_kind(m.kind);
+  const OptionValues values = m.kind_options.empty() ? kind.options.defaults() : m.kind_options;
+  for (const OptionSpec& spec : kind.options.specs())
+    settings.emplace_back(spec.name, spec.get(values));
+  return settings;
+}
+
+}  // namespace
+
 // load -> build -> train.
 commands::TrainReport commands::run_train(const TrainOptions& options) {
   const rec::SequenceDataset data = cli::load_sequences(options.data, options.synthetic);
@@ -489,6 +510,9 @@ commands::TrainReport commands::run_train(const TrainOptions& options) {
              r.model->parameter_count()};
   if (options.on_start)
     options.on_start(r.setup);
+  rec::TrainConfig training = options.training;
+  if (training.model_settings.empty())
+    training.model_settings = model_settings(mc);
   std::optional<rec::GradientShadow> shadow;
   rec::TrainCallbacks callbacks = options.callbacks;
   if (options.shadow) {
@@ -497,7 +521,7 @@ commands::TrainReport commands::run_train(const TrainOptions& options) {
     callbacks = shadow->install(callbacks);
   }
   r.peak_tensor_bytes = bench::peak_tensor_bytes(
-      [&] { r.result = rec::train_recommender(*r.model, split, options.training, callbacks); });
+      [&] { r.result = rec::train_recommender(*r.model, split, training, callbacks); });
   r.peak_rss_bytes = bench::process_peak_rss();
   if (shadow)
     r.shadow_records = shadow->records();
