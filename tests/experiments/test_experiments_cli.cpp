@@ -297,24 +297,54 @@ TEST_SUITE("experiments.cli") {
     CHECK(run("sweep --dir " + dir).status == 2);
   }
 
+  TEST_CASE("sweep: resuming with other --args is refused - collecting needs none") {
+    // Finished runs are skipped on a resume: with other --args the merged table would average
+    // runs made under two settings.
+    const std::string dir = scratch_dir("sweep_args");
+    const std::string grid = "sweep --grid \"seed=1,2\" --dir " + dir;
+    const std::string args =
+        "--synthetic-users 50 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 --blocks "
+        "1 --epochs 1 --eval-every 1";
+    REQUIRE(run(grid + " --args \"" + args + "\"").status == 0);
+    std::remove((dir + "/runs/1/result.csv").c_str());
+    const Run other = run(grid + " --args \"" + args + " --lr 0.01\"");
+    CAPTURE(other.out);
+    CHECK(other.status == 2);
+    CHECK(other.out.find("holds a sweep run with other arguments (see its arguments.txt)") !=
+          std::string::npos);
+    CHECK(read(dir + "/runs/1/result.csv").empty());  // nothing ran
+    CHECK(run(grid + " --emit-jobs --args \"" + args + " --lr 0.01\"").status == 2);
+    // The same arguments (spacing aside) and the sweep's own --threads resume; --collect alone.
+    const Run same = run(grid + " --threads 1 --args \" " + args + "  \"");
+    CAPTURE(same.out);
+    CHECK(same.status == 0);
+    CHECK(same.out.find("1 run, 1 already finished, 0 failed") != std::string::npos);
+    CHECK(run(grid + " --collect").status == 0);
+  }
+
   TEST_CASE("sweep --checkpoints: an interrupted train run continues from its last validation") {
     const std::string dir = scratch_dir("sweep_checkpoints");
-    const std::string data =
-        " --args \"--synthetic-users 50 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 "
-        "--blocks 1 --eval-every 1 --epochs ";
+    const std::string args =
+        "--synthetic-users 50 --synthetic-items 30 --synthetic-max-length 20 --maxlen 16 --blocks "
+        "1 --eval-every 1";
     const std::string grid = "sweep --checkpoints --grid \"seed=1,2\" --dir " + dir;
-    REQUIRE(run(grid + data + "1\"").status == 0);
+    REQUIRE(run(grid + " --args \"" + args + " --epochs 2\"").status == 0);
     for (const char* k : {"0", "1"}) {
       CHECK(read(dir + "/runs/" + k + "/checkpoint.npz").size() > 0);
-      CHECK(read(dir + "/runs/" + k + "/output.txt").find("epoch 1:") != std::string::npos);
+      CHECK(read(dir + "/runs/" + k + "/output.txt").find("epoch 2:") != std::string::npos);
     }
-    // Run 1 "was interrupted" after its epoch-1 validation: the sweep started again with more
-    // epochs skips run 0 and continues run 1 from its checkpoint: epoch 2 runs, epoch 1 does not.
-    std::remove((dir + "/runs/1/result.csv").c_str());
-    const Run again = run(grid + data + "2\"");
+    // Run 1 "was interrupted" after its epoch-1 validation: its checkpoint is of epoch 1 (made by
+    // the same train command stopped there) and it has no result. The sweep started again skips
+    // run 0 and continues run 1 from its checkpoint: epoch 2 runs, epoch 1 does not.
+    const std::string run1 = dir + "/runs/1";
+    REQUIRE(run("train " + args + " --epochs 1 --seed 2 --checkpoint " + run1 +
+                "/checkpoint.npz --out " + run1)
+                .status == 0);
+    std::remove((run1 + "/result.csv").c_str());
+    const Run again = run(grid + " --args \"" + args + " --epochs 2\"");
     CHECK(again.status == 0);
     CHECK(again.out.find("1 run, 1 already finished, 0 failed") != std::string::npos);
-    const std::string resumed = read(dir + "/runs/1/output.txt");
+    const std::string resumed = read(run1 + "/output.txt");
     CHECK(resumed.find("epoch 2:") != std::string::npos);
     CHECK(resumed.find("epoch 1:") == std::string::npos);
     // Only train writes checkpoints.

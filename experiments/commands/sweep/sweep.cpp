@@ -241,6 +241,35 @@ void write_manifest(const Sweep& sweep, const std::string& given_dir) {
   write_file_atomic(path, manifest.str());
 }
 
+// Whether any configuration has left a result or a checkpoint.
+bool has_run_output(const Sweep& sweep) {
+  for (std::size_t k = 0; k < sweep.configurations.size(); ++k) {
+    if (exists(sweep.run_dir(k) + "/result.csv") || exists(sweep.run_dir(k) + "/checkpoint.npz"))
+      return true;
+  }
+  return false;
+}
+
+// The command and the arguments common to every run (`args` as given: the sweep's own --threads
+// changes no result), recorded in arguments.txt. Once a run has left a result or a checkpoint,
+// other arguments are refused: the finished runs would be skipped, the checkpointed ones
+// continued, and --collect would merge results made under two settings into one mean.
+// Whitespace is not significant. A directory without the record (a sweep made before it was
+// kept) adopts the arguments given.
+void check_arguments(const Sweep& sweep, const std::string& args, const std::string& given_dir) {
+  std::istringstream words(args);
+  std::string record = sweep.command + "\t", word;
+  for (bool first = true; words >> word; first = false) record += (first ? "" : " ") + word;
+  record += "\n";
+  const std::string path = sweep.dir + "/arguments.txt";
+  if (exists(path) && read_file(path) != record && has_run_output(sweep)) {
+    throw cli::UsageError("--args: " + given_dir +
+                          " holds a sweep run with other arguments (see its arguments.txt): use "
+                          "the same --command and --args to resume, or a new --dir");
+  }
+  write_file_atomic(path, record);
+}
+
 // Runs the configurations without a result, `jobs` at a time; returns how many failed. Progress
 // lines go to `log` unless it is null.
 int run_locally(const Sweep& sweep, int jobs, std::ostream* log) {
@@ -378,6 +407,8 @@ SweepReport run_sweep(const SweepOptions& options) {
   }
   cli::make_directories(plan.dir + "/runs");
   sweep::write_manifest(plan, options.dir);
+  if (!options.collect_only)  // --collect needs only --dir and --grid
+    sweep::check_arguments(plan, options.args, options.dir);
   SweepReport report;
   report.configurations = plan.configurations.size();
   if (emit && !options.collect_only) {
