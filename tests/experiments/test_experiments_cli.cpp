@@ -49,6 +49,20 @@ class WorkingDirectory {
   std::array<char, 4096> previous_{};
 };
 
+// The data lines of a CSV file (its header skipped, the CRLF line ends of RFC 4180 removed).
+std::vector<std::string> csv_rows(const std::string& path) {
+  std::istringstream csv(read(path));
+  std::vector<std::string> rows;
+  std::string line;
+  for (bool header = true; std::getline(csv, line); header = false) {
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (!header)
+      rows.push_back(line);
+  }
+  return rows;
+}
+
 // Pins the calling thread to the first CPU of its affinity mask, and restores the mask.
 class PinnedToOneCpu {
  public:
@@ -158,12 +172,9 @@ TEST_SUITE("experiments.cli") {
             dir);
     CAPTURE(r.out);
     REQUIRE(r.status == 0);
-    std::istringstream csv(read(dir + "/attention.csv"));
-    std::string header, row;
-    std::getline(csv, header);
-    std::getline(csv, row);
-    if (!row.empty() && row.back() == '\r')  // CSV lines end in CRLF (RFC 4180)
-      row.pop_back();
+    const std::vector<std::string> rows = csv_rows(dir + "/attention.csv");
+    REQUIRE(!rows.empty());
+    const std::string& row = rows[0];
     CAPTURE(row);
     CHECK(row.rfind("no-cost,", 0) == 0);
     // ..., peak MiB, fwd+bwd GFLOP/s, % of peak
@@ -183,11 +194,8 @@ TEST_SUITE("experiments.cli") {
             dir);  // --quick: L = 32, 64
     CAPTURE(r.out);
     REQUIRE(r.status == 0);
-    std::istringstream csv(read(dir + "/attention.csv"));
-    std::string line;
-    std::getline(csv, line);        // the header
     std::vector<std::string> runs;  // "kind L"
-    while (std::getline(csv, line)) {
+    for (const std::string& line : csv_rows(dir + "/attention.csv")) {
       std::istringstream cells(line);
       std::string kind, m, d, mask, l;  // the CSV's first columns
       for (std::string* cell : {&kind, &m, &d, &mask, &l}) std::getline(cells, *cell, ',');
