@@ -842,6 +842,10 @@ TEST_SUITE("experiments.cli") {
           Case{"train --data /nonexistent/ml.txt", "/nonexistent/ml.txt"},
           Case{"bench gemm --sizes 64,x", "--sizes"},
           Case{"bench attention --kind nope", "--kind"},
+          // Flags of the other bench model study: refused, not silently ignored.
+          Case{"bench model --stream --reps 5", "--reps: not used by bench model --stream"},
+          Case{"bench model --stream --batch 8", "--batch: not used by bench model --stream"},
+          Case{"bench model --window 8", "--window: only for bench model --stream"},
           Case{"bench attention --kind favor --decay 0.1",
                "--decay: attention kind 'favor' takes no distance decay"},
           Case{"train --attention softmax-fused --tau 0.5",

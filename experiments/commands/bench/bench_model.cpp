@@ -241,6 +241,10 @@ int run_model_bench(int argc, char** argv) {
     return 0;
   if (parser.has("stream"))
     return bench::run_model_stream_bench(parser);
+  for (const char* flag : {"window", "recompute-reps"}) {
+    if (parser.given(flag))
+      throw cli::UsageError(std::string("--") + flag + ": only for bench model --stream");
+  }
   const Study st = parse_study(parser);
   std::cout << bench::machine_summary() << "\n"
             << "batch " << st.batch << " full-length sequences, width " << st.dim << ", one head, "

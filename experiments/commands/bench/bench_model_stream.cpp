@@ -60,6 +60,14 @@ StreamStudy parse_stream_study(const cli::Parser& p) {
       throw cli::UsageError("--kinds: unknown model kind '" + k +
                             "' (known: " + rec::model_kind_names() + ")");
   }
+  // bench model's flags that the streaming study does not read: refused, not ignored.
+  for (const char* flag : {"batch", "max-reference-length", "budget", "reps"}) {
+    if (p.given(flag)) {
+      throw cli::UsageError(std::string("--") + flag +
+                            ": not used by bench model --stream (one user; a step is the median "
+                            "of --window pushes, a recomputation of --recompute-reps runs)");
+    }
+  }
   st.lengths = cli::parse_int_list(quick ? "8,16" : p.get<std::string>("lengths"), "--lengths");
   st.dim = quick ? 8 : p.get<int64_t>("dim");
   st.items = quick ? 50 : p.get<int64_t>("items");
@@ -210,8 +218,9 @@ void add_model_stream_options(cli::Parser& parser) {
       "--stream: recomputations on the prefix per length (median)")(
       "clock",
       cli::po::value<std::string>()->default_value("cpu"),
-      "cpu (process CPU time, median of --reps runs, 3 by default; robust on a shared "
-      "machine) or wall (wall-clock time, --budget and --reps as the other bench modes)");
+      "cpu (process CPU time, robust on a shared machine: bench model the median of --reps "
+      "runs, 3 by default; --stream a step as the median of --window pushes) or wall "
+      "(wall-clock time; bench model: --budget and --reps as the other bench modes)");
 }
 
 bool cpu_clock_option(const cli::Parser& p) {
