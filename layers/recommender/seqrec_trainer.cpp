@@ -14,6 +14,7 @@
 #include "layers/optim/optim.hpp"
 
 namespace attnlab::rec {
+
 std::string describe(const TrainConfig& c) {
   std::ostringstream os;
   os << "Adam(lr=" << c.lr << ", betas=(" << c.beta1 << ", " << c.beta2
@@ -256,7 +257,7 @@ std::pair<std::string, double> model_setting(const std::string& name, const std:
   try {
     size_t used = 0;
     const double value = std::stod(text, &used);
-    if (used == text.size())
+    if (used == text.size() && !std::isnan(value))  // a NaN would never equal itself
       return {"setting.model." + name, value};
   } catch (const std::exception&) {
   }

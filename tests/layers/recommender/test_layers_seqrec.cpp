@@ -267,6 +267,8 @@ TEST_SUITE("layers.seqrec") {
     tc.eval_every = 2;
     tc.seed = 8;
     tc.checkpoint = ckpt;
+    // What the caller built the model with; a NaN text must still equal itself on resume.
+    tc.model_settings = {{"attention", "softmax-fused"}, {"dropout", "0.2"}, {"epsilon", "nan"}};
     SASRec first(tiny_config(data.num_items));
     train_recommender(first, data, tc);
 
@@ -292,8 +294,14 @@ TEST_SUITE("layers.seqrec") {
     CHECK_THROWS_WITH_AS(train_recommender(resumed, data, rest),
                          doctest::Contains("(batch_size 64 there, 32 here)"),
                          ValueError);
-    // What may change: more epochs, another validation interval and patience, full ranking.
     rest.batch_size = tc.batch_size;
+    rest.model_settings = {{"attention", "favor"}, {"dropout", "0.1"}, {"epsilon", "nan"}};
+    CHECK_THROWS_WITH_AS(train_recommender(resumed, data, rest),
+                         doctest::Contains("(model.attention differs, model.dropout 0.2 there, "
+                                           "0.1 here)"),
+                         ValueError);
+    // What may change: more epochs, another validation interval and patience, full ranking.
+    rest.model_settings = tc.model_settings;
     rest.eval_every = 1;
     rest.patience = 5;
     rest.full_ranking = true;
