@@ -118,6 +118,18 @@ class OptionSet {
   std::vector<OptionSpec> specs_;
 };
 
+// The number that is the whole of `text` ("0.2", "1e-3", "nan"), or nothing ("", "0.2x", "abc").
+inline std::optional<double> parse_number(const std::string& text) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size())
+      return v;
+  } catch (const std::exception&) {  // not a number, or out of range
+  }
+  return std::nullopt;
+}
+
 // ---- value codecs: text <-> field ---------------------------------------------------------------
 template <class V, class Enable = void>
 struct OptionCodec;
@@ -142,13 +154,8 @@ template <class V>
 struct OptionCodec<V, std::enable_if_t<std::is_floating_point_v<V>>> {
   static const char* value_name() { return "FLOAT"; }
   static V parse(const std::string& text, const std::string& flag) {
-    try {
-      size_t used = 0;
-      const double v = std::stod(text, &used);
-      if (used == text.size())
-        return static_cast<V>(v);
-    } catch (const std::exception&) {
-    }
+    if (const std::optional<double> v = parse_number(text))
+      return static_cast<V>(*v);
     throw ValueError(flag + ": expected a number, got '" + text + "'");
   }
   static std::string format(V v) {

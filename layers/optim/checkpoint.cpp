@@ -216,6 +216,15 @@ NamedTensors read_checkpoint(const std::string& path) {
   return entries;
 }
 
+NamedScalars read_scalars(const NamedTensors& entries) {
+  NamedScalars scalars;
+  for (const auto& [n, t] : entries) {
+    if (starts_with(n, "scalar.") && t.dim() == 0 && is_floating(t.dtype()))
+      scalars.emplace_back(n.substr(7), t.item());
+  }
+  return scalars;
+}
+
 int64_t load_checkpoint(const std::string& path,
                         nn::Module& model,
                         Optimizer& opt,

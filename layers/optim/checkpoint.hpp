@@ -55,6 +55,10 @@ NamedTensors checkpoint_entries(const nn::Module& model,
                                 const NamedGenerators& rngs = {},
                                 const NamedScalars& scalars = {});
 NamedTensors read_checkpoint(const std::string& path);
+// The "scalar.<name>" entries of such entries that are float scalars, as (name, value), without
+// restoring anything (e.g. to check a run's saved settings first); malformed ones are left for
+// load_checkpoint_entries to report.
+NamedScalars read_scalars(const NamedTensors& entries);
 int64_t load_checkpoint_entries(const NamedTensors& entries,
                                 const std::string& source,
                                 nn::Module& model,

@@ -9,6 +9,7 @@
 #include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
+#include "core/option_binder.hpp"
 #include "layers/nn/losses.hpp"
 #include "layers/optim/checkpoint.hpp"
 #include "layers/optim/optim.hpp"
@@ -254,13 +255,9 @@ optim::NamedScalars training_settings(const TrainConfig& c) {
 // A model setting as a number: its value when the text is one ("0.2", "256"), else a 32-bit
 // FNV-1a hash of the text ("chi", "true"), exact in a double, under "setting.model_text.".
 std::pair<std::string, double> model_setting(const std::string& name, const std::string& text) {
-  try {
-    size_t used = 0;
-    const double value = std::stod(text, &used);
-    if (used == text.size() && !std::isnan(value))  // a NaN would never equal itself
-      return {"setting.model." + name, value};
-  } catch (const std::exception&) {
-  }
+  const std::optional<double> value = parse_number(text);
+  if (value && !std::isnan(*value))  // a NaN would never equal itself
+    return {"setting.model." + name, *value};
   uint32_t hash = 2166136261u;
   for (unsigned char ch : text) hash = (hash ^ ch) * 16777619u;
   return {"setting.model_text." + name, static_cast<double>(hash)};
@@ -329,14 +326,9 @@ void restore_from_checkpoint(const TrainConfig& c,
                              SequenceRecommender& model,
                              optim::Optimizer& opt,
                              RunState& s) {
-  optim::NamedScalars scalars;
   const NamedTensors entries = optim::read_checkpoint(c.checkpoint);
-  for (const auto& [name, value] : entries) {  // checked before anything is restored
-    if (name.rfind("scalar.setting.", 0) == 0 && value.numel() == 1)
-      scalars.emplace_back(name.substr(7), value.to(kFloat64).item());
-  }
-  check_resume_settings(c, scalars);
-  scalars.clear();
+  check_resume_settings(c, optim::read_scalars(entries));  // before anything is restored
+  optim::NamedScalars scalars;
   s.start_epoch = optim::load_checkpoint_entries(entries, c.checkpoint, model, opt, {}, &scalars);
   for (const auto& [name, value] : scalars) {
     if (name == "best_epoch")

@@ -27,6 +27,7 @@
 
 #include "autograd/autograd.hpp"
 #include "core/core.hpp"
+#include "core/option_binder.hpp"
 #include "experiments/support/cli.hpp"
 #include "experiments/support/models.hpp"
 #include "experiments/support/plot.hpp"
@@ -254,14 +255,10 @@ struct FavorStudy {
 std::vector<double> parse_scales(const std::string& text) {
   std::vector<double> scales;
   for (const auto& s : cli::split_list(text, "--scales")) {
-    try {
-      size_t used = 0;
-      scales.push_back(std::stod(s, &used));
-      if (used != s.size() || !(scales.back() > 0))
-        throw std::invalid_argument(s);
-    } catch (const std::exception&) {
+    const std::optional<double> scale = parse_number(s);
+    if (!scale || !(*scale > 0))
       throw cli::UsageError("--scales: expected positive numbers, got '" + s + "'");
-    }
+    scales.push_back(*scale);
   }
   return scales;
 }

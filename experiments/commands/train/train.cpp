@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/core.hpp"
+#include "core/option_binder.hpp"
 #include "experiments/support/bench.hpp"
 #include "experiments/support/cli.hpp"
 #include "experiments/support/kind_flags.hpp"
@@ -68,16 +69,10 @@ std::pair<double, double> adam_betas(const cli::Parser& p) {
   const std::string text = p.get<std::string>("adam-betas");
   std::vector<double> betas;
   for (const std::string& item : cli::split_list(text, "--adam-betas")) {
-    size_t used = 0;
-    double beta = -1;
-    try {
-      beta = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || !(beta >= 0 && beta < 1))
+    const std::optional<double> beta = parse_number(item);
+    if (!beta || !(*beta >= 0 && *beta < 1))
       throw cli::UsageError("--adam-betas: expected two numbers in [0, 1), got '" + text + "'");
-    betas.push_back(beta);
+    betas.push_back(*beta);
   }
   if (betas.size() != 2)
     throw cli::UsageError("--adam-betas: expected two numbers in [0, 1), got '" + text + "'");
