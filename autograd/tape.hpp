@@ -38,8 +38,9 @@ class Tape {
   // Reverse sweep from `loss` (the same as loss.backward()).
   void backward(const Var& loss, bool retain_graph = false) const;
 
-  // A table: index, op, label, scope, input shapes, output shape, dtype, forward ms, backward ms,
-  // bytes saved for backward, gradient norm after backward.
+  // A table: index, op, label, scope, input shapes, output shape, dtype, forward ms, bytes saved
+  // for backward, gradient norm after backward; then a line of totals (nodes, forward and
+  // backward ms, bytes saved).
   std::string report() const;
   // Graphviz DOT of the recorded nodes (ops as boxes, leaves as ellipses, edges input -> op).
   std::string to_dot() const;

@@ -51,8 +51,8 @@ struct KindCapabilities {
   bool random_features = false;  // random projections (the feature count matters)
   // How cost grows with the length L, for studies that sweep it (`bench attention`, `bench
   // model`): a kind that declares neither is taken to be linear in L and never skipped.
-  bool quadratic_time = false;    // O(L^2) time (exact attention); skipped above --max-exact-length
-  bool quadratic_memory = false;  // materialises the L x L weights; above --max-reference-length
+  bool quadratic_time = false;    // O(L^2) time: bench attention skips it above --max-exact-length
+  bool quadratic_memory = false;  // the L x L weights: both skip it above --max-reference-length
 };
 // "causal, bidirectional, key-padding, ..." (the supported ones, comma-separated).
 std::string describe(const KindCapabilities& c);
