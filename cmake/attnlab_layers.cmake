@@ -5,9 +5,9 @@
 # any #include that breaks this table; the libraries are created from it (attnlab_add_layers).
 #
 #   core <- autograd <- layers/nn <- layers/optim
-#                       layers/nn <- layers/attention <- families (softmax, favor, lisa, ...)
-#                                    families <- layers/attention/kinds (the built-in kinds)
-#   kinds, layers/optim <- layers/recommender <- experiments/support <- experiments (commands,
+#                       layers/nn <- layers/attention <- families (softmax, favor, lisa, ...;
+#                                                        each registers its own kinds)
+#   families, layers/optim <- layers/recommender <- experiments/support <- experiments (commands,
 #   lessons)
 #
 # One row per component: "<target> <folder> <builds on...>". A folder `a/*` stands for each
@@ -25,8 +25,7 @@ set(ATTNLAB_LAYERS
   # cosFormer is a linear attention: it feeds its features to FAVOR+'s public prefix-sum ops
   # (favor_causal / favor_bidirectional / favor_normalize), the extension point of that class.
   "layers_attention_cosformer layers/attention/cosformer layers_attention layers_attention_favor"
-  "layers_attention_kinds   layers/attention/kinds     layers_attention_*"
-  "layers_recommender       layers/recommender         layers_attention_kinds layers_attention_* layers_optim"
+  "layers_recommender       layers/recommender         layers_attention_* layers_optim"
   "experiment_support       experiments/support        layers_recommender"
   "experiments              experiments/commands/**    experiment_support experiments_lessons"
   "experiments_lessons      experiments/lessons        experiment_support"
