@@ -83,9 +83,13 @@ std::set<std::string> ops_hpp_functions() {
   return all_matches(code_lines(read_text("autograd/ops.hpp")), decl);
 }
 
-// Every string literal of each `name() const override { return ...; }` (a ternary gives two).
+// Every string literal of each `name() const override { return ...; }` (a ternary gives two),
+// and for `return kName;` the literal of the file's `constexpr const char* kName = "..."` (or
+// `const char* const`, `char kName[]`). A name that resolves to no literal is kept as
+// "<unresolved NAME in FILE>", so that the row check fails on it instead of skipping the op.
 std::set<std::string> function_subclass_names() {
   static const std::regex literal(R"re("(\w+)")re");
+  static const std::regex constant(R"(return\s+([A-Za-z_]\w*)\s*$)");
   std::set<std::string> names;
   for (const char* folder : {"autograd", "layers"}) {
     for (const auto& file : sources_in(folder)) {
@@ -94,6 +98,14 @@ std::set<std::string> function_subclass_names() {
            at = code.find("name() const override", at + 1)) {
         const std::string body = code.substr(at, code.find(';', at) - at);
         for (const auto& n : all_matches(body, literal)) names.insert(n);
+        for (const auto& c : all_matches(body, constant)) {
+          const std::regex definition("char\\s*(?:\\*\\s*(?:const\\s+)?)?" + c +
+                                      R"re((?:\[\])?\s*=\s*"(\w+)")re");
+          const auto value = all_matches(code, definition);
+          if (value.empty())
+            names.insert("<unresolved " + c + " in " + file + ">");
+          names.insert(value.begin(), value.end());
+        }
       }
     }
   }
@@ -251,14 +263,18 @@ TEST_SUITE("autograd.derivatives_table") {
     // Guards the parsers below: a scan that silently finds nothing would make every check pass.
     const auto decl = ops_hpp_functions();
     for (const char* op : {"add", "matmul", "transpose", "squeeze", "decayed_scan"})
-      CHECK_MESSAGE(decl.count(op), op, " not found in autograd/ops.hpp");
+      CHECK_MESSAGE(decl.count(op), std::string(op), " not found in autograd/ops.hpp");
     const auto custom = function_subclass_names();
-    for (const char* op : {"favor_causal", "codeword_select", "codeword_select_st"})
-      CHECK_MESSAGE(custom.count(op), op, " not found among the ag::Function subclasses");
+    // The last is named through a constant (`return kOp;`), not a literal in name().
+    for (const char* op :
+         {"favor_causal", "codeword_select", "codeword_select_st", "lisa_item_histogram_attention"})
+      CHECK_MESSAGE(
+          custom.count(op), std::string(op), " not found among the ag::Function subclasses");
     CHECK_FALSE(custom.count("square"));  // function.hpp's comment example is not an op
     const auto recorded = recorded_layer_ops();
     for (const char* op : {"bce_with_logits", "softmax_cross_entropy", "masked_mean"})
-      CHECK_MESSAGE(recorded.count(op), op, " not found among the ops recorded in layers/");
+      CHECK_MESSAGE(
+          recorded.count(op), std::string(op), " not found among the ops recorded in layers/");
     CHECK(flagged_layer_outputs().count("codeword_select_hard"));
     CHECK(table_rows().size() > 40);
   }
