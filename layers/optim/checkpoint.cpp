@@ -48,8 +48,19 @@ void check_names(const NamedGenerators& rngs, const NamedScalars& scalars, const
   }
 }
 
-bool starts_with(const std::string& s, const char* prefix) {
-  return s.compare(0, std::strlen(prefix), prefix) == 0;
+// The entries' name prefixes: one definition for the writer and both readers.
+constexpr const char* kModelPrefix = "model.";
+constexpr const char* kOptimPrefix = "optim.";
+constexpr const char* kRngPrefix = "rng.";
+constexpr const char* kScalarPrefix = "scalar.";
+
+// True when `name` starts with `prefix`; then *rest is the part after it.
+bool strip_prefix(const std::string& name, const char* prefix, std::string* rest) {
+  const size_t n = std::strlen(prefix);
+  if (name.compare(0, n, prefix) != 0)
+    return false;
+  *rest = name.substr(n);
+  return true;
 }
 
 // Runs f; an attnlab error escaping it is rethrown as the same type with `context` in front.
@@ -93,10 +104,11 @@ NamedTensors checkpoint_entries(const nn::Module& model,
   NamedTensors out;
   out.emplace_back("checkpoint_version", int_scalar(kVersion));
   out.emplace_back("step", int_scalar(step));
-  for (auto& [n, t] : model.state_dict()) out.emplace_back("model." + n, t);
-  for (auto& [n, t] : opt.state_dict()) out.emplace_back("optim." + n, t);
-  for (const auto& [n, g] : rngs) out.emplace_back("rng." + n, generator_state(*g));
-  for (const auto& [n, v] : scalars) out.emplace_back("scalar." + n, scalar_tensor(v, kFloat64));
+  for (auto& [n, t] : model.state_dict()) out.emplace_back(kModelPrefix + n, t);
+  for (auto& [n, t] : opt.state_dict()) out.emplace_back(kOptimPrefix + n, t);
+  for (const auto& [n, g] : rngs) out.emplace_back(kRngPrefix + n, generator_state(*g));
+  for (const auto& [n, v] : scalars)
+    out.emplace_back(kScalarPrefix + n, scalar_tensor(v, kFloat64));
   return out;
 }
 
@@ -129,18 +141,19 @@ int64_t load_checkpoint_entries(const NamedTensors& entries,
     std::string unknown;  // the first entry with no known prefix
     for (const auto& [n, t] : entries) {
       ATTNLAB_CHECK(all.insert(n).second, ValueError, "entry '", n, "' appears twice");
-      if (starts_with(n, "model.")) {
-        model_state.emplace_back(n.substr(6), t);
-      } else if (starts_with(n, "optim.")) {
-        optim_state.emplace_back(n.substr(6), t);
-      } else if (starts_with(n, "rng.")) {
+      std::string rest;
+      if (strip_prefix(n, kModelPrefix, &rest)) {
+        model_state.emplace_back(rest, t);
+      } else if (strip_prefix(n, kOptimPrefix, &rest)) {
+        optim_state.emplace_back(rest, t);
+      } else if (strip_prefix(n, kRngPrefix, &rest)) {
         rng_entries.emplace(n, &t);
-      } else if (starts_with(n, "scalar.")) {
+      } else if (strip_prefix(n, kScalarPrefix, &rest)) {
         ATTNLAB_CHECK(
             t.dim() == 0, ShapeError, "entry '", n, "' must be a scalar, got ", t.shape());
         ATTNLAB_CHECK(
             is_floating(t.dtype()), DTypeError, "entry '", n, "' must be float, got ", t.dtype());
-        loaded_scalars.emplace_back(n.substr(7), t.item());
+        loaded_scalars.emplace_back(rest, t.item());
       } else if (n == "checkpoint_version" || n == "step") {
         top.emplace(n, &t);
       } else if (unknown.empty()) {
@@ -168,7 +181,7 @@ int64_t load_checkpoint_entries(const NamedTensors& entries,
                   "scalar.*)");
     step = *scalar_entry(top, "step", kInt64).data<int64_t>();
     for (const auto& [n, g] : rngs) {
-      auto it = rng_entries.find("rng." + n);
+      auto it = rng_entries.find(kRngPrefix + n);
       ATTNLAB_CHECK(it != rng_entries.end(), ValueError, "missing entry 'rng.", n, "'");
       const Tensor& t = *it->second;
       ATTNLAB_CHECK(
@@ -219,8 +232,9 @@ NamedTensors read_checkpoint(const std::string& path) {
 NamedScalars read_scalars(const NamedTensors& entries) {
   NamedScalars scalars;
   for (const auto& [n, t] : entries) {
-    if (starts_with(n, "scalar.") && t.dim() == 0 && is_floating(t.dtype()))
-      scalars.emplace_back(n.substr(7), t.item());
+    std::string rest;
+    if (strip_prefix(n, kScalarPrefix, &rest) && t.dim() == 0 && is_floating(t.dtype()))
+      scalars.emplace_back(rest, t.item());
   }
   return scalars;
 }
