@@ -216,7 +216,9 @@ int64_t restore_forward_state(const Module& m, const ForwardState& state);
 // While a FreezeTracesGuard lives on this thread, the modules that keep a trace of their last
 // call for inspection (FavorKernel, SoftmaxKernel's reference path, LISA) leave that trace as it
 // is: an observer that replays a training step (rec::GradientShadow) does not replace the
-// step's intermediates, and their gradients, that the user inspects afterwards.
+// step's intermediates, and their gradients, that the user inspects afterwards, and an
+// evaluation (rec::evaluate) leaves the trace of the user's last forward. A module may then skip
+// tensors it materialises only for its trace (LISA's per-position histograms in evaluation).
 bool traces_frozen();
 class FreezeTracesGuard {
  public:

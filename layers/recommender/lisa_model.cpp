@@ -117,8 +117,12 @@ Var LISA::hidden(const Tensor& ids) {
   const bool exposed = pq->expose_codebook_inputs;
   pq->expose_codebook_inputs = attention_mode_ == LisaAttentionMode::ExactUnquantized;
   // Training takes the fused histogram attention from the quantized rows' selections (no
-  // per-position selection); evaluation gathers them, so that last_trace() holds the histograms.
-  const bool per_position = !is_training() && attention_mode_ == LisaAttentionMode::Histogram;
+  // per-position selection); evaluation gathers them, so that last_trace() holds the histograms,
+  // unless the traces are frozen (evaluate(), a shadow's replay): no one reads that pass's trace,
+  // and its [N, L, B, W] selections, logits and histograms would hold about three times the
+  // memory of a training step at evaluate()'s batch of 256.
+  const bool per_position =
+      !is_training() && !traces_frozen() && attention_mode_ == LisaAttentionMode::Histogram;
   rows_.reset();
   QuantizedItems items = pq->forward_ids(
       ids, embed_fn(), keep, &e, per_position ? QuantizedParts::PerPosition : QuantizedParts::Rows);

@@ -118,6 +118,8 @@ class LISA : public SequenceRecommender {
   // after a call in ExactUnquantized mode. In training the histogram attention runs fused from
   // the quantized rows (LisaAttention::forward_items: no per-position selections or histograms
   // exist), and the trace holds tables, values and query_index only; evaluation fills it all.
+  // Under nn::FreezeTracesGuard (rec::evaluate, a shadow's replay) the trace is left as it was
+  // and evaluation runs from the rows too, without [N, L, B, W] tensors.
   const LisaTrace& last_trace() const { return trace_; }
   // The last hidden() call's attention output y [N, L, D] (before dropout and the residual), in
   // either mode. Pad rows are not compared meaningfully: the model zeroes them after the FFN.

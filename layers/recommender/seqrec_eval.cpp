@@ -7,6 +7,7 @@
 #include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
 #include "core/core.hpp"
+#include "layers/nn/module.hpp"
 
 namespace attnlab::rec {
 namespace {
@@ -114,6 +115,7 @@ RankingMetrics evaluate(SequenceRecommender& model,
   const std::vector<int64_t> users = users_to_evaluate(data, opt);
   check_negatives_exist(data, users);
   ag::NoGradGuard no_grad;
+  const nn::FreezeTracesGuard keep_the_callers_traces;  // and LISA evaluates from its rows
   const bool was_training = model.is_training();
   model.eval();
   const int64_t maxlen = model.max_length(), v = data.num_items, c = 1 + opt.negatives;

@@ -70,11 +70,12 @@ struct EvalOptions {
   bool full_ranking = false;
   int64_t batch_size = 256;
   std::optional<int64_t> max_users;  // evaluate only the first users (unset: all)
-  RngKey key{};            // the negatives' (and, through tie_break_key, the ties') stream
+  RngKey key{};  // the negatives' (and, through tie_break_key, the ties') stream
 };
 
 // A user who rated every item in training has no negative: a ValueError naming the user, before
-// any scoring.
+// any scoring. Runs under nn::FreezeTracesGuard: the kernels' inspection traces (last_trace())
+// stay those of the caller's last forward, and LISA evaluates without per-position histograms.
 RankingMetrics evaluate(SequenceRecommender& model,
                         const SplitDataset& data,
                         const EvalOptions& options);
