@@ -53,6 +53,23 @@ TrainBatch synthetic_batch(int64_t n, int64_t l, uint64_t seed) {
   return b;
 }
 
+// The leave-one-out split of synthetic sequences (SyntheticConfig's other settings default).
+SplitDataset synthetic_split(int64_t users,
+                             int64_t items,
+                             int64_t topics,
+                             int64_t min_length,
+                             int64_t max_length,
+                             uint64_t seed) {
+  SyntheticConfig sc;
+  sc.users = users;
+  sc.items = items;
+  sc.topics = topics;
+  sc.min_length = min_length;
+  sc.max_length = max_length;
+  sc.seed = seed;
+  return leave_one_out(synthetic_sequences(sc));
+}
+
 }  // namespace
 
 TEST_SUITE("layers.lisa_model") {
@@ -293,14 +310,7 @@ TEST_SUITE("layers.lisa_model") {
   }
 
   TEST_CASE("evaluate leaves the trace of the caller's last forward") {
-    SyntheticConfig sc;
-    sc.users = 40;
-    sc.items = 20;
-    sc.topics = 4;
-    sc.min_length = 6;
-    sc.max_length = 14;
-    sc.seed = 4;
-    const SplitDataset data = leave_one_out(synthetic_sequences(sc));
+    const SplitDataset data = synthetic_split(40, 20, 4, 6, 14, 4);
     LISA model(tiny(LisaVariant::Base));
     model.eval();
     model.hidden(synthetic_batch(3, 12, 6).input);
@@ -334,13 +344,7 @@ TEST_SUITE("layers.lisa_model") {
 // left them, not from their start (a LISA run with an annealed tau restarted its schedule).
 TEST_SUITE("layers.lisa_model") {
   TEST_CASE("LISA with Gumbel noise and an annealed temperature resumes bit-identically") {
-    SyntheticConfig sc;
-    sc.users = 100;
-    sc.items = 40;
-    sc.min_length = 8;
-    sc.max_length = 16;
-    sc.seed = 3;
-    const SplitDataset data = leave_one_out(synthetic_sequences(sc));
+    const SplitDataset data = synthetic_split(100, 40, SyntheticConfig{}.topics, 8, 16, 3);
     LISAConfig c;
     c.num_items = data.num_items;
     c.max_length = 12;
