@@ -119,7 +119,9 @@ class LISA : public SequenceRecommender {
   // the quantized rows (LisaAttention::forward_items: no per-position selections or histograms
   // exist), and the trace holds tables, values and query_index only; evaluation fills it all.
   // Under nn::FreezeTracesGuard (rec::evaluate, a shadow's replay) the trace is left as it was
-  // and evaluation runs from the rows too, without [N, L, B, W] tensors.
+  // and evaluation runs from the rows too (no [N, L, B, W] tensors with the fused hard-query
+  // attention, the default; the other configurations gather the selections, not the logits).
+  // last_attention_output() is the last call's, frozen or not (the shadow reads its replay's).
   const LisaTrace& last_trace() const { return trace_; }
   // The last hidden() call's attention output y [N, L, D] (before dropout and the residual), in
   // either mode. Pad rows are not compared meaningfully: the model zeroes them after the FFN.

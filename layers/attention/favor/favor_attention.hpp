@@ -146,8 +146,9 @@ class FavorKernel : public AttentionKernel {
   const FavorOptions& options() const { return options_; }
 
   // The last call's labelled Vars (kept until the next call; set keep_trace = false to drop them
-  // and their memory right away). With trace_gradients the next calls also make the projection
-  // a leaf that requires grad and retain_grad() Q', K', N and D, so after backward
+  // and their memory right away; a call under nn::FreezeTracesGuard, as in rec::evaluate or a
+  // gradient shadow's replay, leaves them). With trace_gradients the next calls also make the
+  // projection a leaf that requires grad and retain_grad() Q', K', N and D, so after backward
   // last_trace().q_features.grad(), ... .projection.grad() hold dL/dQ', ..., dL/dW.
   const FavorTrace& last_trace() const { return trace_; }
   bool keep_trace = true;

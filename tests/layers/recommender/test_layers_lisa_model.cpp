@@ -268,20 +268,45 @@ TEST_SUITE("layers.lisa_model") {
 
   // Evaluation gathers per-position selections and histograms for last_trace(); under frozen
   // traces (evaluate(), a shadow's replay) no one reads them, and the model runs from the
-  // quantized rows as in training: the same hidden states with less memory. (evaluate() at the
-  // ML-1M study's batch of 256 held 961 MiB for LISA-Base 8 x 128 at width 128, against 293 MiB
-  // for a training step.)
+  // quantized rows as in training: the same hidden states, and with the fused hard-query
+  // attention (the default) without [N, L, B, W] tensors. (evaluate() at the ML-1M study's batch
+  // of 256 held 961 MiB for LISA-Base 8 x 128 at width 128, against 293 MiB for a training step.)
   TEST_CASE(
       "evaluation under frozen traces runs from the rows - same hidden states and less "
       "memory and the trace is left alone") {
-    for (LisaVariant v : {LisaVariant::Base, LisaVariant::Mini, LisaVariant::Soft}) {
-      CAPTURE(lisa_variant_name(v));
-      LISAConfig c = tiny(v);
+    struct Case {
+      LisaVariant variant;
+      bool causal;
+      LisaQuery query;
+      LisaImpl impl;
+    };
+    const Case cases[] = {{LisaVariant::Base, true, LisaQuery::Hard, LisaImpl::Fused},
+                          {LisaVariant::Mini, true, LisaQuery::Hard, LisaImpl::Fused},
+                          {LisaVariant::Soft, true, LisaQuery::Hard, LisaImpl::Fused},
+                          // Configurations without the fused item op: they gather the rows.
+                          {LisaVariant::Base, false, LisaQuery::Hard, LisaImpl::Fused},
+                          {LisaVariant::Soft, true, LisaQuery::Expected, LisaImpl::Fused},
+                          {LisaVariant::Base, true, LisaQuery::Hard, LisaImpl::Reference}};
+    for (const Case& k : cases) {
+      CAPTURE(lisa_variant_name(k.variant));
+      CAPTURE(k.causal);
+      CAPTURE(static_cast<int>(k.query));
+      CAPTURE(static_cast<int>(k.impl));
+      LISAConfig c = tiny(k.variant);
       c.codewords = 64;  // [N, L, B, W] tensors large next to the others
+      c.causal = k.causal;
+      c.query = k.query;
+      c.impl = k.impl;
       LISA model(c);
       model.eval();
+      const NoGradGuard no_grad;  // as in evaluate()
       const TrainBatch b = synthetic_batch(6, 12, 5);
-      model.hidden(b.input);  // a first call allocates what later calls reuse
+      {
+        // A first call allocates what later calls reuse; frozen, it leaves no trace whose
+        // release would lower the next call's peak.
+        const FreezeTracesGuard frozen;
+        model.hidden(b.input);
+      }
       reset_peak_memory();
       int64_t before = memory_stats().live_bytes;
       const Tensor per_position = model.hidden(b.input).value();
@@ -297,14 +322,15 @@ TEST_SUITE("layers.lisa_model") {
         rows = model.hidden(b.input).value();
         rows_peak = memory_stats().peak_bytes - before;
       }
-      // The fused attention sums the same terms in another order: float32 rounding apart.
-      CHECK_CLOSE(rows, per_position, 1e-5, 1e-5);
+      // The item op gathers, masks, scans and attends as the per-position ops do, in the same
+      // order: the same bits.
+      CHECK(testing::bitwise_equal(rows, per_position));
       CHECK(model.last_trace().histograms.value().raw_data() == traced.raw_data());
-      if (v != LisaVariant::Soft) {  // Soft's soft codes gather their selections either way
+      if (k.causal && k.query == LisaQuery::Hard && k.impl == LisaImpl::Fused) {
         CAPTURE(rows_peak);
         CAPTURE(per_position_peak);
-        // At least the histograms' bytes are saved (the selections and logits too).
-        CHECK(per_position_peak - rows_peak >= static_cast<int64_t>(traced.nbytes()));
+        // The per-position selections, logits and histograms, each [N, L, B, W], are not made.
+        CHECK(per_position_peak - rows_peak >= 3 * static_cast<int64_t>(traced.nbytes()));
       }
     }
   }
