@@ -19,17 +19,11 @@ ACTION=${1:-run}
 [ $# -gt 0 ] && shift
 ONLY="$*"
 SEEDS="seed=0,1,2"
-# The SASRec paper's settings (Kang & McAuley, ICDM 2018, Sec. IV-C) for the SASRec kinds.
-SASREC="--data $DATA --dim 50 --blocks 2 --heads 1 --maxlen 200 --dropout 0.2 --lr 0.001 \
---batch 128 --epochs 200 --eval-every 20 --full-ranking"
-# The official LISA code's ML-1M settings (Wu et al., WWW 2021): width 128, one layer, dropout
-# 0.1, lr 1e-3, 200 epochs, Adam betas (0.9, 0.98) as in all our runs. Its positional table
-# has 300 rows; here maxlen 200, as in SASRec's.
-LISA="--data $DATA --dim 128 --maxlen 200 --dropout 0.1 --lr 0.001 --batch 128 --epochs 200 \
---eval-every 20 --full-ranking"
-# Tuned on validation (docs/results.md, "LISA-Soft: closing the gap"): lr 2e-3 at width 50.
-TUNED="--data $DATA --dim 50 --maxlen 200 --dropout 0.2 --lr 0.002 --batch 128 --epochs 200 \
---eval-every 20 --full-ranking"
+. "$(dirname "$0")/ml1m_settings.sh"
+SCHEDULE="--epochs 200 --eval-every 20 --full-ranking"
+SASREC="$SASREC_SETTINGS $SCHEDULE"
+LISA="$LISA_SETTINGS $SCHEDULE"
+TUNED="$TUNED_SETTINGS $SCHEDULE"
 
 sweep() {  # name grid args
   if [ -n "$ONLY" ] && ! echo " $ONLY " | grep -q " $1 "; then

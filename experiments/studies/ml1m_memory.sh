@@ -5,16 +5,14 @@
 # "name U peak-MiB peak-RSS-MiB" per run; each run's output is kept in $OUT/<name>.<U>.txt.
 #
 #   ATTNLAB=build/attnlab DATA=../shared/data/ml-1m.txt OUT=memory sh experiments/studies/ml1m_memory.sh
-#
-# The settings are ml1m_kinds.sh's without --epochs and --eval-every (given here once).
 set -eu
 ATTNLAB=${ATTNLAB:-attnlab}
 DATA=${DATA:-../shared/data/ml-1m.txt}
 OUT=${OUT:-studies/ml1m_memory}
-SASREC="--data $DATA --dim 50 --blocks 2 --heads 1 --maxlen 200 --dropout 0.2 --lr 0.001 \
---batch 128 --full-ranking"
-LISA="--data $DATA --dim 128 --maxlen 200 --dropout 0.1 --lr 0.001 --batch 128 --full-ranking"
-TUNED="--data $DATA --dim 50 --maxlen 200 --dropout 0.2 --lr 0.002 --batch 128 --full-ranking"
+. "$(dirname "$0")/ml1m_settings.sh"  # ml1m_kinds.sh's settings, without its schedule
+SASREC="$SASREC_SETTINGS --full-ranking"
+LISA="$LISA_SETTINGS --full-ranking"
+TUNED="$TUNED_SETTINGS --full-ranking"
 mkdir -p "$OUT"
 
 probe() {  # name users args...
