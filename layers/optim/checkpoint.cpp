@@ -182,12 +182,20 @@ int64_t load_checkpoint_entries(const NamedTensors& entries,
     step = *scalar_entry(top, "step", kInt64).data<int64_t>();
     for (const auto& [n, g] : rngs) {
       auto it = rng_entries.find(kRngPrefix + n);
-      ATTNLAB_CHECK(it != rng_entries.end(), ValueError, "missing entry 'rng.", n, "'");
+      ATTNLAB_CHECK(it != rng_entries.end(), ValueError, "missing entry '", kRngPrefix, n, "'");
       const Tensor& t = *it->second;
-      ATTNLAB_CHECK(
-          t.shape() == Shape{2}, ShapeError, "entry 'rng.", n, "' must be [2], got ", t.shape());
-      ATTNLAB_CHECK(
-          t.dtype() == kInt64, DTypeError, "entry 'rng.", n, "' must be int64, got ", t.dtype());
+      ATTNLAB_CHECK(t.shape() == Shape{2},
+                    ShapeError,
+                    "entry '",
+                    it->first,
+                    "' must be [2], got ",
+                    t.shape());
+      ATTNLAB_CHECK(t.dtype() == kInt64,
+                    DTypeError,
+                    "entry '",
+                    it->first,
+                    "' must be int64, got ",
+                    t.dtype());
       new_rngs.emplace_back(g, t);
       rng_entries.erase(it);
     }
